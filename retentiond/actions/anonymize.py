@@ -1,0 +1,239 @@
+"""``anonymize``: overwrite personal columns in place with a per-column strategy.
+
+Strategies (PostgreSQL Anonymizer and Fides offer the same family): ``nullify``, ``constant``,
+``mask`` (keep the last N characters), ``generalize`` (date to month or year, number to a step,
+IP address to its network) and ``pk_derived`` (a unique value built from the primary key, for
+unique columns).  NULL stays NULL, and anonymizing twice changes nothing.  A strategy whose
+output could not fit the column is a validation error: a value is never silently truncated.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from retentiond.actions.base import (
+    Action,
+    ActionOptions,
+    Finding,
+    column_or_finding,
+    is_text,
+    text_fits,
+)
+from retentiond.policy.filters import Identifier, Scalar, StrictModel
+from retentiond.stores.base import ColumnInfo, ColumnKind, TableSchema
+
+PK_DIGITS = 20
+"""Widest decimal rendering of a 64-bit integer key, for sizing ``pk_derived`` output."""
+IPV4_TEXT = 15
+IPV6_TEXT = 39
+
+
+class Nullify(StrictModel):
+    """Set the column to NULL; on a NOT NULL column only with a ``fallback`` constant."""
+
+    strategy: Literal["nullify"]
+    fallback: Scalar | None = None
+
+
+class Constant(StrictModel):
+    """Replace the value with one constant."""
+
+    strategy: Literal["constant"]
+    value: Scalar
+
+
+class Mask(StrictModel):
+    """Replace every character but the last ``keep_last`` with ``char``; the length is kept."""
+
+    strategy: Literal["mask"]
+    keep_last: Annotated[int, Field(ge=0)] = 4
+    char: Annotated[str, Field(min_length=1, max_length=1)] = "*"
+
+
+class Generalize(StrictModel):
+    """Coarsen the value: a date or time ``to`` month or year, a number to a ``step``, or an
+    IP address ``to: network`` (IPv4 /24, IPv6 /48)."""
+
+    strategy: Literal["generalize"]
+    to: Literal["month", "year", "network"] | None = None
+    step: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Generalize:
+        if (self.to is None) == (self.step is None):
+            raise ValueError("give exactly one of 'to' (month, year, network) or 'step'")
+        return self
+
+
+class PkDerived(StrictModel):
+    """A unique replacement built from the primary key, e.g. ``erased+{pk}@example.invalid``."""
+
+    strategy: Literal["pk_derived"]
+    template: str = "erased+{pk}@example.invalid"
+
+    @model_validator(mode="after")
+    def _has_pk(self) -> PkDerived:
+        if self.template.count("{pk}") != 1 or self.template.replace("{pk}", "").count("{"):
+            raise ValueError("the template must contain '{pk}' exactly once and no other braces")
+        return self
+
+
+Strategy = Annotated[
+    Nullify | Constant | Mask | Generalize | PkDerived, Field(discriminator="strategy"),
+]
+
+
+class AnonymizeOptions(ActionOptions):
+    """``{type: anonymize, columns: {email: {strategy: pk_derived}, ip: {strategy: ...}}}``."""
+
+    type: Literal["anonymize"] = "anonymize"
+    columns: Annotated[dict[Identifier, Strategy], Field(min_length=1)]
+
+
+def value_fits(info: ColumnInfo, value: Scalar) -> str | None:
+    """Why ``value`` cannot be stored in the column, or None when it can."""
+    kind = info.kind
+    fits = {
+        ColumnKind.TEXT: isinstance(value, str),
+        ColumnKind.INTEGER: isinstance(value, int) and not isinstance(value, bool),
+        ColumnKind.DECIMAL: isinstance(value, int | float) and not isinstance(value, bool),
+        ColumnKind.FLOAT: isinstance(value, int | float) and not isinstance(value, bool),
+        ColumnKind.DATE: isinstance(value, date) and not isinstance(value, datetime),
+        ColumnKind.DATETIME: isinstance(value, datetime),
+        ColumnKind.BOOLEAN: isinstance(value, bool),
+    }.get(kind, False)
+    if not fits:
+        return f"{value!r} is not a {kind.value} value for column {info.name!r} ({info.type_name})"
+    if isinstance(value, str) and not text_fits(info, len(value)):
+        return (
+            f"{value!r} has {len(value)} characters but column {info.name!r} holds "
+            f"{info.length}"
+        )
+    return None
+
+
+def _check_strategy(  # noqa: PLR0911, C901 - one branch per strategy reads best flat
+    strategy: Nullify | Constant | Mask | Generalize | PkDerived,
+    info: ColumnInfo,
+    table: TableSchema,
+    path: tuple[str | int, ...],
+) -> Finding | None:
+    name = info.name
+    match strategy:
+        case Nullify(fallback=None) if not info.nullable:
+            return Finding(path, f"column {name!r} is NOT NULL, so nullify cannot empty it",
+                           "add a 'fallback' value, or use constant or mask")
+        case Nullify(fallback=fallback) if fallback is not None:
+            why = value_fits(info, fallback)
+            return Finding(path, f"fallback {why}", "choose a fallback that fits") if why else None
+        case Constant(value=value):
+            why = value_fits(info, value)
+            if why:
+                return Finding(path, why, "choose a constant that fits the column")
+            if info.unique:
+                return Finding(path, f"column {name!r} is unique; one constant would collide",
+                               "use pk_derived for unique columns")
+        case Mask() if not is_text(info):
+            return Finding(path, f"mask needs a text column; {name!r} is {info.type_name}",
+                           "use constant, nullify or generalize")
+        case Mask() if info.unique:
+            return Finding(path, f"column {name!r} is unique; masked values may collide",
+                           "use pk_derived for unique columns")
+        case Generalize(to="month" | "year") if info.kind not in {ColumnKind.DATE,
+                                                                    ColumnKind.DATETIME}:
+            return Finding(path, f"generalize to {strategy.to} needs a date or time column; "
+                                 f"{name!r} is {info.type_name}", "use step for numbers")
+        case Generalize(step=step) if step is not None and info.kind not in {
+            ColumnKind.INTEGER, ColumnKind.DECIMAL, ColumnKind.FLOAT}:
+            return Finding(path, f"generalize with step needs a number column; {name!r} is "
+                                 f"{info.type_name}", "use to: month/year for dates")
+        case Generalize(step=step) if (step is not None and info.kind is ColumnKind.INTEGER
+                                       and not float(step).is_integer()):
+            return Finding(path, f"step {step} is not whole but {name!r} holds integers",
+                           "use a whole step")
+        case Generalize(to="network") if not is_text(info) or not text_fits(info, IPV4_TEXT):
+            return Finding(path, f"generalize to network needs a text column of at least "
+                                 f"{IPV4_TEXT} characters; {name!r} is {info.type_name}",
+                           "store addresses as text, or use nullify")
+        case PkDerived(template=template):
+            return _check_pk_derived(template, info, table, path)
+    return None
+
+
+def _check_pk_derived(
+    template: str, info: ColumnInfo, table: TableSchema, path: tuple[str | int, ...],
+) -> Finding | None:
+    if not is_text(info):
+        return Finding(path, f"pk_derived writes text; {info.name!r} is {info.type_name}",
+                       "use it on a text column")
+    if len(table.primary_key) != 1:
+        return Finding(path, "pk_derived needs a one-column primary key",
+                       "use another strategy on tables with composite keys")
+    key = table.columns[table.primary_key[0]]
+    key_width = key.length if key.kind is ColumnKind.TEXT and key.length else PK_DIGITS
+    widest = len(template) - len("{pk}") + key_width
+    if not text_fits(info, widest):
+        return Finding(path, f"'{template}' can need {widest} characters but column "
+                             f"{info.name!r} holds {info.length}",
+                       "shorten the template")
+    return None
+
+
+class AnonymizeAction(Action[AnonymizeOptions]):
+    """Overwrite personal columns in place; the row stays, the person is gone from it."""
+
+    name: ClassVar[str] = "anonymize"
+    options_model = AnonymizeOptions
+    severity: ClassVar[int] = 2
+
+    def check(self, table: TableSchema) -> list[Finding]:
+        """Each strategy against its column's type, length, uniqueness and nullability."""
+        findings: list[Finding] = []
+        for column, strategy in self.options.columns.items():
+            path: tuple[str | int, ...] = ("action", "columns", column)
+            info = column_or_finding(table, column, path)
+            if isinstance(info, Finding):
+                findings.append(info)
+                continue
+            if column in table.primary_key:
+                findings.append(Finding(path, f"{column!r} is the primary key",
+                                        "anonymize other columns; keys are what the audit keeps"))
+                continue
+            finding = _check_strategy(strategy, info, table, path)
+            if finding is not None:
+                findings.append(finding)
+        return findings
+
+    def describe(self) -> str:
+        """Each column with its strategy."""
+        parts = [f"{column}: {_words(strategy)}" for column, strategy in
+                 self.options.columns.items()]
+        return "anonymize " + "; ".join(parts)
+
+    def touched_columns(self) -> tuple[str, ...]:
+        """The anonymized columns."""
+        return tuple(self.options.columns)
+
+
+def _words(strategy: Nullify | Constant | Mask | Generalize | PkDerived) -> str:
+    match strategy:
+        case Nullify(fallback=None):
+            return "set to NULL"
+        case Nullify(fallback=fallback):
+            return f"set to NULL (or {fallback!r} where NOT NULL)"
+        case Constant(value=value):
+            return f"replace with {value!r}"
+        case Mask(keep_last=keep, char=char):
+            return f"mask with {char!r}, keeping the last {keep}"
+        case Generalize(to="network"):
+            return "cut to the network (IPv4 /24, IPv6 /48)"
+        case Generalize(to=to) if to is not None:
+            return f"round down to the {to}"
+        case Generalize(step=step):
+            return f"round down to a multiple of {step:g}"
+        case PkDerived(template=template):
+            return f"replace with {template!r}"
+    return strategy.strategy

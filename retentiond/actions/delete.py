@@ -1,0 +1,47 @@
+"""``delete``: remove the selected rows, honouring foreign keys, never disabling them."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from retentiond.actions.base import Action, ActionOptions, Finding
+from retentiond.stores.base import OnDelete, TableSchema
+
+
+class DeleteOptions(ActionOptions):
+    """``{type: delete, on_children: refuse|delete}``.
+
+    ``on_children`` decides what happens where child rows reference a selected record through
+    a RESTRICT / NO ACTION foreign key: ``refuse`` (the default) skips that record and reports
+    it as blocked; ``delete`` removes the children first, deepest first, in the same transaction.
+    """
+
+    type: Literal["delete"] = "delete"
+    on_children: Literal["refuse", "delete"] = "refuse"
+
+
+class DeleteAction(Action[DeleteOptions]):
+    """Delete selected rows in batches walked along the primary key."""
+
+    name: ClassVar[str] = "delete"
+    options_model = DeleteOptions
+    severity: ClassVar[int] = 4
+
+    def check(self, table: TableSchema) -> list[Finding]:
+        """Deleting fits any table with a primary key (checked by validation itself)."""
+        del table
+        return []
+
+    def describe(self) -> str:
+        """What deleting does, including what happens where children block it."""
+        children = (
+            "rows with restricting children are skipped and reported as blocked"
+            if self.options.on_children == "refuse"
+            else "restricting children are deleted first, deepest first, in the same transaction"
+        )
+        return f"delete the row; {children}"
+
+
+def blocking(on_delete: OnDelete) -> bool:
+    """Whether this ON DELETE behaviour refuses the parent's deletion while children exist."""
+    return on_delete in {OnDelete.RESTRICT, OnDelete.NO_ACTION}

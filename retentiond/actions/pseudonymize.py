@@ -1,0 +1,97 @@
+"""``pseudonymize``: replace values by keyed, deterministic pseudonyms so joins still work.
+
+The pseudonym is HMAC-SHA256 under a key derived per *domain* (a named join space such as
+``customer-email``) from a secret held outside the policy, in lowercase base32 cut to fit the
+column.  The same value in the same domain gives the same pseudonym in every table and store;
+different domains never join.  The key id goes into the audit record so keys can be rotated.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, Field
+
+from retentiond.actions.base import (
+    Action,
+    ActionOptions,
+    Finding,
+    column_or_finding,
+    is_text,
+    text_fits,
+)
+from retentiond.policy.filters import Identifier, StrictModel
+from retentiond.stores.base import TableSchema
+
+FULL_LENGTH = 52
+"""Characters of an unpadded base32 SHA-256 digest."""
+MIN_JOINABLE = 16
+"""Shortest pseudonym on a unique or joined column (80 bits: collisions stay negligible)."""
+MIN_LENGTH = 8
+
+_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+def _domain(value: str) -> str:
+    if not _DOMAIN.match(value):
+        raise ValueError(f"{value!r} is not a domain name; use lowercase letters, digits, . _ -")
+    return value
+
+
+class PseudonymColumn(StrictModel):
+    """One column: its join domain and, optionally, the pseudonym's length."""
+
+    domain: Annotated[str, AfterValidator(_domain)]
+    length: Annotated[int, Field(ge=MIN_LENGTH, le=FULL_LENGTH)] | None = None
+
+
+class PseudonymizeOptions(ActionOptions):
+    """``{type: pseudonymize, columns: {requester_email: {domain: customer-email}}}``."""
+
+    type: Literal["pseudonymize"] = "pseudonymize"
+    columns: Annotated[dict[Identifier, PseudonymColumn], Field(min_length=1)]
+
+
+class PseudonymizeAction(Action[PseudonymizeOptions]):
+    """Overwrite columns with keyed pseudonyms, stable across tables, stores and runs."""
+
+    name: ClassVar[str] = "pseudonymize"
+    options_model = PseudonymizeOptions
+    severity: ClassVar[int] = 1
+
+    def check(self, table: TableSchema) -> list[Finding]:
+        """Text columns only, long enough for a pseudonym that will not collide."""
+        findings: list[Finding] = []
+        joined = {column for fk in table.references for column in fk.columns}
+        for column, spec in self.options.columns.items():
+            path: tuple[str | int, ...] = ("action", "columns", column)
+            info = column_or_finding(table, column, path)
+            if isinstance(info, Finding):
+                findings.append(info)
+                continue
+            if not is_text(info):
+                findings.append(Finding(path, f"pseudonyms are text; {column!r} is "
+                                              f"{info.type_name}", "pseudonymize text columns"))
+                continue
+            needed = MIN_JOINABLE if (info.unique or column in joined) else MIN_LENGTH
+            wanted = spec.length or needed
+            if wanted < needed:
+                findings.append(Finding(path, f"{column!r} is unique or joined; a pseudonym of "
+                                              f"{wanted} characters may collide",
+                                        f"use length {needed} or more"))
+            elif not text_fits(info, wanted):
+                findings.append(Finding(path, f"column {column!r} holds {info.length} "
+                                              f"characters, fewer than the {wanted} needed",
+                                        "widen the column or choose a shorter length"))
+        return findings
+
+    def describe(self) -> str:
+        """Each column with its domain."""
+        parts = [f"{column} in domain {spec.domain!r}" for column, spec in
+                 self.options.columns.items()]
+        return "replace with keyed pseudonyms: " + "; ".join(parts)
+
+    def touched_columns(self) -> tuple[str, ...]:
+        """The pseudonymized columns."""
+        return tuple(self.options.columns)

@@ -1,0 +1,121 @@
+"""The whole exception tree of retentiond.
+
+Every error a user can cause, or a store can throw at us, is one of these::
+
+    RetentionError
+    +- ConfigError          settings file or environment is wrong (file, line)
+    +- PolicyError          one or more problems in the policy files (problems: file, line, subject)
+    +- StoreError           a data store refused or failed (store)
+    |  +- StoreUnavailable  transient: connection refused, timeout; worth a retry
+    |  +- SchemaChanged     the live schema no longer matches what was validated
+    +- ActionError          an action could not be applied to a batch
+    +- LimitExceeded        a safety brake: the rule would act on more than it may
+    +- AuditError           the audit ledger could not be written; the action is not done
+
+Messages are composed in ``__init__`` from attributes that stay on the instance,
+so the CLI, the log and the tests can all read them (``err.problems``,
+``err.store``, ``err.selected``).  Only the CLI turns them into exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class RetentionError(Exception):
+    """Base of every error retentiond raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of validation: where it is, what is wrong, how to fix it."""
+
+    file: Path | None
+    line: int | None
+    subject: str | None
+    what: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
+        subject = f"{self.subject}: " if self.subject else ""
+        return f"{where}{subject}{self.what}; {self.fix}"
+
+
+class ConfigError(RetentionError):
+    """The settings (config file or ``RETENTIOND_*`` environment) are invalid."""
+
+    def __init__(self, what: str, fix: str, *, file: Path | None = None, line: int | None = None):
+        self.file = file
+        self.line = line
+        self.what = what
+        self.fix = fix
+        super().__init__(str(Problem(file, line, None, what, fix)))
+
+
+class PolicyError(RetentionError):
+    """The policy set is invalid; ``problems`` lists every finding, not just the first."""
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]):
+        if not problems:
+            raise ValueError("PolicyError needs at least one problem")
+        self.problems = tuple(problems)
+        first = self.problems[0]
+        self.file = first.file
+        self.line = first.line
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        super().__init__(f"{first}{more}")
+
+
+class StoreError(RetentionError):
+    """A data store failed; the message never carries row values or passwords."""
+
+    def __init__(self, store: str, what: str, fix: str = "check the store and try again"):
+        self.store = store
+        self.what = what
+        self.fix = fix
+        super().__init__(f"store {store!r}: {what}; {fix}")
+
+
+class StoreUnavailable(StoreError):  # noqa: N818 - the name says what the operator needs to know
+    """The store could not be reached (connection refused, timeout, authentication)."""
+
+
+class SchemaChanged(StoreError):  # noqa: N818
+    """The table no longer matches what the rule was validated against."""
+
+
+class ActionError(RetentionError):
+    """An action could not be applied."""
+
+    def __init__(self, rule: str, what: str):
+        self.rule = rule
+        self.what = what
+        super().__init__(f"rule {rule!r}: {what}")
+
+
+class LimitExceeded(RetentionError):  # noqa: N818
+    """A safety brake stopped a rule before it acted."""
+
+    def __init__(self, rule: str, limit: str, allowed: float, selected: int, population: int):
+        self.rule = rule
+        self.limit = limit
+        self.allowed = allowed
+        self.selected = selected
+        self.population = population
+        super().__init__(
+            f"rule {rule!r}: would act on {selected} of {population} rows, over {limit}={allowed:g}; "
+            "nothing was done. Check the rule with 'retentiond plan', raise the limit in the rule, "
+            "or pass --allow-exceed once",
+        )
+
+
+class AuditError(RetentionError):
+    """The audit ledger could not be written or read; no action is taken without it."""
+
+    def __init__(self, what: str):
+        self.what = what
+        super().__init__(f"audit ledger: {what}")

@@ -1,0 +1,105 @@
+"""Checks across entries: unique ids, and rules that contradict each other or a retention.
+
+Two rules on the same records (same store, table, age column and filter) must escalate: a
+later rule must take away more than an earlier one (pseudonymize, then anonymize, then
+quarantine or delete).  Otherwise one of them can never keep its promise, which is an error
+the author must resolve, not something the daemon may guess about.  Likewise a rule that acts
+before a whole-table minimum retention on the same column has passed could never act.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from itertools import combinations
+
+from retentiond.actions import action_for
+from retentiond.errors import Problem
+from retentiond.policy.model import Hold, Retention, Rule, Source
+from retentiond.policy.periods import Period
+
+_REFERENCE = datetime(2000, 3, 1, tzinfo=UTC)
+"""Periods are compared by the cutoffs they give from one fixed day (months differ in length)."""
+
+
+def _longer_or_equal(first: Period, second: Period) -> bool:
+    return first.before(_REFERENCE) <= second.before(_REFERENCE)
+
+
+def cross_check(
+    rules: Sequence[Rule],
+    holds: Sequence[Hold],
+    retentions: Sequence[Retention],
+    sources: Sequence[tuple[str, Source]],
+) -> list[Problem]:
+    """Every problem that only shows when entries are looked at together."""
+    del holds  # holds never contradict anything: they add up and beat every rule
+    where = dict(sources)
+    problems = _duplicate_ids(sources)
+    for first, second in combinations(rules, 2):
+        problem = _contradiction(first, second, where)
+        if problem is not None:
+            problems.append(problem)
+    for rule in rules:
+        for retention in retentions:
+            problem = _outlived(rule, retention, where)
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
+def _duplicate_ids(sources: Sequence[tuple[str, Source]]) -> list[Problem]:
+    seen: dict[str, Source] = {}
+    problems = []
+    for entry_id, source in sources:
+        earlier = seen.get(entry_id)
+        if earlier is None:
+            seen[entry_id] = source
+            continue
+        problems.append(Problem(source.file, source.line, entry_id,
+                                f"id {entry_id!r} is already used at {earlier.file}:{earlier.line}",
+                                "give every rule, hold and retention its own id"))
+    return problems
+
+
+def _same_records(first: Rule, second: Rule) -> bool:
+    return (first.store, first.table, first.age.column, first.where) == (
+        second.store, second.table, second.age.column, second.where)
+
+
+def _contradiction(a: Rule, b: Rule, where: dict[str, Source]) -> Problem | None:
+    if not _same_records(a, b):
+        return None
+    # Let `early` be the rule that acts first (or at the same age).
+    early, late = (a, b) if _longer_or_equal(b.age.older_than, a.age.older_than) else (b, a)
+    early_action, late_action = action_for(early.action), action_for(late.action)
+    removes = not early_action.touched_columns()
+    overlap = set(early_action.touched_columns()) & set(late_action.touched_columns())
+    if removes:
+        what = (f"never acts: rule {early.id!r} already removes the same records at "
+                f"{early.age.older_than}, no later than this rule's {late.age.older_than}")
+    elif overlap and early_action.severity >= late_action.severity:
+        what = (f"contradicts rule {early.id!r} on column(s) {', '.join(sorted(overlap))}: "
+                f"that rule already {early.action.type}s them at {early.age.older_than}")
+    else:
+        return None
+    source = where[late.id]
+    return Problem(source.file, source.line, late.id, what,
+                   "make later rules take away more than earlier ones, change a period, "
+                   "or narrow one rule with 'where'")
+
+
+def _outlived(rule: Rule, retention: Retention, where: dict[str, Source]) -> Problem | None:
+    same_scope = (rule.store, rule.table, rule.age.column) == (
+        retention.store, retention.table, retention.column)
+    if not same_scope or retention.where is not None:
+        return None
+    if _longer_or_equal(rule.age.older_than, retention.period):
+        return None
+    source = where[rule.id]
+    return Problem(
+        source.file, source.line_of(("age", "older_than")), rule.id,
+        f"acts at {rule.age.older_than} but retention {retention.id!r} keeps every record of "
+        f"{rule.table} for {retention.period}, so the rule could never keep its promise",
+        f"lengthen the rule to at least {retention.period}, or narrow the retention with 'where'",
+    )

@@ -1,0 +1,202 @@
+"""Load a policy directory: YAML -> shape check -> frozen models, every problem with file:line.
+
+Phase one of validation happens here and needs no database: syntax, duplicate keys, unknown
+keys, types, periods, filters, duplicate ids and rules that contradict each other.  Phase two
+(:mod:`retentiond.validation`) checks each entry against the live store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from retentiond.errors import PolicyError, Problem
+from retentiond.policy.checks import cross_check
+from retentiond.policy.model import Hold, PolicyFile, PolicySet, Retention, Rule, Source
+
+PATTERNS = ("*.yaml", "*.yml")
+_KINDS = {"rules": "rule", "holds": "hold", "retain": "retention"}
+
+
+def load_policies(directory: Path) -> PolicySet:
+    """Every policy file in ``directory``, validated in shape; raise PolicyError listing all
+    problems when anything is wrong."""
+    files = _policy_files(directory)
+    problems: list[Problem] = []
+    rules: list[Rule] = []
+    holds: list[Hold] = []
+    retentions: list[Retention] = []
+    sources: list[tuple[str, Source]] = []
+    for path in files:
+        loaded = _load_file(path, problems)
+        if loaded is None:
+            continue
+        parsed, raw = loaded
+        for key, entries in (("rules", parsed.rules), ("holds", parsed.holds),
+                             ("retain", parsed.retain)):
+            for index, entry in enumerate(entries):
+                sources.append((entry.id, _source_of(path, raw[key][index])))
+        rules.extend(parsed.rules)
+        holds.extend(parsed.holds)
+        retentions.extend(parsed.retain)
+    problems.extend(cross_check(rules, holds, retentions, sources))
+    if problems:
+        raise PolicyError(problems)
+    return PolicySet(tuple(rules), tuple(holds), tuple(retentions), dict(sources))
+
+
+def _policy_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise PolicyError([Problem(directory, None, None, "the policy directory does not exist",
+                                   "create it, or point policy_dir (or --policies) at it")])
+    files = sorted({p for pattern in PATTERNS for p in directory.glob(pattern) if p.is_file()})
+    if not files:
+        raise PolicyError([Problem(directory, None, None,
+                                   "the policy directory holds no *.yaml or *.yml files",
+                                   "add policy files; see policies/ in the project for examples")])
+    return files
+
+
+def _load_file(path: Path, problems: list[Problem]) -> tuple[PolicyFile, CommentedMap] | None:
+    try:
+        raw = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = (exc.problem or exc.context or "invalid YAML").strip()
+        fix = ("remove or rename one of the duplicate keys" if "duplicate key" in what
+               else "fix the YAML syntax")
+        problems.append(Problem(path, line, None, f"YAML: {what}", fix))
+        return None
+    except (YAMLError, OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(path, None, None, f"cannot read: {exc}", "fix the file"))
+        return None
+    if raw is None:
+        problems.append(Problem(path, 1, None, "the file is empty",
+                                "add rules, holds or retain entries, or remove the file"))
+        return None
+    if not isinstance(raw, CommentedMap):
+        problems.append(Problem(path, 1, None, "a policy file must be a mapping",
+                                "start with 'rules:', 'holds:' or 'retain:'"))
+        return None
+    try:
+        parsed = PolicyFile.model_validate(plain(raw))
+    except ValidationError as exc:
+        problems.extend(_problems_from(path, raw, exc))
+        return None
+    if not (parsed.rules or parsed.holds or parsed.retain):
+        problems.append(Problem(path, 1, None, "the file declares nothing",
+                                "add rules, holds or retain entries, or remove the file"))
+        return None
+    return parsed, raw
+
+
+def plain(node: Any) -> Any:  # noqa: ANN401 - YAML nodes are untyped by nature
+    """The YAML tree as plain Python values (no ruamel subclasses reach the models)."""
+    if isinstance(node, dict):
+        return {str(key): plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [plain(value) for value in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, datetime):
+        return datetime(node.year, node.month, node.day, node.hour, node.minute, node.second,
+                        node.microsecond, tzinfo=node.tzinfo)
+    if isinstance(node, date):
+        return date(node.year, node.month, node.day)
+    for kind in (int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
+
+
+def _source_of(path: Path, node: CommentedMap) -> Source:
+    lines: dict[tuple[str | int, ...], int] = {}
+
+    def walk(value: Any, prefix: tuple[str | int, ...]) -> None:  # noqa: ANN401
+        if isinstance(value, CommentedMap):
+            for key in value:
+                lines[(*prefix, str(key))] = value.lc.key(key)[0] + 1
+                walk(value[key], (*prefix, str(key)))
+        elif isinstance(value, CommentedSeq):
+            for index, item in enumerate(value):
+                lines[(*prefix, index)] = value.lc.item(index)[0] + 1
+                walk(item, (*prefix, index))
+
+    walk(node, ())
+    return Source(path, node.lc.line + 1, lines)
+
+
+def _problems_from(path: Path, raw: CommentedMap, exc: ValidationError) -> Iterable[Problem]:
+    for error in exc.errors():
+        node, line, trail = _locate(raw, error["loc"])
+        subject = _subject(raw, error["loc"])
+        yield Problem(path, line, subject, *_explain(error, node, trail))
+
+
+def _locate(raw: CommentedMap, loc: tuple[Any, ...]) -> tuple[Any, int, list[str]]:
+    """Follow a pydantic error location through the YAML tree; skip union tags on the way."""
+    node: Any = raw
+    line = raw.lc.line + 1
+    trail: list[str] = []
+    for part in loc:
+        if isinstance(node, CommentedMap) and str(part) in node:
+            line = node.lc.key(str(part))[0] + 1
+            node = node[str(part)]
+            trail.append(str(part))
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+            trail.append(str(part))
+        elif isinstance(part, str) and part not in _TAGS:
+            trail.append(part)
+    return node, line, trail
+
+
+_TAGS = {"condition", "all", "any", "not", "delete", "anonymize", "pseudonymize", "quarantine",
+         "nullify", "constant", "mask", "generalize", "pk_derived", "function-after",
+         "function-before", "function-plain", "list[...]", "dict[...]"}
+
+
+def _subject(raw: CommentedMap, loc: tuple[Any, ...]) -> str | None:
+    if len(loc) >= 2 and loc[0] in _KINDS and isinstance(loc[1], int):  # noqa: PLR2004
+        entries = raw.get(loc[0])
+        if isinstance(entries, CommentedSeq) and loc[1] < len(entries):
+            entry = entries[loc[1]]
+            if isinstance(entry, CommentedMap) and isinstance(entry.get("id"), str):
+                return str(entry["id"])
+        return f"{_KINDS[loc[0]]} #{loc[1] + 1}"
+    return None
+
+
+def _explain(error: Any, node: Any, trail: list[str]) -> tuple[str, str]:  # noqa: ANN401, PLR0911
+    kind = error["type"]
+    field = trail[-1] if trail else "file"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if isinstance(node, dict | list) and not node and "where" in trail:
+        return ("an empty filter would match every record",
+                "remove 'where' or give it at least one condition")
+    if kind == "extra_forbidden":
+        return f"unknown key {field!r}", "remove it or correct its spelling"
+    if kind == "missing":
+        return f"{field!r} is missing", f"add '{field}:'"
+    if kind == "too_short" and "where" in trail:
+        return ("an empty filter would match every record",
+                "remove 'where' or give it at least one condition")
+    if kind == "union_tag_invalid":
+        context = error.get("ctx", {})
+        return (f"{field}: unknown {context.get('discriminator', 'kind')} "
+                f"{context.get('tag')!r}", f"use one of {context.get('expected_tags')}")
+    if kind == "union_tag_not_found":
+        return f"{field}: {message}", f"add the missing key to {field!r}"
+    what, _, fix = message.rpartition("; ")
+    if not what:
+        what, fix = fix, ""
+    return f"{field}: {what}", fix or "correct the value"

@@ -1,0 +1,210 @@
+"""The policy language: rules, legal holds and minimum retentions, as frozen, typed models.
+
+A policy file holds up to three lists::
+
+    rules:    what to do with records of a table once they are older than a period
+    holds:    records no rule may touch (litigation, complaints), until released or expired
+    retain:   records no rule may touch before a minimum age (tax law, recordkeeping)
+
+Holds beat every rule and add up; of several minimum retentions the longest wins, because
+each one is a guard of its own.  Where a record's standing is in doubt it is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import AfterValidator, Field, model_validator
+
+from retentiond.actions import AnyActionOptions
+from retentiond.policy.filters import Filter, Identifier, StrictModel, TableName
+from retentiond.policy.periods import PeriodField, zone
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+
+
+def _id(value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(
+            f"{value!r} is not an id; use lowercase letters, digits, '.', '_' and '-' "
+            "(at most 80 characters)",
+        )
+    return value
+
+
+def _timezone(value: str) -> str:
+    zone(value)
+    return value
+
+
+def _cron(value: str) -> str:
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a cron expression ({exc}); write five fields, "
+                         "e.g. '0 3 * * *' for 03:00 every day") from None
+    return value
+
+
+EntryId = Annotated[str, AfterValidator(_id)]
+StoreName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
+Timezone = Annotated[str, AfterValidator(_timezone)]
+Cron = Annotated[str, AfterValidator(_cron)]
+
+
+class Age(StrictModel):
+    """``{column: submitted_at, older_than: 12 months, timezone: UTC}``.
+
+    ``timezone`` is the clock of the calendar arithmetic and the zone in which naive
+    date/time values of the column are read.
+    """
+
+    column: Identifier
+    older_than: PeriodField
+    timezone: Timezone = "UTC"
+
+
+class Schedule(StrictModel):
+    """When the rule runs: a five-field ``cron`` expression or ``every`` period."""
+
+    cron: Cron | None = None
+    every: PeriodField | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Schedule:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("give exactly one of 'cron' or 'every'")
+        return self
+
+
+class Limits(StrictModel):
+    """Safety brakes per run; unset ones take the defaults from settings, never 'off'."""
+
+    max_rows: Annotated[int, Field(gt=0)] | None = None
+    max_percent: Annotated[float, Field(gt=0, le=100)] | None = None
+
+
+class Rule(StrictModel):
+    """What to do with the records of one table once they are older than a period."""
+
+    id: EntryId
+    description: Annotated[str, Field(min_length=1)]
+    """The promise in plain words, as the privacy policy or retention schedule states it."""
+    store: StoreName
+    table: TableName
+    age: Age
+    where: Filter | None = None
+    action: AnyActionOptions
+    schedule: Schedule | None = None
+    limits: Limits = Field(default_factory=Limits)
+    batch_size: Annotated[int, Field(gt=0, le=100_000)] | None = None
+    enabled: bool = True
+
+    @property
+    def version(self) -> str:
+        """A digest of everything the rule says; the audit log names the version acted under."""
+        payload = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class Hold(StrictModel):
+    """A legal hold: records in scope are never selected by any rule while it is active."""
+
+    id: EntryId
+    reason: Annotated[str, Field(min_length=1)]
+    case: str | None = None
+    store: StoreName
+    table: TableName
+    where: Filter | None = None
+    """Narrows the hold (e.g. one customer's records); absent, the whole table is held."""
+    expires: date | datetime | None = None
+
+    def active(self, at: datetime) -> bool:
+        """Whether the hold is in force at ``at``; an expiry date holds through that whole day."""
+        if self.expires is None:
+            return True
+        if isinstance(self.expires, datetime):
+            expires = self.expires if self.expires.tzinfo else self.expires.replace(
+                tzinfo=at.tzinfo)
+            return at < expires
+        return at.date() <= self.expires
+
+
+class Retention(StrictModel):
+    """A minimum retention: records in scope may not be acted on before they are this old."""
+
+    id: EntryId
+    reason: Annotated[str, Field(min_length=1)]
+    store: StoreName
+    table: TableName
+    column: Identifier
+    """The date/time column the minimum is measured from."""
+    period: PeriodField = Field(alias="for")
+    timezone: Timezone = "UTC"
+    where: Filter | None = None
+
+
+class PolicyFile(StrictModel):
+    """One YAML file: any of the three lists, at least one entry in all."""
+
+    rules: list[Rule] = Field(default_factory=list)
+    holds: list[Hold] = Field(default_factory=list)
+    retain: list[Retention] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an entry came from: its file, its first line, and the line of every nested key."""
+
+    file: Path
+    line: int
+    lines: Mapping[tuple[str | int, ...], int] = field(default_factory=dict)
+
+    def line_of(self, path: tuple[str | int, ...]) -> int:
+        """The line of ``path`` inside the entry, or of its nearest ancestor that has one."""
+        for end in range(len(path), 0, -1):
+            found = self.lines.get(path[:end])
+            if found is not None:
+                return found
+        return self.line
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Every rule, hold and minimum retention from a policy directory, validated in shape."""
+
+    rules: tuple[Rule, ...]
+    holds: tuple[Hold, ...]
+    retentions: tuple[Retention, ...]
+    sources: Mapping[str, Source]
+    """Source of each entry, by id."""
+
+    def rule(self, rule_id: str) -> Rule:
+        """The rule with this id (KeyError when absent)."""
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    def holds_on(self, store: str, table: str, at: datetime) -> Iterator[Hold]:
+        """Active holds declared on ``store.table`` at ``at``."""
+        return (h for h in self.holds if h.store == store and h.table == table and h.active(at))
+
+    def retentions_on(self, store: str, table: str) -> Iterator[Retention]:
+        """Minimum retentions declared on ``store.table``."""
+        return (r for r in self.retentions if r.store == store and r.table == table)
+
+    @property
+    def digest(self) -> str:
+        """A digest of the whole set, for the audit record of a run."""
+        entries = [e.model_dump(mode="json", by_alias=True)
+                   for e in (*self.rules, *self.holds, *self.retentions)]
+        return hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()[:16]

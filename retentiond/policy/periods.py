@@ -1,0 +1,158 @@
+"""Human retention periods ("12 months", "1 year 6 months", "30 days") and their cutoffs.
+
+Months and years are calendar units: twelve months before 2025-02-28 is 2024-02-28, and one
+month before 31 March is the last day of February.  The arithmetic happens on the wall clock
+of the rule's timezone, so "30 days" in Europe/Berlin means thirty local calendar days even
+across a daylight-saving change.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.relativedelta import relativedelta
+from pydantic import BeforeValidator, PlainSerializer
+
+_UNITS = {
+    "minute": "minutes",
+    "hour": "hours",
+    "day": "days",
+    "week": "weeks",
+    "month": "months",
+    "year": "years",
+}
+_PART = re.compile(r"(\d+)\s*([a-z]+?)s?(?=\s|,|$)")
+_WHOLE = re.compile(r"^\s*(\d+\s*[a-z]+\s*(,?\s*(and\s+)?)?)+$")
+
+
+@dataclass(frozen=True, order=False)
+class Period:
+    """A calendar period: years, months, weeks, days, hours and minutes, never negative."""
+
+    years: int = 0
+    months: int = 0
+    weeks: int = 0
+    days: int = 0
+    hours: int = 0
+    minutes: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """Parse ``"12 months"``, ``"1 year 6 months"``, ``"30 days"``; raise ValueError otherwise."""
+        cleaned = text.strip().lower()
+        if not cleaned or not _WHOLE.match(cleaned):
+            raise ValueError(
+                f"{text!r} is not a period; write a number and a unit, e.g. '30 days', "
+                "'12 months' or '1 year 6 months'",
+            )
+        amounts: dict[str, int] = {}
+        for number, unit in _PART.findall(cleaned):
+            field = _UNITS.get(unit)
+            if field is None:
+                raise ValueError(
+                    f"unknown unit {unit!r} in {text!r}; use minutes, hours, days, weeks, "
+                    "months or years",
+                )
+            if field in amounts:
+                raise ValueError(f"{field} given twice in {text!r}")
+            amounts[field] = int(number)
+        period = cls(**amounts)
+        if period.is_zero():
+            raise ValueError(f"{text!r} is a zero period; a retention period must be positive")
+        return period
+
+    def is_zero(self) -> bool:
+        """Whether every unit is zero."""
+        return not any((self.years, self.months, self.weeks, self.days, self.hours, self.minutes))
+
+    def as_relativedelta(self) -> relativedelta:
+        """The period as a dateutil relativedelta (calendar-correct month and year steps)."""
+        return relativedelta(
+            years=self.years,
+            months=self.months,
+            weeks=self.weeks,
+            days=self.days,
+            hours=self.hours,
+            minutes=self.minutes,
+        )
+
+    def before(self, moment: datetime) -> datetime:
+        """The moment this period before ``moment``, computed on ``moment``'s own wall clock."""
+        return moment - self.as_relativedelta()
+
+    def approx_days(self) -> float:
+        """A rough length for ordering and display only, never for selecting records."""
+        return (
+            self.years * 365.25
+            + self.months * 30.44
+            + self.weeks * 7
+            + self.days
+            + self.hours / 24
+            + self.minutes / 1440
+        )
+
+    def __str__(self) -> str:
+        parts = []
+        for field in ("years", "months", "weeks", "days", "hours", "minutes"):
+            amount = getattr(self, field)
+            if amount:
+                unit = field if amount != 1 else field[:-1]
+                parts.append(f"{amount} {unit}")
+        return " ".join(parts)
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA timezone ``name``; raise ValueError with a fix when it does not exist."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown timezone {name!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'",
+        ) from exc
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """The moment before which (inclusive) a record's age column makes it due.
+
+    ``local`` is the cutoff on the rule's wall clock (compared with naive datetime columns,
+    which hold local times), ``aware`` the same instant with its offset (compared with
+    timezone-aware columns), ``day`` the calendar date (compared with DATE columns).
+    """
+
+    local: datetime
+    aware: datetime
+    day: date
+
+
+def cutoff(period: Period, as_of: datetime, timezone: str) -> Cutoff:
+    """The cutoff of ``period`` measured back from ``as_of`` on ``timezone``'s calendar."""
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    tz = zone(timezone)
+    wall = as_of.astimezone(tz).replace(tzinfo=None)
+    local = period.before(wall)
+    # Re-attach the zone after the wall-clock arithmetic; fold=0 picks the first of an
+    # ambiguous hour, which errs on the side of keeping (the earlier instant).
+    aware = local.replace(tzinfo=tz)
+    return Cutoff(local=local, aware=aware, day=local.date())
+
+
+def utc_now() -> datetime:
+    """Now, timezone-aware in UTC."""
+    return datetime.now(tz=ZoneInfo("UTC"))
+
+
+
+def _parse_period(value: object) -> object:
+    return Period.parse(value) if isinstance(value, str) else value
+
+
+PeriodField = Annotated[
+    Period, BeforeValidator(_parse_period), PlainSerializer(str, return_type=str),
+]
+"""A period written in words in YAML (``12 months``), parsed calendar-correctly."""

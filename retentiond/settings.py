@@ -1,0 +1,223 @@
+"""Settings: a TOML file plus ``RETENTIOND_*`` environment variables, validated and frozen.
+
+Precedence, highest first: environment (``RETENTIOND_STATE_URL``, nested with ``__`` as in
+``RETENTIOND_STORES__APP__URL``), then the TOML file (``/etc/retentiond/retentiond.toml``
+unless ``--config`` names another), then the defaults below.
+
+Secrets never live in this file: a store's password comes from ``password_file`` or from a
+systemd credential (``password_credential``, read from ``$CREDENTIALS_DIRECTORY``), and is
+never printed or logged (:func:`masked_url`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from retentiond.errors import ConfigError
+
+DEFAULT_CONFIG = Path("/etc/retentiond/retentiond.toml")
+
+
+class LogFormat(StrEnum):
+    """How log events are rendered."""
+
+    AUTO = "auto"
+    """JSON lines when stderr is not a terminal (journald), readable console output when it is."""
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Frozen):
+    """One named data store."""
+
+    url: str
+    """A SQLAlchemy URL, without the password (``postgresql+psycopg://retentiond@db/app``)."""
+    password_file: Path | None = None
+    password_credential: str | None = None
+    """Name of a systemd credential (``LoadCredential=``) holding the password."""
+    plan_url: str | None = None
+    """Optional URL of a role without write privileges, used for dry runs and plans."""
+    lock_timeout_ms: Annotated[int, Field(gt=0)] = 2000
+    statement_timeout_ms: Annotated[int, Field(gt=0)] = 60000
+
+    @field_validator("url", "plan_url")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a SQLAlchemy URL; write e.g. 'sqlite:////var/lib/app.db' or "
+                "'postgresql+psycopg://user@host/db'",
+            ) from None
+        return value
+
+    def password(self) -> str | None:
+        """The password from its file or credential, or None; read when connecting, never stored."""
+        path = self.password_file
+        if self.password_credential is not None:
+            directory = os.environ.get("CREDENTIALS_DIRECTORY")
+            if not directory:
+                raise ConfigError(
+                    f"password_credential {self.password_credential!r} is set but "
+                    "$CREDENTIALS_DIRECTORY is not",
+                    "run under systemd with LoadCredential=, or use password_file",
+                )
+            path = Path(directory) / self.password_credential
+        if path is None:
+            return None
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the password file {path}: {exc.strerror}",
+                "check the path and that the service user may read it",
+            ) from None
+
+    def engine_url(self, *, for_plan: bool = False) -> URL:
+        """The URL to connect with, password filled in from its file or credential."""
+        url = make_url(self.plan_url if for_plan and self.plan_url else self.url)
+        secret = self.password()
+        if secret is not None:
+            url = url.set(password=secret)
+        return url
+
+
+class Defaults(_Frozen):
+    """Defaults for what a rule does not say itself; the brakes are on unless a rule lifts them."""
+
+    batch_size: Annotated[int, Field(gt=0, le=100_000)] = 1000
+    max_rows: Annotated[int, Field(gt=0)] = 100_000
+    max_percent: Annotated[float, Field(gt=0, le=100)] = 50.0
+    schedule: str = "0 3 * * *"
+    """Cron expression (five fields) for rules that do not give their own schedule."""
+    timezone: str = "UTC"
+
+
+class Settings(BaseSettings):
+    """Everything the operator configures; frozen once loaded."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RETENTIOND_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    policy_dir: Path = Path("/etc/retentiond/policies")
+    state_url: str = "sqlite:////var/lib/retentiond/state.db"
+    """Where holds, runs and the audit ledger live (SQLite by default, PostgreSQL in production)."""
+    log_format: LogFormat = LogFormat.AUTO
+    log_level: str = "info"
+    stores: dict[str, StoreSettings] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+
+    @field_validator("stores")
+    @classmethod
+    def _store_names(cls, value: dict[str, StoreSettings]) -> dict[str, StoreSettings]:
+        for name in value:
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"store name {name!r} may only use letters, digits, - and _")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        levels = {"debug", "info", "warning", "error"}
+        if value.lower() not in levels:
+            raise ValueError(f"log_level must be one of {sorted(levels)}")
+        return value.lower()
+
+
+def load_settings(config: Path | None = None) -> Settings:
+    """Load settings from ``config`` (or the default file, if it exists) and the environment.
+
+    An explicitly named file must exist; the default one may be absent (environment only).
+    Every mistake becomes a one-line :class:`ConfigError` naming the file.
+    """
+    path = config if config is not None else DEFAULT_CONFIG
+    if config is not None and not path.is_file():
+        raise ConfigError(
+            f"config file {path} does not exist",
+            "check the --config path (an example is deploy/retentiond.toml)",
+        )
+    toml_file = path if path.is_file() else None
+    if toml_file is not None:
+        _check_toml_syntax(toml_file)
+
+    class _FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files by design
+            file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if toml_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+            return tuple(sources)
+
+    try:
+        loaded = _FromFile()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(
+            f"{where}: {_plain(error)}",
+            "fix the setting in the config file or the RETENTIOND_* environment",
+            file=toml_file,
+        ) from None
+    return Settings.model_validate(loaded.model_dump())
+
+
+def _plain(error: Any) -> str:  # noqa: ANN401 - pydantic's ErrorDetails is a TypedDict
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return "unknown setting"
+    return message.removeprefix("Value error, ")
+
+
+def _check_toml_syntax(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ConfigError(
+            f"not valid TOML: {getattr(exc, 'msg', str(exc))}",
+            "fix the syntax (see deploy/retentiond.toml for an example)",
+            file=path,
+            line=line,
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", "check the file's permissions",
+                          file=path) from None
+
+
+def masked_url(url: str | URL) -> str:
+    """The URL as it may be logged: password replaced by ``***``."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.render_as_string(hide_password=True)
