@@ -48,7 +48,9 @@ class Problem:
 class ConfigError(RetentionError):
     """The settings (config file or ``RETENTIOND_*`` environment) are invalid."""
 
-    def __init__(self, what: str, fix: str, *, file: Path | None = None, line: int | None = None):
+    def __init__(
+        self, what: str, fix: str, *, file: Path | None = None, line: int | None = None,
+    ) -> None:
         self.file = file
         self.line = line
         self.what = what
@@ -59,7 +61,7 @@ class ConfigError(RetentionError):
 class PolicyError(RetentionError):
     """The policy set is invalid; ``problems`` lists every finding, not just the first."""
 
-    def __init__(self, problems: list[Problem] | tuple[Problem, ...]):
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
         if not problems:
             raise ValueError("PolicyError needs at least one problem")
         self.problems = tuple(problems)
@@ -73,7 +75,7 @@ class PolicyError(RetentionError):
 class StoreError(RetentionError):
     """A data store failed; the message never carries row values or passwords."""
 
-    def __init__(self, store: str, what: str, fix: str = "check the store and try again"):
+    def __init__(self, store: str, what: str, fix: str = "check the store and try again") -> None:
         self.store = store
         self.what = what
         self.fix = fix
@@ -91,7 +93,7 @@ class SchemaChanged(StoreError):  # noqa: N818
 class ActionError(RetentionError):
     """An action could not be applied."""
 
-    def __init__(self, rule: str, what: str):
+    def __init__(self, rule: str, what: str) -> None:
         self.rule = rule
         self.what = what
         super().__init__(f"rule {rule!r}: {what}")
@@ -100,14 +102,17 @@ class ActionError(RetentionError):
 class LimitExceeded(RetentionError):  # noqa: N818
     """A safety brake stopped a rule before it acted."""
 
-    def __init__(self, rule: str, limit: str, allowed: float, selected: int, population: int):
+    def __init__(
+        self, rule: str, limit: str, allowed: float, selected: int, population: int,
+    ) -> None:
         self.rule = rule
         self.limit = limit
         self.allowed = allowed
         self.selected = selected
         self.population = population
         super().__init__(
-            f"rule {rule!r}: would act on {selected} of {population} rows, over {limit}={allowed:g}; "
+            f"rule {rule!r}: would act on {selected} of {population} rows, "
+            f"over {limit}={allowed:g}; "
             "nothing was done. Check the rule with 'retentiond plan', raise the limit in the rule, "
             "or pass --allow-exceed once",
         )
@@ -116,6 +121,6 @@ class LimitExceeded(RetentionError):  # noqa: N818
 class AuditError(RetentionError):
     """The audit ledger could not be written or read; no action is taken without it."""
 
-    def __init__(self, what: str):
+    def __init__(self, what: str) -> None:
         self.what = what
         super().__init__(f"audit ledger: {what}")

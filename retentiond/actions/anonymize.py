@@ -54,8 +54,11 @@ class Mask(StrictModel):
 
 
 class Generalize(StrictModel):
-    """Coarsen the value: a date or time ``to`` month or year, a number to a ``step``, or an
-    IP address ``to: network`` (IPv4 /24, IPv6 /48)."""
+    """Coarsen the value to a month or year, a step, or a network.
+
+    ``to: month|year`` for dates and times, ``step: N`` for numbers, ``to: network`` for IP
+    addresses (IPv4 /24, IPv6 /48).
+    """
 
     strategy: Literal["generalize"]
     to: Literal["month", "year", "network"] | None = None
@@ -115,7 +118,7 @@ def value_fits(info: ColumnInfo, value: Scalar) -> str | None:
     return None
 
 
-def _check_strategy(  # noqa: PLR0911, C901 - one branch per strategy reads best flat
+def _check_strategy(  # noqa: C901 - one branch per strategy reads best flat
     strategy: Nullify | Constant | Mask | Generalize | PkDerived,
     info: ColumnInfo,
     table: TableSchema,

@@ -1,0 +1,1 @@
+"""The policy language: models, loader and the checks across entries."""

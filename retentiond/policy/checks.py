@@ -18,12 +18,15 @@ from retentiond.errors import Problem
 from retentiond.policy.model import Hold, Retention, Rule, Source
 from retentiond.policy.periods import Period
 
-_REFERENCE = datetime(2000, 3, 1, tzinfo=UTC)
-"""Periods are compared by the cutoffs they give from one fixed day (months differ in length)."""
+_REFERENCES = tuple(datetime(*day, tzinfo=UTC) for day in
+                    ((2001, 3, 1), (2000, 3, 1), (2001, 1, 31), (2001, 7, 31), (2001, 12, 31)))
+"""Periods are compared by their cutoffs from several days, because months differ in length:
+"1 month" is longer than "30 days" from 31 July but shorter from 1 March."""
 
 
 def _longer_or_equal(first: Period, second: Period) -> bool:
-    return first.before(_REFERENCE) <= second.before(_REFERENCE)
+    """Whether ``first`` reaches at least as far back as ``second`` from every reference day."""
+    return all(first.before(day) <= second.before(day) for day in _REFERENCES)
 
 
 def cross_check(
@@ -70,9 +73,15 @@ def _same_records(first: Rule, second: Rule) -> bool:
 def _contradiction(a: Rule, b: Rule, where: dict[str, Source]) -> Problem | None:
     if not _same_records(a, b):
         return None
-    # Let `early` be the rule that acts first (or at the same age).
-    early, late = (a, b) if _longer_or_equal(b.age.older_than, a.age.older_than) else (b, a)
-    early_action, late_action = action_for(early.action), action_for(late.action)
+    # `early` acts first; where neither period is always the shorter, the gentler action is
+    # taken to come first, so the verdict does not depend on the order of declaration.
+    action_a, action_b = action_for(a.action), action_for(b.action)
+    a_first = _longer_or_equal(b.age.older_than, a.age.older_than)
+    b_first = _longer_or_equal(a.age.older_than, b.age.older_than)
+    if a_first == b_first:
+        a_first = action_a.severity <= action_b.severity
+    early, late = (a, b) if a_first else (b, a)
+    early_action, late_action = (action_a, action_b) if a_first else (action_b, action_a)
     removes = not early_action.touched_columns()
     overlap = set(early_action.touched_columns()) & set(late_action.touched_columns())
     if removes:

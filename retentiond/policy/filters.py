@@ -135,7 +135,8 @@ class NotOf(StrictModel):
 
 def _filter_kind(value: Any) -> str | None:  # noqa: ANN401 - pydantic hands us raw input
     if isinstance(value, BaseModel):
-        return {AllOf: "all", AnyOf: "any", NotOf: "not"}.get(type(value), "condition")
+        kinds: dict[type[BaseModel], str] = {AllOf: "all", AnyOf: "any", NotOf: "not"}
+        return kinds.get(type(value), "condition")
     if isinstance(value, dict):
         for key in ("all", "any", "not"):
             if key in value:

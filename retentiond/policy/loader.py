@@ -7,7 +7,8 @@ keys, types, periods, filters, duplicate ids and rules that contradict each othe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,10 @@ _KINDS = {"rules": "rule", "holds": "hold", "retain": "retention"}
 
 
 def load_policies(directory: Path) -> PolicySet:
-    """Every policy file in ``directory``, validated in shape; raise PolicyError listing all
-    problems when anything is wrong."""
+    """Every policy file in ``directory``, validated in shape.
+
+    Raises PolicyError listing every problem (not just the first) when anything is wrong.
+    """
     files = _policy_files(directory)
     problems: list[Problem] = []
     rules: list[Rule] = []
@@ -39,13 +42,15 @@ def load_policies(directory: Path) -> PolicySet:
         if loaded is None:
             continue
         parsed, raw = loaded
-        for key, entries in (("rules", parsed.rules), ("holds", parsed.holds),
-                             ("retain", parsed.retain)):
-            for index, entry in enumerate(entries):
-                sources.append((entry.id, _source_of(path, raw[key][index])))
+        entries: list[tuple[str, Sequence[Rule | Hold | Retention]]] = [
+            ("rules", parsed.rules), ("holds", parsed.holds), ("retain", parsed.retain)]
+        for key, declared in entries:
+            sources.extend((entry.id, _source_of(path, raw[key][index]))
+                           for index, entry in enumerate(declared))
         rules.extend(parsed.rules)
         holds.extend(parsed.holds)
         retentions.extend(parsed.retain)
+    sources.sort(key=lambda item: (str(item[1].file), item[1].line))
     problems.extend(cross_check(rules, holds, retentions, sources))
     if problems:
         raise PolicyError(problems)
@@ -66,14 +71,20 @@ def _policy_files(directory: Path) -> list[Path]:
 
 def _load_file(path: Path, problems: list[Problem]) -> tuple[PolicyFile, CommentedMap] | None:
     try:
-        raw = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+        content = path.read_text(encoding="utf-8")
+        raw = YAML(typ="rt").load(content)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
+        line = min(mark.line + 1, max(content.count("\n"), 1)) if mark is not None else None
         what = (exc.problem or exc.context or "invalid YAML").strip()
         fix = ("remove or rename one of the duplicate keys" if "duplicate key" in what
                else "fix the YAML syntax")
         problems.append(Problem(path, line, None, f"YAML: {what}", fix))
+        return None
+    except ValueError as exc:  # ruamel builds dates itself and lets 2027-02-30 escape
+        line, written = _bad_date(content)
+        problems.append(Problem(path, line, None, f"YAML: {written or 'a date'}: {exc}",
+                                "write a real calendar date as YYYY-MM-DD"))
         return None
     except (YAMLError, OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(path, None, None, f"cannot read: {exc}", "fix the file"))
@@ -96,6 +107,19 @@ def _load_file(path: Path, problems: list[Problem]) -> tuple[PolicyFile, Comment
                                 "add rules, holds or retain entries, or remove the file"))
         return None
     return parsed, raw
+
+
+_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+
+
+def _bad_date(content: str) -> tuple[int | None, str | None]:
+    for number, line in enumerate(content.splitlines(), start=1):
+        for match in _DATE.finditer(line):
+            try:
+                date(*map(int, match.groups()))
+            except ValueError:
+                return number, match.group(0)
+    return None, None
 
 
 def plain(node: Any) -> Any:  # noqa: ANN401 - YAML nodes are untyped by nature
@@ -155,7 +179,7 @@ def _locate(raw: CommentedMap, loc: tuple[Any, ...]) -> tuple[Any, int, list[str
             line = node.lc.item(part)[0] + 1
             node = node[part]
             trail.append(str(part))
-        elif isinstance(part, str) and part not in _TAGS:
+        elif isinstance(part, str) and part not in _TAGS and part != "[key]":
             trail.append(part)
     return node, line, trail
 
@@ -176,7 +200,7 @@ def _subject(raw: CommentedMap, loc: tuple[Any, ...]) -> str | None:
     return None
 
 
-def _explain(error: Any, node: Any, trail: list[str]) -> tuple[str, str]:  # noqa: ANN401, PLR0911
+def _explain(error: Any, node: Any, trail: list[str]) -> tuple[str, str]:  # noqa: ANN401
     kind = error["type"]
     field = trail[-1] if trail else "file"
     message = str(error["msg"]).removeprefix("Value error, ")

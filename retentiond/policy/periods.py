@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from itertools import pairwise
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,8 +26,9 @@ _UNITS = {
     "month": "months",
     "year": "years",
 }
-_PART = re.compile(r"(\d+)\s*([a-z]+?)s?(?=\s|,|$)")
-_WHOLE = re.compile(r"^\s*(\d+\s*[a-z]+\s*(,?\s*(and\s+)?)?)+$")
+_PART = re.compile(r"(\d+)\s*([a-z]+)")
+_GLUE = re.compile(r"^(\s*,?\s*(and\s+)?)?$")
+"""What may stand between two parts: spaces, a comma, 'and'."""
 
 
 @dataclass(frozen=True, order=False)
@@ -42,23 +44,27 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Period:
-        """Parse ``"12 months"``, ``"1 year 6 months"``, ``"30 days"``; raise ValueError otherwise."""
+        """Parse ``"12 months"``, ``"1 year 6 months"``, ``"30 days"``; ValueError otherwise."""
         cleaned = text.strip().lower()
-        if not cleaned or not _WHOLE.match(cleaned):
-            raise ValueError(
-                f"{text!r} is not a period; write a number and a unit, e.g. '30 days', "
-                "'12 months' or '1 year 6 months'",
-            )
+        hint = "write a number and a unit, e.g. '30 days', '12 months' or '1 year 6 months'"
+        matches = list(_PART.finditer(cleaned))
+        if not matches:
+            raise ValueError(f"{text!r} is not a period; {hint}")
+        gaps = [cleaned[: matches[0].start()], cleaned[matches[-1].end():]]
+        gaps += [cleaned[a.end(): b.start()] for a, b in pairwise(matches)]
+        if gaps[0] or gaps[1] or any(not gap or not _GLUE.match(gap) for gap in gaps[2:]):
+            raise ValueError(f"{text!r} is not a period; {hint}")
         amounts: dict[str, int] = {}
-        for number, unit in _PART.findall(cleaned):
-            field = _UNITS.get(unit)
+        for match in matches:
+            number, word = match.groups()
+            field = _UNITS.get(word.removesuffix("s"))
             if field is None:
                 raise ValueError(
-                    f"unknown unit {unit!r} in {text!r}; use minutes, hours, days, weeks, "
+                    f"unknown unit {word!r} in {text!r}; use minutes, hours, days, weeks, "
                     "months or years",
                 )
             if field in amounts:
-                raise ValueError(f"{field} given twice in {text!r}")
+                raise ValueError(f"{field} given twice in {text!r}; give each unit once")
             amounts[field] = int(number)
         period = cls(**amounts)
         if period.is_zero():
@@ -136,15 +142,16 @@ def cutoff(period: Period, as_of: datetime, timezone: str) -> Cutoff:
     tz = zone(timezone)
     wall = as_of.astimezone(tz).replace(tzinfo=None)
     local = period.before(wall)
-    # Re-attach the zone after the wall-clock arithmetic; fold=0 picks the first of an
-    # ambiguous hour, which errs on the side of keeping (the earlier instant).
-    aware = local.replace(tzinfo=tz)
+    # Of the two readings of a wall time that falls in a DST gap or overlap, take the earlier
+    # instant: an earlier cutoff selects fewer records, so doubt keeps the record.
+    aware = min(local.replace(tzinfo=tz, fold=0), local.replace(tzinfo=tz, fold=1),
+                key=lambda moment: moment.astimezone(UTC))
     return Cutoff(local=local, aware=aware, day=local.date())
 
 
 def utc_now() -> datetime:
     """Now, timezone-aware in UTC."""
-    return datetime.now(tz=ZoneInfo("UTC"))
+    return datetime.now(tz=UTC)
 
 
 

@@ -1,0 +1,5 @@
+"""``python -m retentiond``."""
+
+from retentiond.cli import main
+
+main()

@@ -1,0 +1,186 @@
+"""Plan (and, with the write path, enforce) one rule over one store.
+
+The engine knows nothing of scheduling or printing.  The selection a plan counts is built by
+the same :meth:`Engine.selection` that enforcement uses, with the cutoff fixed once per run,
+so a dry run shows exactly what the real run would do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from retentiond.actions import action_for
+from retentiond.actions.delete import blocking
+from retentiond.errors import LimitExceeded, RetentionError, StoreError
+from retentiond.holds import HoldSource, PolicyHolds, guards_for
+from retentiond.policy.model import PolicySet, Rule
+from retentiond.policy.periods import cutoff
+from retentiond.settings import Defaults
+from retentiond.stores.base import AgeBound, Census, Key, OnDelete, Selection
+from retentiond.stores.registry import Stores
+
+log = structlog.get_logger("retentiond.engine")
+
+SAMPLE_KEYS = 5
+
+
+@dataclass(frozen=True)
+class Brakes:
+    """The most a rule may act on in one run: both limits apply."""
+
+    max_rows: int
+    max_percent: float
+
+    def check(self, rule: str, selected: int, population: int) -> LimitExceeded | None:
+        """The brake that ``selected`` of ``population`` rows would trip, or None."""
+        if selected > self.max_rows:
+            return LimitExceeded(rule, "max_rows", self.max_rows, selected, population)
+        if population and selected * 100 > self.max_percent * population:
+            return LimitExceeded(rule, "max_percent", self.max_percent, selected, population)
+        return None
+
+
+@dataclass(frozen=True)
+class GuardCount:
+    """How many matched records one hold or minimum retention protects."""
+
+    kind: str
+    id: str
+    reason: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class ChildEffect:
+    """What removing the selected rows does to rows of a referencing table."""
+
+    table: str
+    columns: tuple[str, ...]
+    on_delete: OnDelete
+    rows: int
+
+    @property
+    def blocks(self) -> bool:
+        """Whether these children would refuse the parent's removal."""
+        return blocking(self.on_delete)
+
+
+@dataclass(frozen=True)
+class RulePlan:
+    """Everything a dry run knows about one rule; ``error`` set when it could not be planned."""
+
+    rule: Rule
+    as_of: datetime
+    cutoff: datetime
+    action: str
+    census: Census | None = None
+    guards: tuple[GuardCount, ...] = ()
+    samples: tuple[Key, ...] = ()
+    children: tuple[ChildEffect, ...] = ()
+    brakes: Brakes | None = None
+    stopped_by: LimitExceeded | None = None
+    error: str | None = None
+
+
+class Engine:
+    """Plans and enforces rules of one policy set against the configured stores."""
+
+    def __init__(
+        self,
+        policies: PolicySet,
+        stores: Stores,
+        defaults: Defaults,
+        hold_sources: Sequence[HoldSource] = (),
+    ) -> None:
+        self.policies = policies
+        self.stores = stores
+        self.defaults = defaults
+        self.hold_sources: tuple[HoldSource, ...] = (PolicyHolds(policies), *hold_sources)
+
+    def selection(self, rule: Rule, *, as_of: datetime) -> Selection:
+        """The records ``rule`` may act on at ``as_of``: age, filter, and every guard."""
+        bound = AgeBound(rule.age.column, cutoff(rule.age.older_than, as_of, rule.age.timezone))
+        guards = guards_for(self.policies, self.hold_sources, store=rule.store, table=rule.table,
+                            as_of=as_of)
+        return Selection(table=rule.table, age=bound, where=rule.where, guards=guards)
+
+    def brakes(self, rule: Rule) -> Brakes:
+        """The rule's limits, unset ones taken from the defaults (never off)."""
+        return Brakes(
+            max_rows=rule.limits.max_rows or self.defaults.max_rows,
+            max_percent=rule.limits.max_percent or self.defaults.max_percent,
+        )
+
+    def batch_size(self, rule: Rule) -> int:
+        """Rows per batch (and per transaction) for ``rule``."""
+        return rule.batch_size or self.defaults.batch_size
+
+    def plan(self, rule: Rule, *, as_of: datetime, samples: int = SAMPLE_KEYS) -> RulePlan:
+        """What ``rule`` would do at ``as_of``, read in one read-only transaction."""
+        selection = self.selection(rule, as_of=as_of)
+        words = action_for(rule.action).describe()
+        base = RulePlan(rule=rule, as_of=as_of, cutoff=selection.age.cutoff.aware, action=words)
+        bound = log.bind(rule=rule.id, store=rule.store, table=rule.table)
+        try:
+            store = self.stores.get(rule.store)
+            table = store.schema(rule.table)
+            if table is None:
+                raise StoreError(rule.store, f"table {rule.table!r} no longer exists",
+                                 "run 'retentiond validate'")
+            with store.reader() as reader:
+                census = reader.census(selection)
+                keys = tuple(reader.keys(selection, after=None, limit=samples)) if samples else ()
+                children: tuple[ChildEffect, ...] = ()
+                if not action_for(rule.action).touched_columns():
+                    children = tuple(
+                        ChildEffect(fk.table, fk.columns, fk.on_delete,
+                                    reader.count_referencing(selection, fk))
+                        for fk in table.referenced_by)
+        except RetentionError as exc:
+            bound.warning("plan.failed", error=str(exc))
+            return RulePlan(rule=rule, as_of=as_of, cutoff=base.cutoff, action=words,
+                            error=str(exc))
+        brakes = self.brakes(rule)
+        guards = tuple(self._guard_counts(rule, census, as_of))
+        plan = RulePlan(
+            rule=rule, as_of=as_of, cutoff=base.cutoff, action=words, census=census,
+            guards=guards, samples=keys, children=children, brakes=brakes,
+            stopped_by=brakes.check(rule.id, census.eligible, census.population),
+        )
+        bound.info("plan.done", matched=census.matched, eligible=census.eligible,
+                   held=census.held, protected=census.protected, null_age=census.null_age)
+        return plan
+
+    def plan_all(
+        self,
+        *,
+        as_of: datetime,
+        rule_ids: Iterable[str] | None = None,
+        progress: Callable[[Rule], None] | None = None,
+    ) -> list[RulePlan]:
+        """Plans for the selected (or all enabled) rules, in policy order."""
+        plans = []
+        for rule in self.rules(rule_ids):
+            if progress is not None:
+                progress(rule)
+            plans.append(self.plan(rule, as_of=as_of))
+        return plans
+
+    def rules(self, rule_ids: Iterable[str] | None = None) -> list[Rule]:
+        """The named rules (KeyError for an unknown id), or every enabled rule."""
+        if rule_ids is None:
+            return [rule for rule in self.policies.rules if rule.enabled]
+        return [self.policies.rule(rule_id) for rule_id in rule_ids]
+
+    def _guard_counts(self, rule: Rule, census: Census, as_of: datetime) -> Iterable[GuardCount]:
+        reasons = {hold.id: hold.reason for source in self.hold_sources
+                   for hold in source.active(rule.store, rule.table, as_of)}
+        reasons.update({r.id: r.reason for r in self.policies.retentions_on(rule.store,
+                                                                             rule.table)})
+        for guard in self.selection(rule, as_of=as_of).guards:
+            yield GuardCount(guard.kind, guard.id, reasons.get(guard.id, ""),
+                             census.by_guard.get(guard.id, 0))

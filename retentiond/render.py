@@ -1,0 +1,116 @@
+"""Plans as people read them (rich tables) and as scripts read them (JSON-ready dicts).
+
+Nothing here prints; the CLI decides where output goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from retentiond.engine import RulePlan
+from retentiond.stores.base import Key
+
+
+def _key(key: Key) -> str:
+    return str(key[0]) if len(key) == 1 else "(" + ", ".join(map(str, key)) + ")"
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def plan_to_dict(plan: RulePlan) -> dict[str, Any]:
+    """One rule's plan with stable keys for scripts."""
+    census = plan.census
+    return {
+        "rule": plan.rule.id,
+        "version": plan.rule.version,
+        "description": plan.rule.description,
+        "store": plan.rule.store,
+        "table": plan.rule.table,
+        "action": plan.rule.action.type,
+        "does": plan.action,
+        "as_of": plan.as_of.isoformat(),
+        "cutoff": plan.cutoff.isoformat(),
+        "population": census.population if census else None,
+        "matched": census.matched if census else None,
+        "held": census.held if census else None,
+        "protected": census.protected if census else None,
+        "null_age": census.null_age if census else None,
+        "eligible": census.eligible if census else None,
+        "guards": [{"kind": g.kind, "id": g.id, "reason": g.reason, "rows": g.rows}
+                   for g in plan.guards],
+        "sample_keys": [[_jsonable(part) for part in key] for key in plan.samples],
+        "children": [{"table": c.table, "columns": list(c.columns),
+                      "on_delete": c.on_delete.value, "rows": c.rows} for c in plan.children],
+        "limits": ({"max_rows": plan.brakes.max_rows, "max_percent": plan.brakes.max_percent}
+                   if plan.brakes else None),
+        "stopped_by": ({"limit": plan.stopped_by.limit, "allowed": plan.stopped_by.allowed}
+                       if plan.stopped_by else None),
+        "error": plan.error,
+    }
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def plan_table(plans: Sequence[RulePlan]) -> Table:
+    """One row per rule: what it matches, what is held back, what it would act on."""
+    table = Table(title="Retention plan (dry run: nothing was changed)", title_justify="left")
+    for name, justify in (("rule", "left"), ("store.table", "left"), ("action", "left"),
+                          ("cutoff", "left"), ("matched", "right"), ("held", "right"),
+                          ("retained", "right"), ("no date", "right"), ("would act on", "right"),
+                          ("brake", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for plan in plans:
+        census = plan.census
+        where = f"{plan.rule.store}.{plan.rule.table}"
+        cut = plan.cutoff.strftime("%Y-%m-%d %H:%M %Z")
+        if census is None:
+            table.add_row(plan.rule.id, where, plan.rule.action.type, cut,
+                          *(["-"] * 5), Text("error", style="bold red"))
+            continue
+        brake = Text(f"stops: {plan.stopped_by.limit}", style="bold yellow") if plan.stopped_by \
+            else Text("ok", style="green")
+        table.add_row(plan.rule.id, where, plan.rule.action.type, cut, _count(census.matched),
+                      _count(census.held), _count(census.protected), _count(census.null_age),
+                      Text(_count(census.eligible), style="bold"), brake)
+    return table
+
+
+def plan_details(plan: RulePlan) -> Group:
+    """Everything else one rule's plan says: promise, action, guards, samples, children."""
+    lines: list[Text] = [Text(f"{plan.rule.id}", style="bold"),
+                         Text(f"  promise: {plan.rule.description}"),
+                         Text(f"  does:    {plan.action}")]
+    if plan.error:
+        lines.append(Text(f"  error:   {plan.error} (nothing would be done)", style="red"))
+        return Group(*lines)
+    for guard in plan.guards:
+        label = "held by" if guard.kind == "hold" else "retained by"
+        lines.append(Text(f"  {label} {guard.id}: {_count(guard.rows)} rows ({guard.reason})"))
+    if plan.census and plan.census.null_age:
+        lines.append(Text(f"  kept:    {_count(plan.census.null_age)} rows have no "
+                          f"{plan.rule.age.column} (a missing date keeps the record)"))
+    for child in plan.children:
+        effect = {"cascade": "would be deleted with them",
+                  "set null": "would have the reference set to NULL",
+                  "set default": "would have the reference reset to its default"}.get(
+            child.on_delete.value, "block their parents (ON DELETE "
+            f"{child.on_delete.value.upper()})")
+        lines.append(Text(f"  children: {_count(child.rows)} rows of {child.table} "
+                          f"({', '.join(child.columns)}) {effect}"))
+    if plan.samples:
+        lines.append(Text("  sample keys: " + ", ".join(_key(k) for k in plan.samples)))
+    if plan.stopped_by:
+        lines.append(Text(f"  brake:   {plan.stopped_by}", style="yellow"))
+    return Group(*lines)

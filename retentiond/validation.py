@@ -1,0 +1,133 @@
+"""Phase two of validation: every rule, hold and retention against the live store.
+
+Checked: the store is configured and reachable, the table exists and has a primary key, every
+named column exists, age columns hold dates or times, filter values fit their columns, and each
+action's options fit the table (types, lengths, nullability, uniqueness).  Every problem is
+reported with the file and line of the key it concerns; nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+
+from retentiond.actions import action_for
+from retentiond.actions.anonymize import value_fits
+from retentiond.errors import Problem, StoreError
+from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, NotOf, Op
+from retentiond.policy.model import Hold, PolicySet, Retention, Rule, Source
+from retentiond.stores.base import ColumnInfo, ColumnKind, TableSchema
+from retentiond.stores.registry import Stores
+
+Path = tuple[str | int, ...]
+Entry = Rule | Hold | Retention
+_TIME_KINDS = {ColumnKind.DATE, ColumnKind.DATETIME}
+
+
+def validate_live(policies: PolicySet, stores: Stores) -> list[Problem]:
+    """Every problem of the policy set against the live stores (empty when all is well)."""
+    problems: list[Problem] = []
+    failed: set[str] = set()
+    entries: list[Entry] = [*policies.rules, *policies.holds, *policies.retentions]
+    for entry in entries:
+        source = policies.sources[entry.id]
+
+        def problem(path: Path, what: str, fix: str, *, entry: Entry = entry,
+                    source: Source = source) -> Problem:
+            return Problem(source.file, source.line_of(path), entry.id, what, fix)
+
+        if entry.store not in stores:
+            known = ", ".join(stores.names) or "none"
+            problems.append(problem(("store",), f"store {entry.store!r} is not configured "
+                                                f"(configured: {known})",
+                                    f"add [stores.{entry.store}] to the config file"))
+            continue
+        if entry.store in failed:
+            continue
+        try:
+            store = stores.get(entry.store)
+            store.ping()
+            table = store.schema(entry.table)
+        except StoreError as exc:
+            failed.add(entry.store)
+            problems.append(problem(("store",), f"store {entry.store!r}: {exc.what}", exc.fix))
+            continue
+        if table is None:
+            problems.append(problem(("table",), f"table {entry.table!r} does not exist in store "
+                                                f"{entry.store!r}",
+                                    "check the table name (and schema) in the rule"))
+            continue
+        problems.extend(problem(path, what, fix) for path, what, fix in _check(entry, table))
+    return problems
+
+
+def _check(entry: Entry, table: TableSchema) -> Iterator[tuple[Path, str, str]]:
+    if isinstance(entry, Rule):
+        if not table.primary_key:
+            yield (("table",), f"table {table.name!r} has no primary key, so its rows cannot be "
+                               "acted on one by one and audited",
+                   "add a primary key to the table, or remove the rule")
+        yield from _time_column(table, entry.age.column, ("age", "column"))
+        for finding in action_for(entry.action).check(table):
+            yield finding.path, finding.what, finding.fix
+    elif isinstance(entry, Retention):
+        yield from _time_column(table, entry.column, ("column",))
+    if entry.where is not None:
+        yield from _filter(entry.where, table, ("where",))
+
+
+def _time_column(table: TableSchema, column: str, path: Path) -> Iterator[tuple[Path, str, str]]:
+    info = table.columns.get(column)
+    if info is None:
+        yield path, _missing(table, column), _choose(table)
+    elif info.kind not in _TIME_KINDS:
+        times = ", ".join(sorted(c.name for c in table.columns.values() if c.kind in _TIME_KINDS))
+        yield (path, f"column {column!r} is {info.type_name}, not a date or time",
+               f"measure age on a date/time column ({times or 'the table has none'})")
+
+
+def _filter(node: Filter, table: TableSchema, path: Path) -> Iterator[tuple[Path, str, str]]:
+    match node:
+        case AllOf(all=parts) | AnyOf(any=parts):
+            key = "all" if isinstance(node, AllOf) else "any"
+            for index, part in enumerate(parts):
+                yield from _filter(part, table, (*path, key, index))
+        case NotOf(not_=inner):
+            yield from _filter(inner, table, (*path, "not"))
+        case Condition():
+            info = table.columns.get(node.column)
+            if info is None:
+                yield (*path, "column"), _missing(table, node.column), _choose(table)
+                return
+            values = node.value if isinstance(node.value, list) else [node.value]
+            for value in values:
+                why = _comparable(info, value, node.op)
+                if why is not None:
+                    yield (*path, "value"), why, "compare with a value of the column's type"
+                    return
+
+
+def _comparable(info: ColumnInfo, value: object, op: Op) -> str | None:
+    if value is None:
+        return None
+    if op is Op.LIKE and info.kind is not ColumnKind.TEXT:
+        return f"'like' needs a text column; {info.name!r} is {info.type_name}"
+    if info.kind is ColumnKind.DATETIME and isinstance(value, date):
+        return None  # a date compares with a timestamp as its midnight
+    if info.kind is ColumnKind.DATE and isinstance(value, datetime):
+        return f"{value!r} has a time but column {info.name!r} holds dates"
+    if info.kind is ColumnKind.TEXT and isinstance(value, str):
+        return None  # filter values are compared, not stored: length does not matter
+    if info.kind is ColumnKind.OTHER:
+        return None
+    if isinstance(value, str | int | float | bool | date):
+        return value_fits(info, value)
+    return None
+
+
+def _missing(table: TableSchema, column: str) -> str:
+    return f"column {column!r} does not exist in table {table.name!r}"
+
+
+def _choose(table: TableSchema) -> str:
+    return "use one of: " + ", ".join(sorted(table.columns))
