@@ -6,7 +6,7 @@ Nothing here prints; the CLI decides where output goes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from rich.console import Group
@@ -66,15 +66,17 @@ def _count(value: int) -> str:
 def plan_table(plans: Sequence[RulePlan]) -> Table:
     """One row per rule: what it matches, what is held back, what it would act on."""
     table = Table(title="Retention plan (dry run: nothing was changed)", title_justify="left")
-    for name, justify in (("rule", "left"), ("store.table", "left"), ("action", "left"),
-                          ("cutoff", "left"), ("matched", "right"), ("held", "right"),
-                          ("retained", "right"), ("no date", "right"), ("would act on", "right"),
-                          ("brake", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("rule", no_wrap=True)
+    table.add_column("store.table", no_wrap=True)
+    table.add_column("action", no_wrap=True)
+    table.add_column("cutoff (UTC)", no_wrap=True)
+    for name in ("matched", "held", "retained", "no date", "would act on"):
+        table.add_column(name, justify="right")
+    table.add_column("brake", no_wrap=True)
     for plan in plans:
         census = plan.census
         where = f"{plan.rule.store}.{plan.rule.table}"
-        cut = plan.cutoff.strftime("%Y-%m-%d %H:%M %Z")
+        cut = plan.cutoff.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
         if census is None:
             table.add_row(plan.rule.id, where, plan.rule.action.type, cut,
                           *(["-"] * 5), Text("error", style="bold red"))

@@ -1,0 +1,228 @@
+"""The audit ledger: append-only, hash-chained records of everything retentiond does.
+
+Each record carries ``record_hash``, the SHA-256 of its canonical JSON (every field but the two
+hashes), and ``chain_hash = SHA-256(previous chain_hash || record_hash)``; the first record
+chains from 64 zeros.  Sequence numbers are gapless.  Changing, removing, reordering or
+truncating records breaks the chain (or the numbering) where :func:`AuditLedger.verify` sees it.
+
+No personal data enters a record: keys are kept as keys, never column values; filters are
+named by rule id and version, not by their values; errors by type and store, not driver text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import RowMapping, and_, exists, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import aliased
+
+from retentiond.errors import AuditError
+from retentiond.state import StateDB, audit_log
+
+GENESIS = "0" * 64
+
+
+class Kind(StrEnum):
+    """What a ledger record says happened."""
+
+    RUN_START = "run.start"
+    RUN_END = "run.end"
+    INTENT = "batch.intent"
+    OUTCOME = "batch.outcome"
+    OVERRIDE = "brake.override"
+    STOPPED = "brake.stopped"
+    ERROR = "rule.error"
+
+
+def canonical(value: object) -> str:
+    """The one JSON text of ``value`` that is hashed: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=_jsonable)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"{type(value).__name__} cannot go into the audit log")
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A record to append: what happened, to what, and the details in ``body``."""
+
+    kind: Kind
+    run_id: str | None = None
+    rule: str | None = None
+    rule_version: str | None = None
+    store: str | None = None
+    table: str | None = None
+    action: str | None = None
+    batch_id: str | None = None
+    body: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record as stored: the entry, its place in the ledger and its hashes."""
+
+    seq: int
+    at: str
+    entry: Entry
+    record_hash: str
+    chain_hash: str
+
+    def fields(self) -> dict[str, object]:
+        """Everything the record hash covers."""
+        e = self.entry
+        return {"seq": self.seq, "at": self.at, "kind": e.kind.value, "run_id": e.run_id,
+                "rule": e.rule, "rule_version": e.rule_version, "store": e.store,
+                "table": e.table, "action": e.action, "batch_id": e.batch_id,
+                "body": dict(e.body)}
+
+    def expected_hash(self) -> str:
+        """The record hash recomputed from the stored fields."""
+        return _sha256(canonical(self.fields()))
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The result of recomputing the chain: ``ok``, or the first broken record and why."""
+
+    records: int
+    head: str
+    broken_seq: int | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether every record checked out."""
+        return self.broken_seq is None
+
+
+class AuditLedger:
+    """Append to, read and verify the ledger in the state database."""
+
+    def __init__(self, state: StateDB) -> None:
+        self._state = state
+        self._digest_key = state.secret("audit-digest-key")
+
+    def append(self, entry: Entry) -> Record:
+        """Commit one record at the end of the chain; AuditError when it cannot be written."""
+        return self.append_many([entry])[0]
+
+    def append_many(self, entries: Sequence[Entry]) -> list[Record]:
+        """Commit records together, in order, at the end of the chain (one transaction)."""
+        body_check = [canonical(dict(e.body)) for e in entries]  # fail before locking
+        del body_check
+        with self._state.appending() as conn:
+            tail = conn.execute(
+                select(audit_log.c.seq, audit_log.c.chain_hash)
+                .order_by(audit_log.c.seq.desc()).limit(1)).first()
+            seq, chain = (tail[0], tail[1]) if tail else (0, GENESIS)
+            records = []
+            for entry in entries:
+                seq += 1
+                at = datetime.now(tz=UTC).isoformat(timespec="microseconds")
+                draft = Record(seq, at, entry, "", "")
+                record_hash = draft.expected_hash()
+                chain = _sha256(chain + record_hash)
+                records.append(Record(seq, at, entry, record_hash, chain))
+            conn.execute(insert(audit_log), [_row(r) for r in records])
+        return records
+
+    def key_digest(self, keys: Iterable[Sequence[object]]) -> str:
+        """A keyed digest of primary keys: commits to them without revealing them."""
+        mac = hmac.new(self._digest_key, digestmod=hashlib.sha256)
+        mac.update(canonical([list(k) for k in keys]).encode())
+        return mac.hexdigest()
+
+    def records(self, *, after_seq: int = 0, batch: int = 5000) -> Iterator[Record]:
+        """Every record after ``after_seq`` in sequence order, read in pages (bounded memory)."""
+        last = after_seq
+        while True:
+            try:
+                with self._state.engine.connect() as conn:
+                    rows = conn.execute(select(audit_log).where(audit_log.c.seq > last)
+                                        .order_by(audit_log.c.seq).limit(batch)).mappings().all()
+            except SQLAlchemyError as exc:
+                raise AuditError(f"cannot read the ledger: {type(exc).__name__}") from None
+            if not rows:
+                return
+            for row in rows:
+                yield _record(row)
+            last = rows[-1]["seq"]
+
+    def open_intents(self) -> list[Record]:
+        """Intents that have no outcome yet: batches a crash may have left undecided."""
+        outcome = aliased(audit_log)
+        has_outcome = exists().where(and_(outcome.c.batch_id == audit_log.c.batch_id,
+                                          outcome.c.kind == Kind.OUTCOME.value))
+        query = (select(audit_log).where(audit_log.c.kind == Kind.INTENT.value, ~has_outcome)
+                 .order_by(audit_log.c.seq))
+        with self._state.engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query).mappings()]
+
+    def count(self) -> int:
+        """How many records the ledger holds."""
+        with self._state.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(audit_log)).scalar_one())
+
+    def verify(self) -> Verification:
+        """Recompute every hash and the chain; name the first record that does not check out."""
+        chain = GENESIS
+        expected_seq = 1
+        count = 0
+        for record in self.records():
+            count += 1
+            if record.seq != expected_seq:
+                return Verification(count, chain, record.seq,
+                                    f"sequence jumps from {expected_seq - 1} to {record.seq}: "
+                                    "records are missing")
+            if record.expected_hash() != record.record_hash:
+                return Verification(count, chain, record.seq,
+                                    "the record's contents do not match its hash")
+            chain = _sha256(chain + record.record_hash)
+            if chain != record.chain_hash:
+                return Verification(count, chain, record.seq,
+                                    "the chain hash does not follow from the previous record")
+            expected_seq += 1
+        return Verification(count, chain)
+
+
+def _row(record: Record) -> dict[str, object]:
+    e = record.entry
+    return {"seq": record.seq, "at": record.at, "kind": e.kind.value, "run_id": e.run_id,
+            "rule": e.rule, "rule_version": e.rule_version, "store": e.store,
+            "table_name": e.table, "action": e.action, "batch_id": e.batch_id,
+            "body": canonical(dict(e.body)), "record_hash": record.record_hash,
+            "chain_hash": record.chain_hash}
+
+
+def _record(row: RowMapping) -> Record:
+    try:
+        body = json.loads(row["body"])
+        kind = Kind(row["kind"])
+    except (ValueError, TypeError):
+        body, kind = {"unreadable": row["body"]}, Kind.ERROR
+    entry = Entry(kind=kind, run_id=row["run_id"], rule=row["rule"],
+                  rule_version=row["rule_version"], store=row["store"],
+                  table=row["table_name"], action=row["action"], batch_id=row["batch_id"],
+                  body=body)
+    return Record(row["seq"], row["at"], entry, row["record_hash"], row["chain_hash"])
