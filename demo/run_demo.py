@@ -1,10 +1,11 @@
-"""`make demo`: build the demo store, validate the example policies, show the plan.
+"""`make demo`: build the demo store, validate the example policies, plan, enforce, review.
 
 Everything goes through the real CLI, exactly as an operator would type it.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -28,12 +29,16 @@ def retentiond(*args: str) -> None:
 
 
 def main() -> None:
-    """Build, validate, plan."""
+    """Build, validate, plan, enforce, summarize from the audit log, verify the chain."""
     shutil.rmtree(WORK, ignore_errors=True)
     summary = build_demo_store(WORK / "app.db", now=datetime.now(tz=UTC))
+    (WORK / "pseudonym.key").write_text(secrets.token_urlsafe(48), encoding="utf-8")
     print(f"demo store {WORK / 'app.db'}: {summary}")
     retentiond("validate")
     retentiond("plan")
+    retentiond("run", "--once")
+    retentiond("audit", "summary")
+    retentiond("audit", "verify")
 
 
 if __name__ == "__main__":

@@ -15,12 +15,22 @@ import structlog
 
 from retentiond.actions import action_for
 from retentiond.actions.delete import blocking
-from retentiond.errors import LimitExceeded, RetentionError, StoreError
+from retentiond.errors import LimitExceeded, RetentionError, SchemaChanged, redact
 from retentiond.holds import HoldSource, PolicyHolds, guards_for
 from retentiond.policy.model import PolicySet, Rule
 from retentiond.policy.periods import cutoff
+from retentiond.reach import Reaches, reaches_of
 from retentiond.settings import Defaults
-from retentiond.stores.base import AgeBound, Census, Key, OnDelete, Selection
+from retentiond.stores.base import (
+    AgeBound,
+    Census,
+    Guard,
+    Key,
+    OnDelete,
+    Reach,
+    Selection,
+    TableSchema,
+)
 from retentiond.stores.registry import Stores
 
 log = structlog.get_logger("retentiond.engine")
@@ -70,6 +80,15 @@ class ChildEffect:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A rule made concrete against its live table at one moment."""
+
+    selection: Selection
+    reaches: tuple[Reach, ...]
+    table: TableSchema
+
+
+@dataclass(frozen=True)
 class RulePlan:
     """Everything a dry run knows about one rule; ``error`` set when it could not be planned."""
 
@@ -102,11 +121,36 @@ class Engine:
         self.hold_sources: tuple[HoldSource, ...] = (PolicyHolds(policies), *hold_sources)
 
     def selection(self, rule: Rule, *, as_of: datetime) -> Selection:
-        """The records ``rule`` may act on at ``as_of``: age, filter, and every guard."""
+        """The records ``rule`` may act on at ``as_of``: age, filter, guards, blockers, pending.
+
+        Enforcement calls this again before every batch (with the same ``as_of``, so the
+        cutoff stays fixed for the run), so that a hold placed meanwhile is honoured.
+        """
+        return self.prepared(rule, as_of=as_of).selection
+
+    def prepared(self, rule: Rule, *, as_of: datetime) -> Prepared:
+        """The selection together with the foreign-key reach of a removal."""
+        store = self.stores.get(rule.store)
+        table = store.schema(rule.table)
+        if table is None:
+            raise SchemaChanged(rule.store, f"table {rule.table!r} no longer exists",
+                                "run 'retentiond validate'")
+        action = action_for(rule.action)
         bound = AgeBound(rule.age.column, cutoff(rule.age.older_than, as_of, rule.age.timezone))
-        guards = guards_for(self.policies, self.hold_sources, store=rule.store, table=rule.table,
-                            as_of=as_of)
-        return Selection(table=rule.table, age=bound, where=rule.where, guards=guards)
+
+        def guards_of(name: str) -> tuple[Guard, ...]:
+            return guards_for(self.policies, self.hold_sources, store=rule.store, table=name,
+                              as_of=as_of)
+
+        reach = Reaches()
+        if not action.touched_columns():
+            reach = reaches_of(store, rule.table, guards_of=guards_of,
+                               moving=rule.action.type == "quarantine",
+                               delete_children=getattr(rule.action, "on_children", "") == "delete")
+        selection = Selection(table=rule.table, age=bound, where=rule.where,
+                              guards=guards_of(rule.table), blockers=reach.blockers,
+                              pending=action.pending(table))
+        return Prepared(selection=selection, reaches=reach.reaches, table=table)
 
     def brakes(self, rule: Rule) -> Brakes:
         """The rule's limits, unset ones taken from the defaults (never off)."""
@@ -121,16 +165,13 @@ class Engine:
 
     def plan(self, rule: Rule, *, as_of: datetime, samples: int = SAMPLE_KEYS) -> RulePlan:
         """What ``rule`` would do at ``as_of``, read in one read-only transaction."""
-        selection = self.selection(rule, as_of=as_of)
         words = action_for(rule.action).describe()
-        base = RulePlan(rule=rule, as_of=as_of, cutoff=selection.age.cutoff.aware, action=words)
+        moment = cutoff(rule.age.older_than, as_of, rule.age.timezone).aware
         bound = log.bind(rule=rule.id, store=rule.store, table=rule.table)
         try:
+            prepared = self.prepared(rule, as_of=as_of)
+            selection, table = prepared.selection, prepared.table
             store = self.stores.get(rule.store)
-            table = store.schema(rule.table)
-            if table is None:
-                raise StoreError(rule.store, f"table {rule.table!r} no longer exists",
-                                 "run 'retentiond validate'")
             with store.reader() as reader:
                 census = reader.census(selection)
                 keys = tuple(reader.keys(selection, after=None, limit=samples)) if samples else ()
@@ -141,13 +182,12 @@ class Engine:
                                     reader.count_referencing(selection, fk))
                         for fk in table.referenced_by)
         except RetentionError as exc:
-            bound.warning("plan.failed", error=str(exc))
-            return RulePlan(rule=rule, as_of=as_of, cutoff=base.cutoff, action=words,
-                            error=str(exc))
+            bound.warning("plan.failed", error=redact(str(exc)))
+            return RulePlan(rule=rule, as_of=as_of, cutoff=moment, action=words, error=str(exc))
         brakes = self.brakes(rule)
-        guards = tuple(self._guard_counts(rule, census, as_of))
+        guards = tuple(self._guard_counts(rule, selection, census, as_of))
         plan = RulePlan(
-            rule=rule, as_of=as_of, cutoff=base.cutoff, action=words, census=census,
+            rule=rule, as_of=as_of, cutoff=moment, action=words, census=census,
             guards=guards, samples=keys, children=children, brakes=brakes,
             stopped_by=brakes.check(rule.id, census.eligible, census.population),
         )
@@ -176,11 +216,15 @@ class Engine:
             return [rule for rule in self.policies.rules if rule.enabled]
         return [self.policies.rule(rule_id) for rule_id in rule_ids]
 
-    def _guard_counts(self, rule: Rule, census: Census, as_of: datetime) -> Iterable[GuardCount]:
+    def _guard_counts(
+        self, rule: Rule, selection: Selection, census: Census, as_of: datetime,
+    ) -> Iterable[GuardCount]:
         reasons = {hold.id: hold.reason for source in self.hold_sources
                    for hold in source.active(rule.store, rule.table, as_of)}
         reasons.update({r.id: r.reason for r in self.policies.retentions_on(rule.store,
                                                                              rule.table)})
-        for guard in self.selection(rule, as_of=as_of).guards:
+        for guard in selection.guards:
             yield GuardCount(guard.kind, guard.id, reasons.get(guard.id, ""),
                              census.by_guard.get(guard.id, 0))
+        for blocker in selection.blockers:
+            yield GuardCount("blocker", blocker.id, "", census.by_guard.get(blocker.id, 0))

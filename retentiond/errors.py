@@ -19,8 +19,20 @@ so the CLI, the log and the tests can all read them (``err.problems``,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\([^()]*=[^()]*\)")
+
+
+def redact(text: str) -> str:
+    """``text`` with quoted strings and ``(key)=(value)`` details masked, for logs and the audit.
+
+    Database drivers quote the offending value in some messages ("Duplicate entry 'x'");
+    masking every quoted string keeps such a value out of anything that is kept.
+    """
+    return _QUOTED.sub("'…'", text)
 
 
 class RetentionError(Exception):

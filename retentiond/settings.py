@@ -30,6 +30,7 @@ from sqlalchemy.exc import ArgumentError
 from retentiond.errors import ConfigError
 
 DEFAULT_CONFIG = Path("/etc/retentiond/retentiond.toml")
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,40}$"
 
 
 class LogFormat(StrEnum):
@@ -57,6 +58,10 @@ class StoreSettings(_Frozen):
     """Optional URL of a role without write privileges, used for dry runs and plans."""
     lock_timeout_ms: Annotated[int, Field(gt=0)] = 2000
     statement_timeout_ms: Annotated[int, Field(gt=0)] = 60000
+    marker_table: Annotated[str, Field(pattern=_IDENTIFIER)] = "retentiond_batches"
+    """Table in the store where each applied batch leaves its marker (created on first run)."""
+    quarantine_prefix: Annotated[str, Field(pattern=_IDENTIFIER)] = "retentiond_q_"
+    """Quarantined rows of table T go to ``<prefix>T`` in the same database and schema."""
 
     @field_validator("url", "plan_url")
     @classmethod
@@ -103,6 +108,40 @@ class StoreSettings(_Frozen):
         return url
 
 
+class SecretSource(_Frozen):
+    """Where a secret lives: a file, or a systemd credential (``LoadCredential=``)."""
+
+    file: Path | None = None
+    credential: str | None = None
+
+    def read(self) -> bytes:
+        """The secret's bytes (surrounding whitespace removed); ConfigError when unreadable."""
+        if (self.file is None) == (self.credential is None):
+            raise ConfigError("a key needs exactly one of 'file' or 'credential'",
+                              "set one of them in [pseudonymize.keys.<id>]")
+        path = self.file
+        if self.credential is not None:
+            directory = os.environ.get("CREDENTIALS_DIRECTORY")
+            if not directory:
+                raise ConfigError(f"credential {self.credential!r} is named but "
+                                  "$CREDENTIALS_DIRECTORY is not set",
+                                  "run under systemd with LoadCredential=, or use 'file'")
+            path = Path(directory) / self.credential
+        assert path is not None  # noqa: S101 - guaranteed by the check above
+        try:
+            return path.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the key file {path}: {exc.strerror}",
+                              "check the path and that the service user may read it") from None
+
+
+class PseudonymSettings(_Frozen):
+    """Pseudonym keys by id; ``key_id`` names the one new pseudonyms are made with."""
+
+    key_id: str | None = None
+    keys: dict[str, SecretSource] = Field(default_factory=dict)
+
+
 class Defaults(_Frozen):
     """Defaults for what a rule does not say itself; the brakes are on unless a rule lifts them."""
 
@@ -131,6 +170,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     stores: dict[str, StoreSettings] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
+    pseudonymize: PseudonymSettings = Field(default_factory=PseudonymSettings)
 
     @field_validator("stores")
     @classmethod

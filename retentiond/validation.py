@@ -61,6 +61,11 @@ def validate_live(policies: PolicySet, stores: Stores) -> list[Problem]:
     return problems
 
 
+def check_rule(rule: Rule, table: TableSchema) -> list[str]:
+    """What no longer fits between ``rule`` and its live table (empty when all is well)."""
+    return [f"{what}; {fix}" for _path, what, fix in _check(rule, table)]
+
+
 def _check(entry: Entry, table: TableSchema) -> Iterator[tuple[Path, str, str]]:
     if isinstance(entry, Rule):
         if not table.primary_key:

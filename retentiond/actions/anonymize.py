@@ -9,7 +9,9 @@ output could not fit the column is a validation error: a value is never silently
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -17,13 +19,29 @@ from pydantic import Field, model_validator
 from retentiond.actions.base import (
     Action,
     ActionOptions,
+    AuditBody,
+    Batch,
     Finding,
     column_or_finding,
     is_text,
     text_fits,
 )
 from retentiond.policy.filters import Identifier, Scalar, StrictModel
-from retentiond.stores.base import ColumnInfo, ColumnKind, TableSchema
+from retentiond.stores.base import (
+    ColumnInfo,
+    ColumnKind,
+    Differs,
+    NotDerived,
+    NotMasked,
+    NotMultiple,
+    NotNetwork,
+    NotNull,
+    NotTruncated,
+    PendingCheck,
+    Row,
+    TableSchema,
+    Writer,
+)
 
 PK_DIGITS = 20
 """Widest decimal rendering of a 64-bit integer key, for sizing ``pk_derived`` output."""
@@ -118,7 +136,7 @@ def value_fits(info: ColumnInfo, value: Scalar) -> str | None:
     return None
 
 
-def _check_strategy(  # noqa: C901 - one branch per strategy reads best flat
+def _check_strategy(  # noqa: C901, PLR0912 - one branch per strategy reads best flat
     strategy: Nullify | Constant | Mask | Generalize | PkDerived,
     info: ColumnInfo,
     table: TableSchema,
@@ -153,8 +171,10 @@ def _check_strategy(  # noqa: C901 - one branch per strategy reads best flat
             ColumnKind.INTEGER, ColumnKind.DECIMAL, ColumnKind.FLOAT}:
             return Finding(path, f"generalize with step needs a number column; {name!r} is "
                                  f"{info.type_name}", "use to: month/year for dates")
-        case Generalize(step=step) if (step is not None and info.kind is ColumnKind.INTEGER
-                                       and not float(step).is_integer()):
+        case Generalize(step=step) if step is not None and info.kind is not ColumnKind.INTEGER:
+            return Finding(path, f"generalize with step rounds integers; {name!r} is "
+                                 f"{info.type_name}", "round amounts stored as whole units")
+        case Generalize(step=step) if step is not None and not float(step).is_integer():
             return Finding(path, f"step {step} is not whole but {name!r} holds integers",
                            "use a whole step")
         case Generalize(to="network") if not is_text(info) or not text_fits(info, IPV4_TEXT):
@@ -219,6 +239,96 @@ class AnonymizeAction(Action[AnonymizeOptions]):
     def touched_columns(self) -> tuple[str, ...]:
         """The anonymized columns."""
         return tuple(self.options.columns)
+
+    def pending(self, table: TableSchema) -> tuple[PendingCheck, ...]:
+        """A row is pending while any column still differs from what its strategy writes."""
+        return tuple(_pending(column, strategy, table.columns[column])
+                     for column, strategy in self.options.columns.items())
+
+    def apply(self, writer: Writer, batch: Batch) -> AuditBody:
+        """Compute each column's anonymized value and write the rows that change."""
+        columns = list(self.options.columns)
+        infos = [batch.table.columns[c] for c in columns]
+        strategies = [self.options.columns[c] for c in columns]
+        changed: list[Row] = []
+        for key, values in batch.rows:
+            new = tuple(anonymized(s, info, value, key)
+                        for s, info, value in zip(strategies, infos, values, strict=True))
+            if new != values:
+                changed.append((key, new))
+        writer.rewrite(batch.table.name, columns, changed)
+        return {"keys": [list(k) for k, _ in changed], "count": len(changed),
+                "columns": {c: s.strategy for c, s in zip(columns, strategies, strict=True)}}
+
+
+def _pending(column: str, strategy: Nullify | Constant | Mask | Generalize | PkDerived,
+             info: ColumnInfo) -> PendingCheck:
+    match strategy:
+        case Nullify(fallback=fallback) if not info.nullable and fallback is not None:
+            return Differs(column, fallback)
+        case Nullify():
+            return NotNull(column)
+        case Constant(value=value):
+            return Differs(column, value)
+        case Mask(keep_last=keep, char=char):
+            return NotMasked(column, keep, char)
+        case Generalize(to="network"):
+            return NotNetwork(column)
+        case Generalize(to="month" | "year" as unit):
+            return NotTruncated(column, unit)
+        case Generalize(step=step) if step is not None:
+            return NotMultiple(column, int(step))
+        case PkDerived(template=template):
+            prefix, _, suffix = template.partition("{pk}")
+            return NotDerived(column, prefix, suffix)
+    raise ValueError(f"no pending check for {strategy!r}")
+
+
+def anonymized(  # noqa: C901 - one case per strategy
+    strategy: Nullify | Constant | Mask | Generalize | PkDerived,
+    info: ColumnInfo,
+    value: object,
+    key: tuple[object, ...],
+) -> object:
+    """The anonymized form of ``value``; NULL stays NULL, and an anonymized value is a fixpoint."""
+    if value is None:
+        return None
+    match strategy:
+        case Nullify(fallback=fallback):
+            return None if info.nullable else fallback
+        case Constant(value=constant):
+            return constant
+        case Mask(keep_last=keep, char=char):
+            text = str(value)
+            hidden = len(text) - keep
+            return text if hidden <= 0 else char * hidden + text[hidden:]
+        case Generalize(to="network"):
+            return _network(str(value), nullable=info.nullable)
+        case Generalize(to="month") if isinstance(value, datetime):
+            return value.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        case Generalize(to="year") if isinstance(value, datetime):
+            return value.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+        case Generalize(to="month") if isinstance(value, date):
+            return value.replace(day=1)
+        case Generalize(to="year") if isinstance(value, date):
+            return value.replace(month=1, day=1)
+        case Generalize(step=step) if step is not None and isinstance(value, int | Decimal):
+            whole = int(step)
+            return (value // whole) * whole
+        case PkDerived(template=template):
+            return template.replace("{pk}", str(key[0]))
+    raise ValueError(f"{strategy.strategy} cannot anonymize a {type(value).__name__}")
+
+
+def _network(text: str, *, nullable: bool) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of an address; what is no address is dropped."""
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        # Not an address, yet in an address column past its period: remove it rather than keep.
+        return None if nullable else "0.0.0.0"  # noqa: S104 - a placeholder value, not a bind
+    prefix = 24 if address.version == 4 else 48  # noqa: PLR2004 - IP versions
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
 
 def _words(strategy: Nullify | Constant | Mask | Generalize | PkDerived) -> str:

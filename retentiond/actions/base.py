@@ -9,11 +9,24 @@ The enforcement engine adds the write path without changing these signatures.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from retentiond.policy.filters import StrictModel
-from retentiond.stores.base import ColumnInfo, ColumnKind, TableSchema
+from retentiond.stores.base import (
+    ColumnInfo,
+    ColumnKind,
+    PendingCheck,
+    Reach,
+    Row,
+    TableSchema,
+    Writer,
+)
+
+if TYPE_CHECKING:
+    from retentiond.keyring import Keyring
 
 
 class ActionOptions(StrictModel):
@@ -32,6 +45,29 @@ class Finding:
 
 
 OptionsT = TypeVar("OptionsT", bound=ActionOptions)
+
+AuditBody = dict[str, Any]
+"""What an applied batch tells the audit log: keys, counts, methods; never a column value."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of claimed rows for an action to apply, inside the writer's transaction."""
+
+    run_id: str
+    batch_id: str
+    rule: str
+    table: TableSchema
+    rows: Sequence[Row]
+    as_of: datetime
+    reaches: Sequence[Reach] = ()
+    keyring: Keyring | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> list[tuple[object, ...]]:
+        """The claimed keys, in key order."""
+        return [key for key, _ in self.rows]
 
 
 class Action(ABC, Generic[OptionsT]):
@@ -57,6 +93,15 @@ class Action(ABC, Generic[OptionsT]):
     def touched_columns(self) -> tuple[str, ...]:
         """Columns the action rewrites (empty for actions that remove whole rows)."""
         return ()
+
+    def pending(self, table: TableSchema) -> tuple[PendingCheck, ...]:
+        """How to recognize rows not yet rewritten (empty: every row is pending)."""
+        del table
+        return ()
+
+    @abstractmethod
+    def apply(self, writer: Writer, batch: Batch) -> AuditBody:
+        """Act on the batch through ``writer``; say what was done, in keys and counts."""
 
 
 def column_or_finding(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from retentiond.actions.base import Action, ActionOptions, Finding
-from retentiond.stores.base import OnDelete, TableSchema
+from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding
+from retentiond.stores.base import OnDelete, TableSchema, Writer
 
 
 class DeleteOptions(ActionOptions):
@@ -40,6 +40,14 @@ class DeleteAction(Action[DeleteOptions]):
             else "restricting children are deleted first, deepest first, in the same transaction"
         )
         return f"delete the row; {children}"
+
+    def apply(self, writer: Writer, batch: Batch) -> AuditBody:
+        """Delete the batch's rows (and first their children, where the rule says so)."""
+        removal = writer.remove(batch.table.name, batch.keys, batch.reaches)
+        return {"keys": [list(k) for k in removal.removed], "count": len(removal.removed),
+                "reached": {label: [list(k) for k in keys]
+                            for label, keys in removal.reached.items()},
+                "reached_count": sum(len(keys) for keys in removal.reached.values())}
 
 
 def blocking(on_delete: OnDelete) -> bool:

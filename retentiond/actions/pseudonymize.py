@@ -16,13 +16,16 @@ from pydantic import AfterValidator, Field
 from retentiond.actions.base import (
     Action,
     ActionOptions,
+    AuditBody,
+    Batch,
     Finding,
     column_or_finding,
     is_text,
     text_fits,
 )
+from retentiond.errors import ConfigError
 from retentiond.policy.filters import Identifier, StrictModel
-from retentiond.stores.base import TableSchema
+from retentiond.stores.base import NotPseudonym, PendingCheck, Row, TableSchema, Writer
 
 FULL_LENGTH = 52
 """Characters of an unpadded base32 SHA-256 digest."""
@@ -95,3 +98,36 @@ class PseudonymizeAction(Action[PseudonymizeOptions]):
     def touched_columns(self) -> tuple[str, ...]:
         """The pseudonymized columns."""
         return tuple(self.options.columns)
+
+    def lengths(self, table: TableSchema) -> dict[str, int]:
+        """The pseudonym length of each column: as configured, else as much as fits (<= 52)."""
+        return {column: spec.length or min(FULL_LENGTH, table.columns[column].length
+                                           or FULL_LENGTH)
+                for column, spec in self.options.columns.items()}
+
+    def pending(self, table: TableSchema) -> tuple[PendingCheck, ...]:
+        """A row is pending while a column does not yet hold a pseudonym's shape."""
+        return tuple(NotPseudonym(column, length)
+                     for column, length in self.lengths(table).items())
+
+    def apply(self, writer: Writer, batch: Batch) -> AuditBody:
+        """Replace every value with its keyed pseudonym; the key id goes to the audit log."""
+        if batch.keyring is None:
+            raise ConfigError("a pseudonymize rule runs but no pseudonym key is configured",
+                              "set [pseudonymize] key_id and its key")
+        keyring = batch.keyring
+        lengths = self.lengths(batch.table)
+        columns = list(self.options.columns)
+        domains = [self.options.columns[c].domain for c in columns]
+        sizes = [lengths[c] for c in columns]
+        changed: list[Row] = []
+        for key, values in batch.rows:
+            new = tuple(None if value is None else keyring.pseudonym(domain, value, size)
+                        for domain, size, value in zip(domains, sizes, values, strict=True))
+            if new != values:
+                changed.append((key, new))
+        writer.rewrite(batch.table.name, columns, changed)
+        return {"keys": [list(k) for k, _ in changed], "count": len(changed),
+                "key_id": keyring.key_id,
+                "columns": {c: {"domain": d, "length": n}
+                            for c, d, n in zip(columns, domains, sizes, strict=True)}}

@@ -7,11 +7,12 @@ read; they are restored exactly, or purged once ``release_after`` has passed.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import ClassVar, Literal
 
-from retentiond.actions.base import Action, ActionOptions, Finding
+from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding
 from retentiond.policy.periods import PeriodField
-from retentiond.stores.base import TableSchema
+from retentiond.stores.base import TableSchema, Writer
 
 
 class QuarantineOptions(ActionOptions):
@@ -39,3 +40,12 @@ class QuarantineAction(Action[QuarantineOptions]):
             "move the row to the quarantine table, out of the application's reach; "
             f"purge it {self.options.release_after} later unless restored"
         )
+
+    def apply(self, writer: Writer, batch: Batch) -> AuditBody:
+        """Move the batch's rows to quarantine, releasable ``release_after`` from now."""
+        release_at = batch.as_of.astimezone(UTC) + self.options.release_after.as_relativedelta()
+        removal = writer.quarantine(batch.table.name, batch.keys, batch_id=batch.batch_id,
+                                    run_id=batch.run_id, rule=batch.rule,
+                                    release_at=release_at.isoformat(timespec="seconds"))
+        return {"keys": [list(k) for k in removal.removed], "count": len(removal.removed),
+                "release_at": release_at.isoformat(timespec="seconds")}

@@ -106,6 +106,8 @@ class Rule(StrictModel):
     schedule: Schedule | None = None
     limits: Limits = Field(default_factory=Limits)
     batch_size: Annotated[int, Field(gt=0, le=100_000)] | None = None
+    throttle: Annotated[float, Field(gt=0)] | None = None
+    """At most this many rows per second, to spare a busy production database."""
     enabled: bool = True
 
     @property

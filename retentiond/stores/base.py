@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -121,6 +121,93 @@ class Guard:
 
 
 @dataclass(frozen=True)
+class NotNull:
+    """Pending while the column is not NULL (``nullify``)."""
+
+    column: str
+
+
+@dataclass(frozen=True)
+class Differs:
+    """Pending while the column is not NULL and differs from ``value`` (``constant``)."""
+
+    column: str
+    value: object
+
+
+@dataclass(frozen=True)
+class NotMasked:
+    """Pending while more than ``keep`` characters remain and one of the others is not ``char``."""
+
+    column: str
+    keep: int
+    char: str
+
+
+@dataclass(frozen=True)
+class NotTruncated:
+    """Pending while a date or time is not the first instant of its month or year."""
+
+    column: str
+    unit: Literal["month", "year"]
+
+
+@dataclass(frozen=True)
+class NotMultiple:
+    """Pending while an integer is not a multiple of ``step``."""
+
+    column: str
+    step: int
+
+
+@dataclass(frozen=True)
+class NotNetwork:
+    """Pending while an address does not end like a network (``.0`` or ``::``)."""
+
+    column: str
+
+
+@dataclass(frozen=True)
+class NotPseudonym:
+    """Pending while the value is not ``length`` lowercase base32 characters."""
+
+    column: str
+    length: int
+
+
+@dataclass(frozen=True)
+class NotDerived:
+    """Pending while the value is not ``prefix || primary key || suffix``."""
+
+    column: str
+    prefix: str
+    suffix: str
+
+
+PendingCheck = (NotNull | Differs | NotMasked | NotTruncated | NotMultiple | NotNetwork
+                | NotPseudonym | NotDerived)
+"""How a rewriting action recognizes a row it has not rewritten yet.
+
+A rewrite selects only pending rows, so running a rule twice rewrites nothing twice, and the
+plan counts exactly the rows the run would change (rows already done are counted apart).
+"""
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """A parent row is blocked while a row at the end of ``path`` references it.
+
+    When ``guards`` is given, only such a row that one of the guards protects blocks (``None``:
+    any referencing row blocks).  ``path`` is a chain of foreign keys from the selection's
+    table down to a descendant table.
+    """
+
+    id: str
+    path: tuple[ForeignKey, ...]
+    guards: tuple[Guard, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Selection:
     """Rows of ``table`` matching ``where`` whose ``age`` is at or before the cutoff."""
 
@@ -128,6 +215,9 @@ class Selection:
     age: AgeBound
     where: Filter | None = None
     guards: tuple[Guard, ...] = ()
+    blockers: tuple[Blocker, ...] = ()
+    pending: tuple[PendingCheck, ...] = ()
+    """Empty: every row is pending (deleting and moving rows cannot be done twice)."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +225,9 @@ class Census:
     """Counts of one selection, all taken from one consistent read.
 
     ``matched`` rows pass the filter and the age bound; of those, ``held`` are protected by
-    at least one hold, ``protected`` (not held) by at least one minimum retention, and the
-    remaining ``eligible`` ones are what the action would touch.  ``null_age`` rows pass the
+    at least one hold, ``protected`` (not held) by at least one minimum retention, ``blocked``
+    (neither) by a blocker, ``done`` (none of these) need no rewrite, and the remaining
+    ``eligible`` ones are what the action would touch.  ``null_age`` rows pass the
     filter but have no age value: they are never selected.
     """
 
@@ -147,7 +238,11 @@ class Census:
     protected: int
     eligible: int
     by_guard: Mapping[str, int] = field(default_factory=dict)
-    """Matched rows each guard covers (guards overlap, so these need not add up)."""
+    """Matched rows each guard (and blocker) covers; they overlap, so need not add up."""
+    blocked: int = 0
+    """Matched rows, neither held nor protected, that a blocker keeps (children, cascades)."""
+    done: int = 0
+    """Matched rows, not held, protected or blocked, that are already rewritten."""
 
 
 class Reader(ABC):
@@ -166,6 +261,77 @@ class Reader(ABC):
         """Rows of ``fk.table`` that reference an eligible row of the selection."""
 
 
+Row = tuple[Key, tuple[object, ...]]
+"""A primary key with the current values of the columns asked for."""
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What removing a batch of rows did: the keys removed and the rows it reached."""
+
+    removed: tuple[Key, ...]
+    reached: Mapping[str, Sequence[Key]] = field(default_factory=dict)
+    """Keys of other rows, by ``table (effect)``: deleted with the parents (ON DELETE CASCADE,
+    or first, when a rule deletes children), or set to NULL (ON DELETE SET NULL)."""
+
+
+@dataclass(frozen=True)
+class Reach:
+    """One chain of foreign keys from a table down to rows its removal affects, and how."""
+
+    path: tuple[ForeignKey, ...]
+    effect: Literal["cascade", "set null", "delete first"]
+
+    @property
+    def label(self) -> str:
+        """``table (effect)`` of the last table on the path."""
+        return f"{self.path[-1].table} ({self.effect})"
+
+
+@dataclass(frozen=True)
+class QuarantineBatch:
+    """One quarantined batch as it sits in a quarantine table."""
+
+    batch_id: str
+    table: str
+    rule: str
+    run_id: str
+    quarantined_at: str
+    release_at: str
+    rows: int
+
+
+class Writer(ABC):
+    """One write transaction of a store; it commits when the ``with`` block ends cleanly."""
+
+    @abstractmethod
+    def claim(
+        self, selection: Selection, *, after: Key | None, limit: int, columns: Sequence[str] = (),
+    ) -> list[Row]:
+        """Lock the next eligible rows after ``after`` and read ``columns`` of them."""
+
+    @abstractmethod
+    def remove(
+        self, table: str, keys: Sequence[Key], reaches: Sequence[Reach],
+    ) -> Removal:
+        """Delete rows by key: children marked ``delete first`` go first, deepest first."""
+
+    @abstractmethod
+    def rewrite(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> int:
+        """Set ``columns`` of each keyed row to the new values given; the rows updated."""
+
+    @abstractmethod
+    def quarantine(
+        self, table: str, keys: Sequence[Key], *, batch_id: str, run_id: str, rule: str,
+        release_at: str,
+    ) -> Removal:
+        """Move rows into the table's quarantine table, in this transaction."""
+
+    @abstractmethod
+    def mark(self, batch_id: str, run_id: str, rule: str, payload: str) -> None:
+        """Record, in this transaction, that the batch was applied and what it did."""
+
+
 class Store(ABC):
     """A named data store holding the tables that rules act on."""
 
@@ -180,8 +346,36 @@ class Store(ABC):
         """The reflected table, or None when it does not exist."""
 
     @abstractmethod
+    def forget(self, table: str | None = None) -> None:
+        """Drop what is cached of ``table`` (or of every table), so it is reflected anew."""
+
+    @abstractmethod
     def reader(self) -> AbstractContextManager[Reader]:
         """A read-only transaction; nothing done through it can change the store."""
+
+    @abstractmethod
+    def writer(self) -> AbstractContextManager[Writer]:
+        """A write transaction with short lock and statement timeouts."""
+
+    @abstractmethod
+    def prepare(self, *, quarantine_of: Sequence[str] = ()) -> None:
+        """Create the batch-marker table and the quarantine tables of these tables if missing."""
+
+    @abstractmethod
+    def find_mark(self, batch_id: str) -> str | None:
+        """The payload a batch marked when it was applied, or None when it never was."""
+
+    @abstractmethod
+    def quarantined(self, table: str | None = None) -> list[QuarantineBatch]:
+        """The batches sitting in quarantine (of one table, or of all)."""
+
+    @abstractmethod
+    def restore(self, batch: QuarantineBatch) -> tuple[Key, ...]:
+        """Move a quarantined batch back where it came from; the keys restored."""
+
+    @abstractmethod
+    def purge(self, batch: QuarantineBatch) -> tuple[Key, ...]:
+        """Delete a quarantined batch for good; the keys purged."""
 
     @abstractmethod
     def close(self) -> None:

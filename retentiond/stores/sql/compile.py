@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -11,14 +11,32 @@ import sqlalchemy as sa
 
 from retentiond.errors import StoreError
 from retentiond.policy.filters import AllOf, AnyOf, Condition, NotOf, Op
-from retentiond.stores.base import AgeBound, ColumnKind, Guard, Key, Selection, TableSchema
+from retentiond.stores.base import (
+    AgeBound,
+    Blocker,
+    ColumnKind,
+    Differs,
+    Guard,
+    Key,
+    NotDerived,
+    NotMasked,
+    NotMultiple,
+    NotNetwork,
+    NotNull,
+    NotPseudonym,
+    NotTruncated,
+    PendingCheck,
+    Selection,
+    TableSchema,
+)
 
 if TYPE_CHECKING:
-    from sqlalchemy.sql.elements import ColumnElement
+    from sqlalchemy.sql.elements import ColumnElement, KeyedColumnElement
 
     from retentiond.policy.filters import Filter
     from retentiond.stores.sql._common import Family
     from retentiond.stores.sql.reflect import Reflected
+
 
 @dataclass(frozen=True)
 class Compiled:
@@ -35,29 +53,52 @@ class Compiled:
     """Each guard with its "protects" expression, never NULL."""
     held: ColumnElement[bool]
     retained: ColumnElement[bool]
+    blockers: list[tuple[Blocker, ColumnElement[bool]]] = field(default_factory=list)
+    """Each blocker with its "blocks" expression (an EXISTS), never NULL."""
+    blocked: ColumnElement[bool] = field(default_factory=sa.false)
+    pending: ColumnElement[bool] = field(default_factory=sa.true)
+    """The row still needs the rewrite (always true for actions that remove rows)."""
 
     @property
     def eligible(self) -> ColumnElement[bool]:
-        """Passes the filter, due, and no guard protects it."""
-        return sa.and_(self.passing, self.due, sa.not_(self.held), sa.not_(self.retained))
+        """Passes the filter, due, no guard protects it, nothing blocks it, and it is pending."""
+        return sa.and_(self.passing, self.due, sa.not_(self.held), sa.not_(self.retained),
+                       sa.not_(self.blocked), self.pending)
+
+
+Lookup = Callable[[str], "Reflected"]
+"""Finds another reflected table of the same store (for blockers that follow foreign keys)."""
 
 
 class SelectionCompiler:
-    """Builds the expressions of a Selection against one reflected table."""
+    """Builds the expressions of a Selection against one reflected table (or an alias of it)."""
 
-    def __init__(self, store: str, reflected: Reflected) -> None:
+    def __init__(
+        self,
+        store: str,
+        reflected: Reflected,
+        *,
+        family: Family = "sqlite",
+        lookup: Lookup | None = None,
+        alias: sa.FromClause | None = None,
+    ) -> None:
         self._store = store
-        self._table = reflected.table
+        self._table: sa.FromClause = alias if alias is not None else reflected.table
+        self._reflected = reflected
         self._schema = reflected.schema
+        self._family: Family = family
+        self._lookup = lookup
 
     def selection(self, selection: Selection) -> Compiled:
-        """The selection's filter, age bound and guards as expressions."""
+        """The selection's filter, age bound, guards, blockers and pending checks as expressions."""
         age, cutoff = self._age(selection.age)
         guards = [(guard, self._protects(guard)) for guard in selection.guards]
         holds = [p for g, p in guards if g.kind == "hold"]
         retentions = [p for g, p in guards if g.kind == "retention"]
+        blockers = [(b, self._blocks(b, n)) for n, b in enumerate(selection.blockers)]
+        pending = [self._pending(check) for check in selection.pending]
         return Compiled(
-            table=self._table,
+            table=self._reflected.table,
             schema=self._schema,
             passing=self._filter(selection.where) if selection.where is not None else sa.true(),
             due=age <= cutoff,
@@ -65,7 +106,76 @@ class SelectionCompiler:
             guards=guards,
             held=sa.or_(*holds) if holds else sa.false(),
             retained=sa.or_(*retentions) if retentions else sa.false(),
+            blockers=blockers,
+            blocked=sa.or_(*(e for _, e in blockers)) if blockers else sa.false(),
+            pending=sa.or_(*pending) if pending else sa.true(),
         )
+
+    def guarded(self, guards: Sequence[Guard]) -> ColumnElement[bool]:
+        """Whether any of ``guards`` protects the row (never NULL)."""
+        protects = [self._protects(guard) for guard in guards]
+        return sa.or_(*protects) if protects else sa.false()
+
+    def _blocks(self, blocker: Blocker, number: int) -> ColumnElement[bool]:
+        if self._lookup is None:
+            raise StoreError(self._store, "blockers need the other tables of the store")
+        parent: sa.FromClause = self._table
+        joins: list[ColumnElement[bool]] = []
+        child_alias: sa.FromClause | None = None
+        child: Reflected | None = None
+        for depth, fk in enumerate(blocker.path):
+            child = self._lookup(fk.table)
+            child_alias = child.table.alias(f"blk{number}_{depth}")
+            joins.extend(child_alias.c[c] == parent.c[r]
+                         for c, r in zip(fk.columns, fk.ref_columns, strict=True))
+            parent = child_alias
+        if child is None or child_alias is None:
+            raise StoreError(self._store, f"blocker {blocker.id!r} has an empty path")
+        condition = sa.and_(*joins)
+        if blocker.guards is not None:
+            inner = SelectionCompiler(self._store, child, family=self._family,
+                                      lookup=self._lookup, alias=child_alias)
+            condition = sa.and_(condition, inner.guarded(blocker.guards))
+        return sa.exists().where(condition)
+
+    def _pending(self, check: PendingCheck) -> ColumnElement[bool]:  # noqa: C901 - one case each
+        column = self.column(check.column)
+        present = column.is_not(None)
+        match check:
+            case NotNull():
+                return present
+            case Differs(value=value):
+                return sa.and_(present, column != value)
+            case NotMasked(keep=keep, char=char):
+                count = sa.func.length if self._family == "sqlite" else sa.func.char_length
+                length = count(column)
+                head = sa.func.substr(column, 1, length - keep)
+                return sa.and_(present, length > keep, sa.func.replace(head, char, "") != "")
+            case NotTruncated(unit=unit):
+                info = self._schema.columns[check.column]
+                parts = ["day"] if unit == "month" else ["month", "day"]
+                if info.kind is ColumnKind.DATETIME:
+                    parts += ["hour", "minute", "second"]
+                firsts = {"month": 1, "day": 1}
+                return sa.and_(present, sa.or_(*(sa.extract(p, column) != firsts.get(p, 0)
+                                                 for p in parts)))
+            case NotMultiple(step=step):
+                return sa.and_(present, column % step != 0)
+            case NotNetwork():
+                return sa.and_(present, column.not_like("%.0"), column.not_like("%::"))
+            case NotPseudonym(length=length):
+                pattern = f"^[a-z2-7]{{{length}}}$"
+                # MariaDB compares case-insensitively under the usual collations; bytes do not.
+                subject = sa.func.binary(column) if self._family == "mysql" else column
+                return sa.and_(present, sa.not_(subject.regexp_match(pattern)))
+            case NotDerived(prefix=prefix, suffix=suffix):
+                key = self._schema.primary_key
+                if len(key) != 1:
+                    raise StoreError(self._store, "pk_derived needs a one-column primary key")
+                derived = (sa.literal(prefix, sa.String) + sa.cast(self.column(key[0]), sa.String)
+                           + sa.literal(suffix, sa.String))
+                return sa.and_(present, column != derived)
+        raise StoreError(self._store, f"unknown pending check {check!r}")
 
     def _protects(self, guard: Guard) -> ColumnElement[bool]:
         condition = self._filter(guard.where) if guard.where is not None else sa.true()
@@ -79,7 +189,7 @@ class SelectionCompiler:
         # A condition that is NULL (a NULL in a filtered column) protects: doubt keeps the record.
         return sa.func.coalesce(condition, sa.true())
 
-    def _age(self, bound: AgeBound) -> tuple[sa.Column[Any], date | datetime]:
+    def _age(self, bound: AgeBound) -> tuple[KeyedColumnElement[Any], date | datetime]:
         column = self.column(bound.column)
         info = self._schema.columns[bound.column]
         if info.kind is ColumnKind.DATE:
@@ -137,7 +247,7 @@ class SelectionCompiler:
                 "write dates as YYYY-MM-DD and times as YYYY-MM-DD HH:MM:SS",
             ) from None
 
-    def column(self, name: str) -> sa.Column[Any]:
+    def column(self, name: str) -> KeyedColumnElement[Any]:
         """The reflected column ``name``; StoreError when the table has none."""
         if name not in self._schema.columns:
             raise StoreError(

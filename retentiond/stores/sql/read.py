@@ -2,43 +2,39 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import sqlalchemy as sa
 
 from retentiond.errors import StoreError
 from retentiond.stores.base import Census, ForeignKey, Key, Reader, Selection
 from retentiond.stores.sql._common import split_name
-from retentiond.stores.sql.compile import Compiled, SelectionCompiler, after_key
+from retentiond.stores.sql.compile import after_key
+from retentiond.stores.sql.session import Session
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
 
-    from retentiond.stores.sql.reflect import Reflected
-    from retentiond.stores.sql.store import SqlStore
-
-class SqlReader(Reader):
+class SqlReader(Session, Reader):
     """A :class:`Reader` over one read-only transaction of a :class:`SqlStore`.
 
     ``connection`` is the raw connection of that transaction, for diagnostics and tests; the
     reader itself only ever sends SELECTs through it.
     """
 
-    def __init__(self, store: SqlStore, connection: Connection) -> None:
-        self._store = store
-        self.connection = connection
-
     def census(self, selection: Selection) -> Census:
         """Count the selection in one pass: conditional sums over the rows the filter passes."""
-        compiled = self._compile(selection)
+        compiled = self.compile(selection)
         table = compiled.table
+        kept = sa.or_(compiled.held, compiled.retained)
         sums = {
             "matched": compiled.due,
             "null_age": compiled.undated,
             "held": sa.and_(compiled.due, compiled.held),
             "protected": sa.and_(compiled.due, sa.not_(compiled.held), compiled.retained),
+            "blocked": sa.and_(compiled.due, sa.not_(kept), compiled.blocked),
+            "done": sa.and_(compiled.due, sa.not_(kept), sa.not_(compiled.blocked),
+                            sa.not_(compiled.pending)),
         }
         sums.update({f"g{i}": sa.and_(compiled.due, p) for i, (_, p) in enumerate(compiled.guards)})
+        sums.update({f"b{i}": sa.and_(compiled.due, p)
+                     for i, (_, p) in enumerate(compiled.blockers)})
         population = sa.select(sa.func.count()).select_from(table).scalar_subquery()
         statement = sa.select(
             population.label("population"),
@@ -53,16 +49,20 @@ class SqlReader(Reader):
             null_age=counts["null_age"],
             held=counts["held"],
             protected=counts["protected"],
-            eligible=counts["matched"] - counts["held"] - counts["protected"],
-            by_guard={g.id: counts[f"g{i}"] for i, (g, _) in enumerate(compiled.guards)},
+            eligible=(counts["matched"] - counts["held"] - counts["protected"] - counts["blocked"]
+                      - counts["done"]),
+            by_guard={g.id: counts[f"g{i}"] for i, (g, _) in enumerate(compiled.guards)}
+            | {b.id: counts[f"b{i}"] for i, (b, _) in enumerate(compiled.blockers)},
+            blocked=counts["blocked"],
+            done=counts["done"],
         )
 
     def keys(self, selection: Selection, *, after: Key | None, limit: int) -> list[Key]:
         """Eligible keys after ``after``: ``pk > :last ORDER BY pk LIMIT n``, never OFFSET."""
         if limit <= 0:
             raise StoreError(self._store.name, f"batch limit must be positive, got {limit}")
-        compiled = self._compile(selection)
-        key_columns = self._primary_key(compiled, selection.table)
+        compiled = self.compile(selection)
+        key_columns = self.primary_key(compiled, selection.table)
         statement = (
             sa.select(*key_columns)
             .where(compiled.eligible)
@@ -87,38 +87,14 @@ class SqlReader(Reader):
                 f"foreign key {fk.name or fk.columns} points at {fk.ref_table!r}, "
                 f"not at {selection.table!r}",
             )
-        parent = SelectionCompiler(self._store.name, self._table(selection.table))
+        parent = self.compiler(selection.table)
         compiled = parent.selection(selection)
-        child = SelectionCompiler(self._store.name, self._table(fk.table))
+        child = self.table(fk.table).table
         parents = sa.select(*(parent.column(c) for c in fk.ref_columns)).where(compiled.eligible)
-        children = [child.column(c) for c in fk.columns]
+        children = [child.c[c] for c in fk.columns]
         reference = (
             children[0].in_(parents) if len(children) == 1 else sa.tuple_(*children).in_(parents)
         )
-        statement = sa.select(sa.func.count()).select_from(children[0].table).where(reference)
+        statement = sa.select(sa.func.count()).select_from(child).where(reference)
         with self._store._errors(f"cannot count rows referencing {selection.table!r}"):  # noqa: SLF001
             return int(self.connection.execute(statement).scalar_one())
-
-    def _table(self, table: str) -> Reflected:
-        reflected = self._store._reflected(self.connection, table)  # noqa: SLF001
-        if reflected is None:
-            raise StoreError(
-                self._store.name,
-                f"table {table!r} does not exist",
-                "check the rule's table (retentiond validate)",
-            )
-        return reflected
-
-    def _compile(self, selection: Selection) -> Compiled:
-        compiler = SelectionCompiler(self._store.name, self._table(selection.table))
-        return compiler.selection(selection)
-
-    def _primary_key(self, compiled: Compiled, table: str) -> list[sa.Column[Any]]:
-        if not compiled.schema.primary_key:
-            raise StoreError(
-                self._store.name,
-                f"table {table!r} has no primary key, so its rows cannot be walked in batches",
-                "add a primary key to the table",
-            )
-        return [compiled.table.c[c] for c in compiled.schema.primary_key]
-

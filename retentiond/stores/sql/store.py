@@ -37,7 +37,8 @@ from sqlalchemy.engine import URL, Connection, Engine, Inspector, make_url
 
 from retentiond.errors import StoreError, StoreUnavailable
 from retentiond.settings import masked_url
-from retentiond.stores.base import ForeignKey, Store, TableSchema
+from retentiond.stores.base import ForeignKey, Key, QuarantineBatch, Store, TableSchema
+from retentiond.stores.sql import quarantine
 from retentiond.stores.sql._common import (
     DEFAULT_DRIVERS,
     FAMILIES,
@@ -47,11 +48,13 @@ from retentiond.stores.sql._common import (
     is_transient,
     split_name,
 )
+from retentiond.stores.sql.keeping import marker_table, quarantine_name, quarantine_table
 from retentiond.stores.sql.read import SqlReader
 from retentiond.stores.sql.reflect import Reflected, reflect_table, schema_foreign_keys
+from retentiond.stores.sql.write import SqlWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from retentiond.settings import StoreSettings
 
@@ -147,6 +150,81 @@ class SqlStore(Store):
                     connection.rollback()
             finally:
                 connection.close()
+
+    @contextmanager
+    def writer(self) -> Iterator[SqlWriter]:
+        """One write transaction: committed when the block ends, rolled back on any error.
+
+        SQLite takes the database write lock up front (BEGIN IMMEDIATE); MariaDB runs READ
+        COMMITTED so claiming rows takes no gap locks that would block inserts.
+        """
+        connection = self._connect(self.engine, plan=False)
+        try:
+            with self._errors("cannot start a write transaction"):
+                if self._family == "mysql":
+                    connection = connection.execution_options(isolation_level="READ COMMITTED")
+                if self._family == "sqlite":
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+            yield SqlWriter(self, connection)
+            with self._errors("cannot commit the batch"):
+                connection.commit()
+        except BaseException:
+            with self._errors("cannot roll back the batch"):
+                connection.rollback()
+            raise
+        finally:
+            connection.close()
+
+    def prepare(self, *, quarantine_of: Sequence[str] = ()) -> None:
+        """Create the marker table, and quarantine tables for these tables, where missing."""
+        with self._errors("cannot create retentiond's tables"), self.engine.begin() as connection:
+            self.marker_table().create(connection, checkfirst=True)
+            for table in quarantine_of:
+                self.quarantine_table(connection, table).create(connection, checkfirst=True)
+
+    def find_mark(self, batch_id: str) -> str | None:
+        """The payload of the batch's marker, or None when the batch never committed."""
+        markers = self.marker_table()
+        with self._errors("cannot read batch markers"), self.engine.connect() as connection:
+            if not sa.inspect(connection).has_table(markers.name, schema=markers.schema):
+                return None
+            found = connection.execute(sa.select(markers.c.payload)
+                                       .where(markers.c.batch_id == batch_id)).scalar()
+        return None if found is None else str(found)
+
+    def marker_table(self) -> sa.Table:
+        """The batch-marker table of this store."""
+        return marker_table(self.settings.marker_table)
+
+    def quarantine_table(self, connection: Connection, table: str) -> sa.Table:
+        """The quarantine table of ``table`` (described, not created)."""
+        source = self._reflected(connection, table)
+        if source is None:
+            raise StoreError(self.name, f"table {table!r} does not exist")
+        return quarantine_table(source, quarantine_name(self.settings.quarantine_prefix, table))
+
+    def quarantined(self, table: str | None = None) -> list[QuarantineBatch]:
+        """Every batch in quarantine (of ``table``, or of every table), oldest first."""
+        with self._errors("cannot list quarantine"), self.engine.connect() as connection:
+            return quarantine.batches(connection, self.settings.quarantine_prefix, table)
+
+    def restore(self, batch: QuarantineBatch) -> tuple[Key, ...]:
+        """Put a quarantined batch back into its table, exactly as it was, in one transaction."""
+        with self._errors(f"cannot restore batch {batch.batch_id}"), self.engine.begin() as conn:
+            source = self._reflected(conn, batch.table)
+            if source is None:
+                raise StoreError(self.name, f"table {batch.table!r} no longer exists")
+            return quarantine.restore(conn, source, self.quarantine_table(conn, batch.table),
+                                      batch.batch_id)
+
+    def purge(self, batch: QuarantineBatch) -> tuple[Key, ...]:
+        """Delete a quarantined batch for good."""
+        with self._errors(f"cannot purge batch {batch.batch_id}"), self.engine.begin() as conn:
+            source = self._reflected(conn, batch.table)
+            if source is None:
+                raise StoreError(self.name, f"table {batch.table!r} no longer exists")
+            return quarantine.purge(conn, source, self.quarantine_table(conn, batch.table),
+                                    batch.batch_id)
 
     def close(self) -> None:
         """Dispose of both engines and their pooled connections."""

@@ -1,0 +1,62 @@
+"""The command line: the only part of retentiond that prints and exits.
+
+Exit codes: 0 done; 1 a check found something (a broken ledger, a rule that failed or was
+stopped by a brake); 2 bad input (config, policies, stores): one line per problem on stderr,
+no traceback, nothing changed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from retentiond import __version__
+from retentiond.cli.app import EXIT_BAD_INPUT, App
+from retentiond.cli.enforcing import run
+from retentiond.cli.ledger import audit
+from retentiond.cli.planning import plan, validate
+from retentiond.cli.shelf import quarantine
+from retentiond.errors import PolicyError, RetentionError
+from retentiond.logs import configure_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="retentiond")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
+              help="Config file (default /etc/retentiond/retentiond.toml).")
+@click.option("--policies", "policy_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Policy directory, overriding policy_dir from the config.")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, policy_dir: Path | None) -> None:
+    """retentiond: enforce retention rules on data stores, with holds and an audit log."""
+    configure_logging()
+    ctx.obj = App(config=config, policy_dir=policy_dir)
+
+
+for command in (validate, plan, run, audit, quarantine):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning our own errors into one line each and exit code 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        click.echo(f"{len(exc.problems)} problem(s); nothing was run", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except RetentionError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+__all__ = ["cli", "main"]

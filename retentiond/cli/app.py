@@ -1,0 +1,107 @@
+"""What every command shares: settings, policies, stores, the ledger, exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import click
+
+from retentiond.audit import AuditLedger
+from retentiond.errors import PolicyError
+from retentiond.logs import configure_logging
+from retentiond.policy.loader import load_policies
+from retentiond.policy.model import PolicySet
+from retentiond.policy.periods import utc_now
+from retentiond.settings import Settings, load_settings
+from retentiond.state import StateDB
+from retentiond.stores import open_store
+from retentiond.stores.registry import Stores
+from retentiond.validation import validate_live
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+"""A check found something: a broken ledger, a rule that failed or was stopped by a brake."""
+EXIT_BAD_INPUT = 2
+"""Config, policies or a store are wrong; nothing was changed."""
+
+
+@dataclass
+class App:
+    """What every command needs, loaded on first use."""
+
+    config: Path | None
+    policy_dir: Path | None
+    _settings: Settings | None = field(default=None, init=False)
+
+    @property
+    def settings(self) -> Settings:
+        """Settings from the config file and environment."""
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+            configure_logging(self._settings.log_format, self._settings.log_level)
+        return self._settings
+
+    def policies(self) -> PolicySet:
+        """The policy set, validated in shape (phase one)."""
+        return load_policies(self.policy_dir or self.settings.policy_dir)
+
+    @contextmanager
+    def stores(self) -> Iterator[Stores]:
+        """The configured stores, closed when the command is done."""
+        stores = Stores(self.settings.stores, open_store)
+        try:
+            yield stores
+        finally:
+            stores.close()
+
+    @contextmanager
+    def ledger(self) -> Iterator[AuditLedger]:
+        """The audit ledger in the state database, closed when the command is done."""
+        state = StateDB(self.settings.state_url)
+        try:
+            yield AuditLedger(state)
+        finally:
+            state.close()
+
+    def validated(self, stores: Stores) -> PolicySet:
+        """The policy set, validated in shape and against the live stores (both phases)."""
+        policies = self.policies()
+        problems = validate_live(policies, stores)
+        if problems:
+            raise PolicyError(problems)
+        return policies
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def parse_as_of(value: str | None) -> datetime:
+    """``--as-of``: a date (midnight UTC) or an ISO timestamp; now when absent."""
+    if value is None:
+        return utc_now()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD or an ISO "
+                                 "timestamp", param_hint="--as-of") from None
+    if len(value) <= len("YYYY-MM-DD"):
+        parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+rule_option = click.option("--rule", "rule_ids", multiple=True, metavar="ID",
+                           help="Only this rule (repeatable).")
+as_of_option = click.option("--as-of", "as_of", metavar="DATE",
+                            help="Plan as if now were DATE (YYYY-MM-DD, midnight UTC).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def check_rule_ids(policies: PolicySet, rule_ids: tuple[str, ...]) -> None:
+    """Refuse unknown rule ids before anything runs."""
+    unknown = [r for r in rule_ids if r not in {rule.id for rule in policies.rules}]
+    if unknown:
+        raise click.BadParameter(f"no rule with id {', '.join(unknown)}", param_hint="--rule")

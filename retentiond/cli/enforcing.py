@@ -1,0 +1,99 @@
+"""``run``: enforce the rules now (or, with --dry-run, exactly the plan)."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from retentiond import quarantine
+from retentiond.cli.app import (
+    EXIT_FINDINGS,
+    App,
+    as_of_option,
+    check_rule_ids,
+    json_option,
+    pass_app,
+    rule_option,
+)
+from retentiond.cli.planning import show_plan
+from retentiond.enforce import Options, RuleReport, enforce, recover
+from retentiond.engine import Engine
+from retentiond.errors import LimitExceeded, RetentionError
+from retentiond.keyring import Keyring
+from retentiond.policy.periods import utc_now
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Only plan; exactly 'retentiond plan'.")
+@click.option("--once", is_flag=True, help="Enforce every (or each --rule) rule once, now.")
+@click.option("--allow-exceed", is_flag=True,
+              help="Let a rule act beyond its max_rows / max_percent brake this once (audited).")
+@rule_option
+@as_of_option
+@json_option
+@pass_app
+def run(app: App, rule_ids: tuple[str, ...], as_of: str | None, *, dry_run: bool, once: bool,
+        allow_exceed: bool, as_json: bool) -> None:
+    """Enforce the rules now; with --dry-run, show what would be done instead."""
+    if dry_run:
+        show_plan(app, rule_ids, as_of, as_json=as_json)
+        return
+    if not once:
+        raise click.UsageError("say --once to enforce now, or --dry-run to see the plan "
+                               "(the daemon enforces on schedule)")
+    if as_of is not None:
+        raise click.UsageError("--as-of only goes with --dry-run: enforcement uses the real time")
+    reports, failures = _enforce(app, rule_ids, allow_exceed=allow_exceed)
+    _print_reports(reports)
+    for line in failures:
+        click.echo(f"error: {line}", err=True)
+    if failures:
+        sys.exit(EXIT_FINDINGS)
+
+
+def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool
+             ) -> tuple[list[RuleReport], list[str]]:
+    reports: list[RuleReport] = []
+    failures: list[str] = []
+    with app.stores() as stores, app.ledger() as ledger:
+        policies = app.validated(stores)
+        check_rule_ids(policies, rule_ids)
+        engine = Engine(policies, stores, app.settings.defaults)
+        recover(engine, ledger)
+        rules = engine.rules(rule_ids or None)
+        keyring = (Keyring.from_settings(app.settings.pseudonymize)
+                   if any(r.action.type == "pseudonymize" for r in rules) else None)
+        options = Options(allow_exceed=allow_exceed, keyring=keyring)
+        run_id = str(uuid.uuid4())
+        as_of = utc_now()
+        for rule in rules:
+            try:
+                reports.append(enforce(engine, ledger, rule, as_of=as_of, run_id=run_id,
+                                       options=options))
+            except LimitExceeded as exc:
+                failures.append(str(exc))
+            except RetentionError as exc:
+                failures.append(f"rule {rule.id}: {exc} (the rule stopped; nothing more was done)")
+        try:
+            for batch, rows in quarantine.purge_due(stores, ledger):
+                click.echo(f"purged quarantine batch {batch.batch_id} ({rows} rows of "
+                           f"{batch.table}, released {batch.release_at})")
+        except RetentionError as exc:
+            failures.append(f"quarantine purge: {exc}")
+    return reports, failures
+
+
+def _print_reports(reports: list[RuleReport]) -> None:
+    table = Table(title="Enforced", title_justify="left")
+    for name in ("rule", "status", "acted on", "reached by FK", "batches"):
+        table.add_column(name, justify="left" if name in {"rule", "status"} else "right")
+    for report in reports:
+        table.add_row(report.rule, report.status, f"{report.acted:,}", f"{report.reached:,}",
+                      str(report.batches))
+    Console().print(table)
+
+

@@ -1,0 +1,280 @@
+"""Enforce one rule: brakes first, then short batches, each one audited before and after.
+
+Per batch, in this order (write-ahead intent):
+
+1. claim the next eligible rows in a store transaction (locked, walking the primary key);
+2. commit an ``intent`` record to the ledger: how many rows, a keyed digest of their keys;
+3. act on them and write a marker row (batch id, what was done) in the same store transaction,
+   then commit it;
+4. commit an ``outcome`` record with the keys acted on.
+
+A crash between 2 and 3 leaves an intent without a marker: the batch never happened.  A crash
+between 3 and 4 leaves a marker: the batch happened, and the marker says what it did.
+:func:`recover` settles both on the next start, so the ledger never misses an action and never
+claims one that did not happen.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from retentiond import quarantine
+from retentiond.actions import action_for
+from retentiond.actions.base import Batch
+from retentiond.audit import AuditLedger, Entry, Kind, canonical
+from retentiond.errors import (
+    AuditError,
+    LimitExceeded,
+    RetentionError,
+    SchemaChanged,
+    StoreError,
+    StoreUnavailable,
+    redact,
+)
+from retentiond.validation import check_rule
+
+if TYPE_CHECKING:
+    from retentiond.engine import Engine
+    from retentiond.keyring import Keyring
+    from retentiond.policy.model import Rule
+    from retentiond.stores.base import Census, Key
+
+log = structlog.get_logger("retentiond.enforce")
+
+RETRIES = 4
+"""Attempts per batch after a lock timeout or a lost connection, with doubling pauses."""
+
+
+@dataclass
+class RuleReport:
+    """What one run of one rule did."""
+
+    rule: str
+    run_id: str
+    status: str = "done"
+    """``done``, ``stopped`` (a brake or a stop request) or ``failed``."""
+    census: Census | None = None
+    acted: int = 0
+    reached: int = 0
+    batches: int = 0
+    error: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Options:
+    """How a run behaves; the defaults are the safe ones."""
+
+    allow_exceed: bool = False
+    keyring: Keyring | None = None
+    should_stop: Callable[[], bool] = lambda: False
+    """Asked between batches: a graceful stop finishes the batch in flight, then ends the run."""
+    sleep: Callable[[float], None] = time.sleep
+
+
+class RuleRun:
+    """One run of one rule, from brake check to the last outcome record."""
+
+    def __init__(self, engine: Engine, ledger: AuditLedger, rule: Rule, *, as_of: datetime,
+                 run_id: str, options: Options) -> None:
+        self.engine = engine
+        self.ledger = ledger
+        self.rule = rule
+        self.as_of = as_of
+        self.options = options
+        self.report = RuleReport(rule=rule.id, run_id=run_id)
+        self.action = action_for(rule.action)
+        self.log = log.bind(rule=rule.id, store=rule.store, table=rule.table, run=run_id)
+
+    def entry(self, kind: Kind, body: dict[str, Any], batch_id: str | None = None) -> Entry:
+        """A ledger entry about this rule and run."""
+        return Entry(kind=kind, run_id=self.report.run_id, rule=self.rule.id,
+                     rule_version=self.rule.version, store=self.rule.store,
+                     table=self.rule.table, action=self.rule.action.type, batch_id=batch_id,
+                     body=body)
+
+    def __call__(self) -> RuleReport:
+        """Run the rule; a RetentionError ends it (recorded), and is raised again."""
+        try:
+            self._start()
+            self._batches()
+        except LimitExceeded:
+            self.report.status = "stopped"
+            raise
+        except RetentionError as exc:
+            self.report.status, self.report.error = "failed", redact(str(exc))
+            self._finish()
+            raise
+        self._finish()
+        return self.report
+
+    def _start(self) -> None:
+        store = self.engine.stores.get(self.rule.store)
+        store.forget(self.rule.table)  # a schema changed since validation must be seen
+        prepared = self.engine.prepared(self.rule, as_of=self.as_of)
+        problems = check_rule(self.rule, prepared.table)
+        if problems:
+            raise SchemaChanged(self.rule.store, f"table {self.rule.table!r} changed since the "
+                                f"rule was validated: {problems[0]}", "run 'retentiond validate'")
+        with store.reader() as reader:
+            census = reader.census(prepared.selection)
+        self.report.census = census
+        brakes = self.engine.brakes(self.rule)
+        self.ledger.append(self.entry(Kind.RUN_START, {
+            "as_of": self.as_of.isoformat(), "cutoff": prepared.selection.age.cutoff.aware,
+            "policy_set": self.engine.policies.digest, "census": _census(census),
+            "limits": {"max_rows": brakes.max_rows, "max_percent": brakes.max_percent},
+            "batch_size": self.engine.batch_size(self.rule)}))
+        exceeded = brakes.check(self.rule.id, census.eligible, census.population)
+        if exceeded is not None:
+            numbers = {"limit": exceeded.limit, "allowed": exceeded.allowed,
+                       "selected": exceeded.selected, "population": exceeded.population}
+            if not self.options.allow_exceed:
+                self.ledger.append(self.entry(Kind.STOPPED, numbers))
+                self.log.warning("brake.stopped", **numbers)
+                raise exceeded
+            self.ledger.append(self.entry(Kind.OVERRIDE, numbers))
+            self.log.warning("brake.overridden", **numbers)
+        quarantined = [self.rule.table] if self.rule.action.type == "quarantine" else []
+        store.prepare(quarantine_of=quarantined)
+
+    def _batches(self) -> None:
+        after: Key | None = None
+        size = self.engine.batch_size(self.rule)
+        rate = self.rule.throttle
+        while not self.options.should_stop():
+            started = time.monotonic()
+            done, after = self._batch_with_retries(after, size)
+            if done == 0 and after is None:
+                return
+            if rate:
+                self.options.sleep(max(0.0, done / rate - (time.monotonic() - started)))
+        self.report.status = "stopped"
+        self.log.info("run.stopping", reason="stop requested")
+
+    def _batch_with_retries(self, after: Key | None, size: int) -> tuple[int, Key | None]:
+        pause = 1.0
+        for attempt in range(RETRIES + 1):
+            try:
+                return self._batch(after, size)
+            except StoreUnavailable as exc:
+                if attempt == RETRIES:
+                    raise
+                self.log.warning("batch.retry", attempt=attempt + 1, error=redact(str(exc)))
+                self.options.sleep(pause)
+                pause *= 2
+        raise AssertionError  # pragma: no cover - the loop returns or raises
+
+    def _batch(self, after: Key | None, size: int) -> tuple[int, Key | None]:
+        """One batch; returns (rows acted on, last key claimed), (0, None) when none is left."""
+        store = self.engine.stores.get(self.rule.store)
+        prepared = self.engine.prepared(self.rule, as_of=self.as_of)  # holds re-read per batch
+        batch_id = str(uuid.uuid4())
+        intent = None
+        try:
+            with store.writer() as writer:
+                rows = writer.claim(prepared.selection, after=after, limit=size,
+                                    columns=self.action.touched_columns())
+                if not rows:
+                    return 0, None
+                keys = [key for key, _ in rows]
+                intent = self.ledger.append(self.entry(Kind.INTENT, {
+                    "count": len(keys), "keys_digest": self.ledger.key_digest(keys)}, batch_id))
+                batch = Batch(run_id=self.report.run_id, batch_id=batch_id, rule=self.rule.id,
+                              table=prepared.table, rows=rows, as_of=self.as_of,
+                              reaches=prepared.reaches, keyring=self.options.keyring)
+                body = self.action.apply(writer, batch)
+                writer.mark(batch_id, self.report.run_id, self.rule.id, canonical(body))
+        except (StoreError, AuditError) as exc:
+            if intent is not None:
+                self._settle(batch_id, exc)
+            raise
+        self.ledger.append(self.entry(Kind.OUTCOME, {"status": "applied", **body}, batch_id))
+        acted = int(body.get("count", 0))
+        self.report.acted += acted
+        self.report.reached += int(body.get("reached_count", 0))
+        self.report.batches += 1
+        self.log.info("batch.applied", batch=batch_id, rows=acted)
+        return acted, keys[-1]
+
+    def _settle(self, batch_id: str, exc: RetentionError) -> None:
+        """Write the outcome of a batch that failed after its intent, as its marker tells.
+
+        Even a failed COMMIT may have committed; only the marker knows.  Where neither the
+        store nor the ledger answers, the intent stays open and :func:`recover` settles it.
+        """
+        reason = redact(exc.what if isinstance(exc, StoreError) else str(exc))
+        try:
+            payload = self.engine.stores.get(self.rule.store).find_mark(batch_id)
+            body: dict[str, Any] = (
+                {"status": "applied", **_loads(payload)} if payload is not None
+                else {"status": "rolled back", "error": type(exc).__name__, "reason": reason})
+            self.ledger.append(self.entry(Kind.OUTCOME, body, batch_id))
+        except RetentionError:
+            self.log.exception("audit.unsettled", batch=batch_id)
+
+    def _finish(self) -> None:
+        body = {"status": self.report.status, "acted": self.report.acted,
+                "reached": self.report.reached, "batches": self.report.batches}
+        if self.report.error:
+            body["error"] = self.report.error
+        try:
+            self.ledger.append(self.entry(Kind.RUN_END, body))
+        except AuditError:
+            self.log.exception("audit.run_end_failed")
+        self.log.info("run.end", **body)
+
+
+def _census(census: Census) -> dict[str, Any]:
+    return {"population": census.population, "matched": census.matched,
+            "held": census.held, "protected": census.protected, "blocked": census.blocked,
+            "done": census.done, "null_age": census.null_age, "eligible": census.eligible,
+            "by_guard": dict(census.by_guard)}
+
+
+def enforce(engine: Engine, ledger: AuditLedger, rule: Rule, *, as_of: datetime,
+            run_id: str | None = None, options: Options | None = None) -> RuleReport:
+    """Run ``rule`` once; see the module docstring for how each batch is audited."""
+    run = RuleRun(engine, ledger, rule, as_of=as_of, run_id=run_id or str(uuid.uuid4()),
+                  options=options or Options())
+    return run()
+
+
+def recover(engine: Engine, ledger: AuditLedger) -> list[str]:
+    """Settle every intent without an outcome from the batch markers; the batch ids settled.
+
+    Run it before enforcing, when no batch is in flight: a marker means the batch committed
+    (its outcome is taken from the marker), no marker means it rolled back.
+    """
+    settled = []
+    body: dict[str, Any]
+    for intent in ledger.open_intents():
+        entry = intent.entry
+        if entry.store is None or entry.batch_id is None:
+            continue
+        if entry.body.get("op") in {"restore", "purge"}:
+            body = quarantine.settle(engine.stores, ledger, entry)
+        else:
+            payload = engine.stores.get(entry.store).find_mark(entry.batch_id)
+            body = ({"status": "applied", "recovered": True, **_loads(payload)}
+                    if payload is not None else {"status": "not applied", "recovered": True})
+        ledger.append(Entry(kind=Kind.OUTCOME, run_id=entry.run_id, rule=entry.rule,
+                            rule_version=entry.rule_version, store=entry.store,
+                            table=entry.table, action=entry.action, batch_id=entry.batch_id,
+                            body=body))
+        settled.append(entry.batch_id)
+        log.info("batch.recovered", batch=entry.batch_id, status=body["status"])
+    return settled
+
+
+def _loads(payload: str) -> dict[str, Any]:
+    loaded = json.loads(payload)
+    return loaded if isinstance(loaded, dict) else {"payload": loaded}

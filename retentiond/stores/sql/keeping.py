@@ -1,0 +1,63 @@
+"""The tables retentiond keeps inside a store: batch markers and quarantine tables.
+
+A batch marker is written in the same transaction as the batch it describes, so after a crash
+the marker alone tells whether the batch happened (and what it did).  A quarantine table holds
+rows moved out of one source table: the same columns, no constraints, and bookkeeping columns
+(batch, run, rule, when, release date) prefixed ``_rtd_`` so they cannot clash.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+if TYPE_CHECKING:
+    from retentiond.stores.sql.reflect import Reflected
+
+PAYLOAD = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+"""Batch payloads list every key acted on: more than MySQL's 64 KiB TEXT holds."""
+
+BATCH = "_rtd_batch"
+RUN = "_rtd_run"
+RULE = "_rtd_rule"
+AT = "_rtd_at"
+RELEASE = "_rtd_release"
+BOOKKEEPING = (BATCH, RUN, RULE, AT, RELEASE)
+
+
+def marker_table(name: str, schema: str | None = None) -> sa.Table:
+    """The batch-marker table ``name``."""
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("batch_id", sa.String(36), primary_key=True),
+        sa.Column("run_id", sa.String(36), nullable=False),
+        sa.Column("rule", sa.String(80), nullable=False),
+        sa.Column("payload", PAYLOAD, nullable=False),
+        schema=schema,
+    )
+
+
+def quarantine_name(prefix: str, table: str) -> str:
+    """The quarantine table of ``table`` (same schema), e.g. ``retentiond_q_tickets``."""
+    schema, _, name = table.rpartition(".")
+    return f"{schema}.{prefix}{name}" if schema else f"{prefix}{name}"
+
+
+def quarantine_table(source: Reflected, name: str) -> sa.Table:
+    """A quarantine table for ``source``: its columns, all nullable, plus the bookkeeping."""
+    schema, _, bare = name.rpartition(".")
+    columns = [sa.Column(c.name, c.type, nullable=True) for c in source.table.columns]
+    return sa.Table(
+        bare,
+        sa.MetaData(),
+        *columns,
+        sa.Column(BATCH, sa.String(36), nullable=False, index=True),
+        sa.Column(RUN, sa.String(36), nullable=False),
+        sa.Column(RULE, sa.String(80), nullable=False),
+        sa.Column(AT, sa.String(32), nullable=False),
+        sa.Column(RELEASE, sa.String(32), nullable=False),
+        schema=schema or None,
+    )

@@ -1,0 +1,56 @@
+"""What a reader and a writer share: one connection, its store, and compiled selections."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from retentiond.errors import StoreError
+from retentiond.stores.sql.compile import Compiled, SelectionCompiler
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from retentiond.stores.base import Selection
+    from retentiond.stores.sql.reflect import Reflected
+    from retentiond.stores.sql.store import SqlStore
+
+
+class Session:
+    """One transaction's connection on a store; ``connection`` is exposed for diagnostics."""
+
+    def __init__(self, store: SqlStore, connection: Connection) -> None:
+        self._store = store
+        self.connection = connection
+
+    def table(self, table: str) -> Reflected:
+        """The reflected table; StoreError when it does not exist (any more)."""
+        reflected = self._store._reflected(self.connection, table)  # noqa: SLF001
+        if reflected is None:
+            raise StoreError(
+                self._store.name,
+                f"table {table!r} does not exist",
+                "check the rule's table (retentiond validate)",
+            )
+        return reflected
+
+    def compiler(self, table: str) -> SelectionCompiler:
+        """A compiler for ``table`` that can follow foreign keys to the store's other tables."""
+        return SelectionCompiler(self._store.name, self.table(table),
+                                 family=self._store.dialect_name, lookup=self.table)
+
+    def compile(self, selection: Selection) -> Compiled:
+        """The selection as expressions over its table."""
+        return self.compiler(selection.table).selection(selection)
+
+    def primary_key(self, compiled: Compiled, table: str) -> list[sa.Column[Any]]:
+        """The primary key columns; StoreError for a table without one."""
+        if not compiled.schema.primary_key:
+            raise StoreError(
+                self._store.name,
+                f"table {table!r} has no primary key, so its rows cannot be walked in batches",
+                "add a primary key to the table",
+            )
+        return [compiled.table.c[c] for c in compiled.schema.primary_key]
+

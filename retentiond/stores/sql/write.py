@@ -1,0 +1,247 @@
+"""Writing a batch: claim rows, remove, rewrite or quarantine them, and mark the batch.
+
+Everything here runs in the one transaction of a :class:`SqlWriter`; the store commits it when
+the batch is complete and rolls it back on any error, so a batch is applied whole or not at all.
+Rows are always addressed by primary key, in chunks small enough for every driver's limit on
+bound parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from retentiond.errors import StoreError
+from retentiond.stores.base import Key, Reach, Removal, Row, Selection, Writer
+from retentiond.stores.sql.compile import after_key
+from retentiond.stores.sql.keeping import AT, BATCH, RELEASE, RULE, RUN
+from retentiond.stores.sql.session import Session
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.elements import ColumnElement
+
+CHUNK_PARAMETERS = 30_000
+"""Bound parameters per statement: under SQLite's 32,766 and PostgreSQL's 65,535."""
+
+
+def chunks(rows: Sequence[Any], width: int) -> Iterator[Sequence[Any]]:
+    """``rows`` in slices of at most CHUNK_PARAMETERS bound parameters each."""
+    size = max(1, CHUNK_PARAMETERS // max(width, 1))
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def key_in(columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[Key]) -> ColumnElement[bool]:
+    """``key IN (...)`` for one-column and composite keys."""
+    if len(columns) == 1:
+        return columns[0].in_([key[0] for key in keys])
+    return sa.tuple_(*columns).in_([tuple(key) for key in keys])
+
+
+class SqlWriter(Session, Writer):
+    """One write transaction of a :class:`SqlStore`."""
+
+    def claim(
+        self, selection: Selection, *, after: Key | None, limit: int, columns: Sequence[str] = (),
+    ) -> list[Row]:
+        """Lock the next ``limit`` eligible rows after ``after`` (walking the key, never OFFSET)."""
+        compiled = self.compile(selection)
+        keys = self.primary_key(compiled, selection.table)
+        values = [compiled.table.c[c] for c in columns]
+        statement = (sa.select(*keys, *values).where(compiled.eligible).order_by(*keys)
+                     .limit(limit))
+        if after is not None:
+            statement = statement.where(after_key(keys, after, self._store.dialect_name))
+        if self._store.dialect_name != "sqlite":  # SQLite's writer holds the database lock
+            statement = statement.with_for_update()
+        width = len(keys)
+        with self._store._errors(f"cannot claim rows of {selection.table!r}"):  # noqa: SLF001
+            return [(tuple(row[:width]), tuple(row[width:]))
+                    for row in self.connection.execute(statement)]
+
+    def remove(self, table: str, keys: Sequence[Key], reaches: Sequence[Reach]) -> Removal:
+        """Delete rows by key; record what the deletion reaches; children first where asked."""
+        reflected = self.table(table).table
+        key_columns = self._key_columns(table)
+        reached: dict[str, list[Key]] = {}
+        with self._store._errors(f"cannot delete from {table!r}"):  # noqa: SLF001
+            for reach in reaches:
+                reached[reach.label] = self._reached(table, keys, reach)
+            first = [r for r in reaches if r.effect == "delete first"]
+            for reach in sorted(first, key=lambda r: len(r.path), reverse=True):
+                self._delete_keys(reach.path[-1].table, reached[reach.label])
+            removed = self._delete_keys(table, keys, reflected=reflected, columns=key_columns)
+        if removed != len(keys):
+            raise StoreError(self._store.name,
+                             f"deleted {removed} of {len(keys)} claimed rows of {table!r}; "
+                             "the batch was rolled back", "run the rule again")
+        return Removal(removed=tuple(keys), reached=reached)
+
+    def rewrite(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> int:
+        """Set ``columns`` to new values per key, set-based (one statement per chunk)."""
+        if not rows:
+            return 0
+        family = self._store.dialect_name
+        with self._store._errors(f"cannot rewrite rows of {table!r}"):  # noqa: SLF001
+            if family == "postgresql":
+                return self._rewrite_from_values(table, columns, rows)
+            if family == "mysql":
+                return self._rewrite_through_temporary(table, columns, rows)
+            return self._rewrite_many(table, columns, rows)
+
+    def quarantine(
+        self, table: str, keys: Sequence[Key], *, batch_id: str, run_id: str, rule: str,
+        release_at: str,
+    ) -> Removal:
+        """Copy the rows into the quarantine table with their bookkeeping, then delete them."""
+        source = self.table(table).table
+        target = self._store.quarantine_table(self.connection, table)
+        key_columns = self._key_columns(table)
+        bookkeeping = {BATCH: batch_id, RUN: run_id, RULE: rule, AT: _now_text(),
+                       RELEASE: release_at}
+        names = [c.name for c in source.columns]
+        with self._store._errors(f"cannot quarantine rows of {table!r}"):  # noqa: SLF001
+            for chunk in chunks(keys, len(key_columns)):
+                select = sa.select(*source.columns, *(sa.literal(v, sa.String).label(k)
+                                                      for k, v in bookkeeping.items()))
+                self.connection.execute(sa.insert(target).from_select(
+                    [*names, *bookkeeping], select.where(key_in(key_columns, chunk))))
+            # Counted, not taken from rowcount: psycopg reports -1 for INSERT ... SELECT here.
+            copied = self.connection.execute(sa.select(sa.func.count()).select_from(target)
+                                             .where(target.c[BATCH] == batch_id)).scalar_one()
+            removed = self._delete_keys(table, keys, reflected=source, columns=key_columns)
+        if not copied == removed == len(keys):
+            raise StoreError(self._store.name,
+                             f"moved {copied} and deleted {removed} of {len(keys)} rows of "
+                             f"{table!r}; the batch was rolled back", "run the rule again")
+        return Removal(removed=tuple(keys))
+
+    def mark(self, batch_id: str, run_id: str, rule: str, payload: str) -> None:
+        """Insert the batch marker; it commits (or not) with the batch itself."""
+        markers = self._store.marker_table()
+        with self._store._errors("cannot write the batch marker"):  # noqa: SLF001
+            self.connection.execute(sa.insert(markers).values(
+                batch_id=batch_id, run_id=run_id, rule=rule, payload=payload))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _key_columns(self, table: str) -> list[sa.Column[Any]]:
+        reflected = self.table(table)
+        if not reflected.schema.primary_key:
+            raise StoreError(self._store.name, f"table {table!r} has no primary key")
+        return [reflected.table.c[c] for c in reflected.schema.primary_key]
+
+    def _delete_keys(
+        self,
+        table: str,
+        keys: Sequence[Key],
+        *,
+        reflected: sa.Table | None = None,
+        columns: Sequence[sa.Column[Any]] | None = None,
+    ) -> int:
+        target = reflected if reflected is not None else self.table(table).table
+        key_columns = columns if columns is not None else self._key_columns(table)
+        removed = 0
+        for chunk in chunks(keys, len(key_columns)):
+            result = self.connection.execute(sa.delete(target).where(key_in(key_columns, chunk)))
+            removed += result.rowcount
+        return removed
+
+    def _reached(self, table: str, keys: Sequence[Key], reach: Reach) -> list[Key]:
+        """Keys of the rows at the end of ``reach.path`` that reference the given parents."""
+        found: list[Key] = []
+        parent_columns = self._key_columns(table)
+        parent = self.table(table).table
+        for chunk in chunks(keys, len(parent_columns)):
+            current: sa.Select[Any] = sa.select(*(parent.c[c] for c in reach.path[0].ref_columns))
+            current = current.where(key_in(parent_columns, chunk))
+            for depth, fk in enumerate(reach.path):
+                child = self.table(fk.table).table
+                references = [child.c[c] for c in fk.columns]
+                match = (references[0].in_(current) if len(references) == 1
+                         else sa.tuple_(*references).in_(current))
+                is_last = depth == len(reach.path) - 1
+                wanted = (self._key_columns(fk.table) if is_last
+                          else [child.c[c] for c in reach.path[depth + 1].ref_columns])
+                current = sa.select(*wanted).where(match)
+            found.extend(tuple(row) for row in self.connection.execute(current))
+        return found
+
+    def _rewrite_many(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> int:
+        target = self.table(table).table
+        key_columns = self._key_columns(table)
+        statement = (sa.update(target)
+                     .where(*(c == sa.bindparam(f"k_{i}") for i, c in enumerate(key_columns)))
+                     .values({c: sa.bindparam(f"v_{i}") for i, c in enumerate(columns)}))
+        parameters = [{**{f"k_{i}": v for i, v in enumerate(key)},
+                       **{f"v_{i}": v for i, v in enumerate(values)}} for key, values in rows]
+        self.connection.execute(statement, parameters)
+        return len(rows)
+
+    def _rewrite_from_values(
+        self, table: str, columns: Sequence[str], rows: Sequence[Row],
+    ) -> int:
+        """PostgreSQL: ``UPDATE t SET c = v.c FROM (VALUES ...) v WHERE t.k = v.k``."""
+        target = self.table(table).table
+        key_columns = self._key_columns(table)
+        new_columns = [target.c[c] for c in columns]
+        updated = 0
+        width = len(key_columns) + len(columns)
+        for chunk in chunks(rows, width):
+            values = sa.values(
+                *(sa.column(f"k_{i}", c.type) for i, c in enumerate(key_columns)),
+                *(sa.column(f"v_{i}", c.type) for i, c in enumerate(new_columns)),
+                name="rtd_new",
+            ).data([(*key, *new) for key, new in chunk])
+            statement = (
+                sa.update(target)
+                .values({c: sa.cast(values.c[f"v_{i}"], c.type)
+                         for i, c in enumerate(new_columns)})
+                .where(*(c == sa.cast(values.c[f"k_{i}"], c.type)
+                         for i, c in enumerate(key_columns)))
+            )
+            updated += self.connection.execute(statement).rowcount
+        return updated
+
+    def _rewrite_through_temporary(
+        self, table: str, columns: Sequence[str], rows: Sequence[Row],
+    ) -> int:
+        """MariaDB/MySQL: fill a temporary table, then one multi-table UPDATE joining it.
+
+        PyMySQL runs ``executemany`` of an UPDATE row by row (about 6,000 rows/s); a bulk
+        INSERT into a temporary table and one joined UPDATE is an order of magnitude faster.
+        """
+        target = self.table(table).table
+        key_columns = self._key_columns(table)
+        new_columns = [target.c[c] for c in columns]
+        scratch = sa.Table(
+            "rtd_rewrite", sa.MetaData(),
+            *(sa.Column(f"k_{i}", c.type, primary_key=True) for i, c in enumerate(key_columns)),
+            *(sa.Column(f"v_{i}", c.type) for i, c in enumerate(new_columns)),
+            prefixes=["TEMPORARY"],
+        )
+        self.connection.exec_driver_sql("DROP TEMPORARY TABLE IF EXISTS rtd_rewrite")
+        scratch.create(self.connection)
+        try:
+            width = len(key_columns) + len(columns)
+            for chunk in chunks(rows, width):
+                self.connection.execute(sa.insert(scratch), [
+                    {**{f"k_{i}": v for i, v in enumerate(key)},
+                     **{f"v_{i}": v for i, v in enumerate(new)}} for key, new in chunk])
+            statement = (
+                sa.update(target)
+                .values({c: scratch.c[f"v_{i}"] for i, c in enumerate(new_columns)})
+                .where(*(c == scratch.c[f"k_{i}"] for i, c in enumerate(key_columns)))
+            )
+            result = self.connection.execute(statement)
+        finally:
+            self.connection.exec_driver_sql("DROP TEMPORARY TABLE IF EXISTS rtd_rewrite")
+        # MySQL counts rows whose value really changed; pending rows always change.
+        return int(result.rowcount)
+
+
+def _now_text() -> str:
+    return datetime.now(tz=UTC).isoformat(timespec="seconds")
