@@ -45,6 +45,8 @@ def plan_to_dict(plan: RulePlan) -> dict[str, Any]:
         "held": census.held if census else None,
         "protected": census.protected if census else None,
         "null_age": census.null_age if census else None,
+        "blocked": census.blocked if census else None,
+        "done": census.done if census else None,
         "eligible": census.eligible if census else None,
         "guards": [{"kind": g.kind, "id": g.id, "reason": g.reason, "rows": g.rows}
                    for g in plan.guards],
@@ -70,8 +72,8 @@ def plan_table(plans: Sequence[RulePlan]) -> Table:
     table.add_column("store.table", no_wrap=True)
     table.add_column("action", no_wrap=True)
     table.add_column("cutoff (UTC)", no_wrap=True)
-    for name in ("matched", "held", "retained", "no date", "would act on"):
-        table.add_column(name, justify="right")
+    for name in ("matched", "held", "retained", "blocked", "done", "no date", "would act on"):
+        table.add_column(name, justify="right", min_width=8)
     table.add_column("brake", no_wrap=True)
     for plan in plans:
         census = plan.census
@@ -79,12 +81,13 @@ def plan_table(plans: Sequence[RulePlan]) -> Table:
         cut = plan.cutoff.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
         if census is None:
             table.add_row(plan.rule.id, where, plan.rule.action.type, cut,
-                          *(["-"] * 5), Text("error", style="bold red"))
+                          *(["-"] * 7), Text("error", style="bold red"))
             continue
         brake = Text(f"stops: {plan.stopped_by.limit}", style="bold yellow") if plan.stopped_by \
             else Text("ok", style="green")
         table.add_row(plan.rule.id, where, plan.rule.action.type, cut, _count(census.matched),
-                      _count(census.held), _count(census.protected), _count(census.null_age),
+                      _count(census.held), _count(census.protected), _count(census.blocked),
+                      _count(census.done), _count(census.null_age),
                       Text(_count(census.eligible), style="bold"), brake)
     return table
 
@@ -98,8 +101,14 @@ def plan_details(plan: RulePlan) -> Group:
         lines.append(Text(f"  error:   {plan.error} (nothing would be done)", style="red"))
         return Group(*lines)
     for guard in plan.guards:
+        if guard.kind == "blocker":
+            lines.append(Text(f"  blocked by {guard.id}: {_count(guard.rows)} rows"))
+            continue
         label = "held by" if guard.kind == "hold" else "retained by"
         lines.append(Text(f"  {label} {guard.id}: {_count(guard.rows)} rows ({guard.reason})"))
+    if plan.census and plan.census.done:
+        lines.append(Text(f"  done:    {_count(plan.census.done)} rows need no change "
+                          "(already rewritten, or nothing to rewrite)"))
     if plan.census and plan.census.null_age:
         lines.append(Text(f"  kept:    {_count(plan.census.null_age)} rows have no "
                           f"{plan.rule.age.column} (a missing date keeps the record)"))

@@ -24,9 +24,23 @@ Entry = Rule | Hold | Retention
 _TIME_KINDS = {ColumnKind.DATE, ColumnKind.DATETIME}
 
 
-def validate_live(policies: PolicySet, stores: Stores) -> list[Problem]:
-    """Every problem of the policy set against the live stores (empty when all is well)."""
+def validate_live(
+    policies: PolicySet, stores: Stores, *, pseudonym_key: bool = True,
+) -> list[Problem]:
+    """Every problem of the policy set against the live stores (empty when all is well).
+
+    ``pseudonym_key`` says whether settings name a pseudonym key; without one, every
+    pseudonymize rule is a problem (it could never run).
+    """
     problems: list[Problem] = []
+    if not pseudonym_key:
+        for rule in policies.rules:
+            if rule.action.type == "pseudonymize":
+                source = policies.sources[rule.id]
+                problems.append(Problem(
+                    source.file, source.line_of(("action",)), rule.id,
+                    "pseudonymizing needs a key, and the config names none",
+                    "set [pseudonymize] key_id and [pseudonymize.keys.<id>] file or credential"))
     failed: set[str] = set()
     entries: list[Entry] = [*policies.rules, *policies.holds, *policies.retentions]
     for entry in entries:

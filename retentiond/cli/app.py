@@ -70,7 +70,8 @@ class App:
     def validated(self, stores: Stores) -> PolicySet:
         """The policy set, validated in shape and against the live stores (both phases)."""
         policies = self.policies()
-        problems = validate_live(policies, stores)
+        problems = validate_live(policies, stores,
+                                 pseudonym_key=self.settings.pseudonymize.key_id is not None)
         if problems:
             raise PolicyError(problems)
         return policies
