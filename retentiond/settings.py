@@ -12,10 +12,13 @@ never printed or logged (:func:`masked_url`).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -153,6 +156,43 @@ class Defaults(_Frozen):
     timezone: str = "UTC"
 
 
+class RunWindow(_Frozen):
+    """Hours in which rules may run, e.g. 01:00 to 05:00 local time (may cross midnight)."""
+
+    start: time
+    end: time
+    timezone: str = "UTC"
+
+    def contains(self, moment: datetime) -> bool:
+        """Whether ``moment`` falls inside the window (on the window's clock)."""
+        local = moment.astimezone(ZoneInfo(self.timezone)).time()
+        if self.start <= self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def next_start(self, moment: datetime) -> datetime:
+        """The next time the window opens after ``moment``."""
+        tz = ZoneInfo(self.timezone)
+        local = moment.astimezone(tz)
+        opening = datetime.combine(local.date(), self.start, tzinfo=tz)
+        return opening if opening > local else opening + timedelta(days=1)
+
+
+class DaemonSettings(_Frozen):
+    """How the daemon schedules and coordinates."""
+
+    misfire_grace_seconds: Annotated[int, Field(gt=0)] = 6 * 3600
+    """A run missed by less than this (daemon down, busy) still happens, once."""
+    lease_retry_seconds: Annotated[float, Field(gt=0)] = 30.0
+    """How often a replica that found a rule taken by another replica looks again."""
+    purge_schedule: str = "30 * * * *"
+    """When due quarantine batches are purged (cron)."""
+    workers: Annotated[int, Field(gt=0, le=64)] = 4
+    run_window: RunWindow | None = None
+    metrics_port: Annotated[int, Field(gt=0, lt=65536)] | None = None
+    """Serve Prometheus metrics on 127.0.0.1:PORT (off when unset)."""
+
+
 class Settings(BaseSettings):
     """Everything the operator configures; frozen once loaded."""
 
@@ -171,6 +211,7 @@ class Settings(BaseSettings):
     stores: dict[str, StoreSettings] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
     pseudonymize: PseudonymSettings = Field(default_factory=PseudonymSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
 
     @field_validator("stores")
     @classmethod
@@ -245,9 +286,12 @@ def _check_toml_syntax(path: Path) -> None:
         with path.open("rb") as handle:
             tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        # Python 3.11 keeps the position only in the message: "... (at line 3, column 12)".
+        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        line = int(found.group(1)) if found else None
+        message = str(exc)[: found.start()].strip() if found else str(exc)
         raise ConfigError(
-            f"not valid TOML: {getattr(exc, 'msg', str(exc))}",
+            f"not valid TOML: {message}",
             "fix the syntax (see deploy/retentiond.toml for an example)",
             file=path,
             line=line,

@@ -133,6 +133,13 @@ def _comparable(info: ColumnInfo, value: object, op: Op) -> str | None:
         return f"'like' needs a text column; {info.name!r} is {info.type_name}"
     if info.kind is ColumnKind.DATETIME and isinstance(value, date):
         return None  # a date compares with a timestamp as its midnight
+    if info.kind in _TIME_KINDS and isinstance(value, str):
+        parse = date.fromisoformat if info.kind is ColumnKind.DATE else datetime.fromisoformat
+        try:
+            parse(value)
+        except ValueError:
+            return f"{value!r} is not an ISO {info.kind.value} for column {info.name!r}"
+        return None
     if info.kind is ColumnKind.DATE and isinstance(value, datetime):
         return f"{value!r} has a time but column {info.name!r} holds dates"
     if info.kind is ColumnKind.TEXT and isinstance(value, str):

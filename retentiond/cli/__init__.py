@@ -47,7 +47,7 @@ def main() -> None:
         click.echo("aborted", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}; see 'retentiond --help'", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except PolicyError as exc:
         for problem in exc.problems:

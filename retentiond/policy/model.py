@@ -82,6 +82,9 @@ class Schedule(StrictModel):
     def _one(self) -> Schedule:
         if (self.cron is None) == (self.every is None):
             raise ValueError("give exactly one of 'cron' or 'every'")
+        if self.every is not None and (self.every.months or self.every.years):
+            raise ValueError("'every' takes minutes, hours, days or weeks; use 'cron' for "
+                             "monthly or yearly runs")
         return self
 
 
