@@ -179,6 +179,17 @@ class AuditLedger:
         with self._state.engine.connect() as conn:
             return [_record(row) for row in conn.execute(query).mappings()]
 
+    def latest(self, kind: Kind, rule: str) -> Record | None:
+        """The newest record of ``kind`` about ``rule``, or None."""
+        query = (select(audit_log).where(audit_log.c.kind == kind.value, audit_log.c.rule == rule)
+                 .order_by(audit_log.c.seq.desc()).limit(1))
+        try:
+            with self._state.engine.connect() as conn:
+                row = conn.execute(query).mappings().first()
+        except SQLAlchemyError as exc:
+            raise AuditError(f"cannot read the ledger: {type(exc).__name__}") from None
+        return None if row is None else _record(row)
+
     def count(self) -> int:
         """How many records the ledger holds."""
         with self._state.engine.connect() as conn:

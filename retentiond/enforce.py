@@ -248,10 +248,11 @@ def enforce(engine: Engine, ledger: AuditLedger, rule: Rule, *, as_of: datetime,
     return run()
 
 
-def recover(engine: Engine, ledger: AuditLedger) -> list[str]:
+def recover(engine: Engine, ledger: AuditLedger, *, rule: str | None = None) -> list[str]:
     """Settle every intent without an outcome from the batch markers; the batch ids settled.
 
-    Run it before enforcing, when no batch is in flight: a marker means the batch committed
+    Run it when no batch of those intents is in flight (before enforcing; with several
+    replicas, per rule while holding the rule's lease): a marker means the batch committed
     (its outcome is taken from the marker), no marker means it rolled back.
     """
     settled = []
@@ -259,6 +260,8 @@ def recover(engine: Engine, ledger: AuditLedger) -> list[str]:
     for intent in ledger.open_intents():
         entry = intent.entry
         if entry.store is None or entry.batch_id is None:
+            continue
+        if rule is not None and entry.rule != rule:
             continue
         if entry.body.get("op") in {"restore", "purge"}:
             body = quarantine.settle(engine.stores, ledger, entry)

@@ -17,6 +17,7 @@ from retentiond.cli.app import EXIT_BAD_INPUT, App
 from retentiond.cli.enforcing import run
 from retentiond.cli.ledger import audit
 from retentiond.cli.planning import plan, validate
+from retentiond.cli.serving import daemon, status
 from retentiond.cli.shelf import quarantine
 from retentiond.errors import PolicyError, RetentionError
 from retentiond.logs import configure_logging
@@ -35,7 +36,7 @@ def cli(ctx: click.Context, config: Path | None, policy_dir: Path | None) -> Non
     ctx.obj = App(config=config, policy_dir=policy_dir)
 
 
-for command in (validate, plan, run, audit, quarantine):
+for command in (validate, plan, run, audit, quarantine, daemon, status):
     cli.add_command(command)
 
 

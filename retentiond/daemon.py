@@ -1,0 +1,277 @@
+"""The daemon: every rule on its schedule, for years, under systemd.
+
+Signals are turned into events that the main loop handles between its ticks:
+
+- ``SIGHUP`` loads and validates settings and policies anew; a valid set replaces the old one
+  between jobs (a running rule finishes with the set it started with); an invalid set is
+  rejected with its problems in the log and the old set keeps running.
+- ``SIGTERM`` / ``SIGINT`` stop gracefully: each running rule finishes (commits or rolls back)
+  its batch in flight, writes its outcome, and the process exits 0.
+
+The main loop pings the systemd watchdog, so a hung daemon is restarted.  A rule's error is
+logged and audited and the others carry on; an unreachable store is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import structlog
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+from retentiond import quarantine
+from retentiond.audit import AuditLedger, Kind
+from retentiond.enforce import Options, enforce, recover
+from retentiond.errors import PolicyError, RetentionError, StoreUnavailable, redact
+from retentiond.leases import Leases, leases_for
+from retentiond.logs import configure_logging
+from retentiond.metrics import Metrics
+from retentiond.notify import Notifier, watchdog_interval
+from retentiond.runtime import Runtime, load_runtime
+from retentiond.scheduler import missed, trigger_for
+from retentiond.state import StateDB
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from retentiond.policy.model import Rule
+
+log = structlog.get_logger("retentiond.daemon")
+
+TICK = 5.0
+"""Seconds between main-loop ticks when systemd asks for no watchdog."""
+MAX_BACKOFF = 3600.0
+PURGE_JOB = "quarantine-purge"
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+class Daemon:
+    """Loads the policy set, schedules it, and keeps it running until told to stop."""
+
+    def __init__(self, config: Path | None, policy_dir: Path | None = None, *,
+                 run_now: bool = False, notifier: Notifier | None = None) -> None:
+        self._config = config
+        self._policy_dir = policy_dir
+        self._run_now = run_now
+        self._notifier = notifier or Notifier()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._runtime: Runtime | None = None
+        self._retired: list[Runtime] = []
+        self._running: dict[str, str] = {}
+        self._backoff: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._scheduler: BackgroundScheduler | None = None
+        self._ledger: AuditLedger | None = None
+        self._leases: Leases | None = None
+        self._state: StateDB | None = None
+        self._metrics = Metrics()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start, serve until SIGTERM, stop gracefully; the process exit code."""
+        signal.signal(signal.SIGHUP, self._on_hup)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        runtime = load_runtime(self._config, self._policy_dir)
+        configure_logging(runtime.settings.log_format, runtime.settings.log_level)
+        self._runtime = runtime
+        self._state = StateDB(runtime.settings.state_url)
+        self._ledger = AuditLedger(self._state)
+        self._leases = leases_for(self._state)
+        daemon = runtime.settings.daemon
+        if daemon.metrics_port is not None:
+            self._metrics.serve(daemon.metrics_port)
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max(daemon.workers,
+                                                         len(runtime.policies.rules) + 1))},
+            job_defaults={"coalesce": True, "max_instances": 1,
+                          "misfire_grace_time": daemon.misfire_grace_seconds},
+            timezone=UTC,
+        )
+        self._schedule(runtime, first=True)
+        self._scheduler.start()
+        self._notifier.ready(self._status())
+        log.info("daemon.ready", rules=len(runtime.policies.rules))
+        try:
+            self._serve()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _serve(self) -> None:
+        tick = watchdog_interval() or TICK
+        while not self._stop.wait(timeout=tick):
+            if self._reload.is_set():
+                self._reload.clear()
+                self._do_reload()
+            self._notifier.watchdog()
+            self._notifier.status(self._status())
+
+    def _shutdown(self) -> None:
+        self._notifier.stopping()
+        log.info("daemon.stopping", running=sorted(self._running))
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)  # running rules see the stop between batches
+        for runtime in [*self._retired, *([self._runtime] if self._runtime else [])]:
+            runtime.close()
+        if self._state is not None:
+            self._state.close()
+        log.info("daemon.stopped")
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self._reload.set()
+
+    def _on_term(self, _signum: int, _frame: FrameType | None) -> None:
+        self._stop.set()
+
+    def _do_reload(self) -> None:
+        self._notifier.reloading()
+        try:
+            fresh = load_runtime(self._config, self._policy_dir)
+        except PolicyError as exc:
+            log.error("reload.rejected", problems=[str(p) for p in exc.problems])
+            self._notifier.ready("reload rejected; the previous policies stay in force")
+            return
+        except RetentionError as exc:
+            log.error("reload.rejected", problems=[redact(str(exc))])
+            self._notifier.ready("reload rejected; the previous policies stay in force")
+            return
+        with self._lock:
+            if self._runtime is not None:
+                self._retired.append(self._runtime)
+            self._runtime = fresh
+        self._schedule(fresh, first=False)
+        log.info("reload.done", rules=len(fresh.policies.rules))
+        self._notifier.ready(self._status())
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    def _schedule(self, runtime: Runtime, *, first: bool) -> None:
+        scheduler, ledger = self._scheduler, self._ledger
+        if scheduler is None or ledger is None:
+            raise RuntimeError("the daemon is not started")
+        wanted = {rule.id for rule in runtime.policies.rules if rule.enabled}
+        for job in scheduler.get_jobs():
+            if job.id != PURGE_JOB and job.id.split(":")[0] not in wanted:
+                job.remove()
+        now = _now()
+        for rule in runtime.policies.rules:
+            if not rule.enabled:
+                continue
+            trigger = trigger_for(rule, runtime.settings.defaults)
+            last = ledger.latest(Kind.RUN_START, rule.id)
+            catch_up = first and (self._run_now or missed(
+                trigger, datetime.fromisoformat(last.at) if last else None, now))
+            options = {"next_run_time": now} if catch_up else {}
+            scheduler.add_job(self._run_rule, trigger, args=[rule.id], id=rule.id,
+                              name=rule.id, replace_existing=True, **options)
+        purge = CronTrigger.from_crontab(runtime.settings.daemon.purge_schedule, timezone=UTC)
+        scheduler.add_job(self._purge, purge, id=PURGE_JOB, name=PURGE_JOB,
+                          replace_existing=True)
+
+    def _later(self, rule_id: str, when: datetime, why: str) -> None:
+        if self._scheduler is not None and not self._stop.is_set():
+            self._scheduler.add_job(self._run_rule, DateTrigger(when), args=[rule_id],
+                                    id=f"{rule_id}:again", replace_existing=True)
+            log.info("rule.rescheduled", rule=rule_id, at=when.isoformat(), why=why)
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def _run_rule(self, rule_id: str) -> None:
+        runtime = self._runtime
+        if runtime is None or self._stop.is_set():
+            return
+        try:
+            rule = runtime.policies.rule(rule_id)
+        except KeyError:
+            return  # removed by a reload since the job was queued
+        window = runtime.settings.daemon.run_window
+        if window is not None and not window.contains(_now()):
+            self._later(rule_id, window.next_start(_now()), "outside the run window")
+            return
+        slot = _now()
+        while not self._stop.is_set():
+            if self._attempt(runtime, rule, slot):
+                return
+            if self._stop.wait(runtime.settings.daemon.lease_retry_seconds):
+                return
+
+    def _attempt(self, runtime: Runtime, rule: Rule, slot: datetime) -> bool:
+        """Run the rule if this replica gets its lease; whether it is settled for ``slot``."""
+        ledger, leases = self._ledger, self._leases
+        if ledger is None or leases is None:
+            return True
+        with leases.hold(rule.id) as taken:
+            if not taken:
+                log.info("rule.busy_elsewhere", rule=rule.id)
+                return False
+            finished = ledger.latest(Kind.RUN_END, rule.id)
+            if finished is not None and datetime.fromisoformat(finished.at) >= slot:
+                return True  # another replica ran it while this one waited
+            self._enforce(runtime, rule, ledger)
+        return True
+
+    def _enforce(self, runtime: Runtime, rule: Rule, ledger: AuditLedger) -> None:
+        window = runtime.settings.daemon.run_window
+        run_id = str(uuid.uuid4())
+
+        def should_stop() -> bool:
+            return self._stop.is_set() or (window is not None and not window.contains(_now()))
+
+        self._running[rule.id] = run_id
+        started = _now()
+        try:
+            recover(runtime.engine, ledger, rule=rule.id)
+            report = enforce(runtime.engine, ledger, rule, as_of=_now(), run_id=run_id,
+                             options=Options(keyring=runtime.keyring, should_stop=should_stop))
+        except StoreUnavailable as exc:
+            pause = min(self._backoff.get(rule.id, 30.0) * 2, MAX_BACKOFF)
+            self._backoff[rule.id] = pause
+            log.warning("rule.store_unavailable", rule=rule.id, error=redact(str(exc)),
+                        retry_in=pause)
+            self._metrics.failed(rule.id)
+            self._later(rule.id, _now() + timedelta(seconds=pause), "store unavailable")
+            return
+        except RetentionError as exc:
+            log.error("rule.failed", rule=rule.id, error=redact(str(exc)))
+            self._metrics.failed(rule.id)
+            return
+        finally:
+            self._running.pop(rule.id, None)
+        self._backoff.pop(rule.id, None)
+        self._metrics.ran(rule, report, (_now() - started).total_seconds())
+        if report.status == "stopped" and window is not None and not self._stop.is_set():
+            self._later(rule.id, window.next_start(_now()), "run window closed")
+
+    def _purge(self) -> None:
+        runtime, ledger, leases = self._runtime, self._ledger, self._leases
+        if runtime is None or ledger is None or leases is None or self._stop.is_set():
+            return
+        with leases.hold(PURGE_JOB) as taken:
+            if not taken:
+                return
+            try:
+                quarantine.purge_due(runtime.stores, ledger)
+            except RetentionError as exc:
+                log.error("quarantine.purge_failed", error=redact(str(exc)))
+
+    def _status(self) -> str:
+        runtime = self._runtime
+        count = len(runtime.policies.rules) if runtime else 0
+        running = sorted(self._running)
+        if running:
+            return f"running {', '.join(running)}; {count} rules scheduled"
+        return f"idle; {count} rules scheduled"

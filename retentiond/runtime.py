@@ -1,0 +1,60 @@
+"""Everything a run needs, loaded and validated together: settings, policies, stores, engine.
+
+The daemon loads a new runtime on SIGHUP and swaps it in only when all of it is valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from retentiond.engine import Engine
+from retentiond.errors import PolicyError, RetentionError
+from retentiond.keyring import Keyring
+from retentiond.policy.loader import load_policies
+from retentiond.settings import Settings, load_settings
+from retentiond.stores import open_store
+from retentiond.stores.registry import Stores
+from retentiond.validation import validate_live
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from retentiond.policy.model import PolicySet
+
+
+@dataclass
+class Runtime:
+    """A validated policy set bound to its stores."""
+
+    settings: Settings
+    policies: PolicySet
+    stores: Stores
+    engine: Engine
+    keyring: Keyring | None
+
+    def close(self) -> None:
+        """Release the stores' connections."""
+        self.stores.close()
+
+
+def load_runtime(config: Path | None, policy_dir: Path | None = None) -> Runtime:
+    """Load settings and policies and validate them against the live stores (both phases).
+
+    Raises ConfigError or PolicyError with every problem; nothing is left open on failure.
+    """
+    settings = load_settings(config)
+    policies = load_policies(policy_dir or settings.policy_dir)
+    stores = Stores(settings.stores, open_store)
+    try:
+        problems = validate_live(policies, stores,
+                                 pseudonym_key=settings.pseudonymize.key_id is not None)
+        if problems:
+            raise PolicyError(problems)
+        needs_key = any(rule.action.type == "pseudonymize" for rule in policies.rules)
+        keyring = Keyring.from_settings(settings.pseudonymize) if needs_key else None
+    except RetentionError:
+        stores.close()
+        raise
+    engine = Engine(policies, stores, settings.defaults)
+    return Runtime(settings, policies, stores, engine, keyring)
