@@ -1,0 +1,139 @@
+"""The enforcing commands as an operator types them: run --once, audit, quarantine."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+RULES = """
+rules:
+  - id: tickets-quarantine
+    description: Closed tickets are isolated after 30 days.
+    store: app
+    table: tickets
+    age: {{column: closed_at, older_than: 30 days}}
+    action: {{type: quarantine, release_after: {release}}}
+    limits: {{max_rows: {max_rows}, max_percent: 100}}
+    batch_size: 3
+"""
+
+
+def _setup(tmp_path: Path, *, rows: int = 10, max_rows: int = 1000,
+           release: str = "1 day") -> tuple[Path, Path]:
+    store = tmp_path / "app.db"
+    old = (datetime.now(tz=UTC) - timedelta(days=90)).replace(tzinfo=None)
+    with sqlite3.connect(store) as conn:
+        conn.execute("CREATE TABLE tickets (id INTEGER PRIMARY KEY, requester VARCHAR(100), "
+                     "closed_at DATETIME)")
+        conn.executemany("INSERT INTO tickets VALUES (?, ?, ?)",
+                         [(i, f"person{i}@example.com", old.isoformat(sep=" "))
+                          for i in range(1, rows + 1)])
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "tickets.yaml").write_text(RULES.format(release=release, max_rows=max_rows))
+    config = tmp_path / "retentiond.toml"
+    config.write_text(f'policy_dir = "{policies}"\nstate_url = "sqlite:///{tmp_path}/state.db"\n'
+                      f'log_format = "json"\n[stores.app]\nurl = "sqlite:///{store}"\n')
+    return config, store
+
+
+def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "retentiond", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def _count(store: Path, table: str) -> int:
+    with sqlite3.connect(store) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_run_once_enforces_and_the_ledger_verifies(tmp_path):
+    """run --once acts on every eligible row, and audit verify then passes (exit 0)."""
+    config, store = _setup(tmp_path)
+    enforced = _cli(config, "run", "--once")
+    verified = _cli(config, "audit", "verify")
+    assert (0, 0) == (enforced.returncode, verified.returncode), enforced.stderr
+    assert 0 == _count(store, "tickets")
+    assert 10 == _count(store, "retentiond_q_tickets")
+    assert verified.stdout.startswith("ok: ")
+    assert "Traceback" not in enforced.stderr + verified.stderr
+
+
+def test_a_brake_stops_the_rule_with_exit_1_and_changes_nothing(tmp_path):
+    """Over max_rows the rule stops before acting: exit 1, one error line, rows untouched."""
+    config, store = _setup(tmp_path, max_rows=5)
+    result = _cli(config, "run", "--once")
+    assert 1 == result.returncode
+    assert 10 == _count(store, "tickets")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert 1 == len(errors)
+    assert "would act on 10 of 10 rows, over max_rows=5" in errors[0]
+
+
+def test_allow_exceed_acts_once_and_is_audited(tmp_path):
+    """--allow-exceed lets the rule act beyond its brake, and the override is in the ledger."""
+    config, store = _setup(tmp_path, max_rows=5)
+    result = _cli(config, "run", "--once", "--allow-exceed")
+    assert 0 == result.returncode, result.stderr
+    assert 0 == _count(store, "tickets")
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        kinds = [k for (k,) in conn.execute("SELECT kind FROM audit_log ORDER BY seq")]
+    assert 1 == kinds.count("brake.override")
+
+
+def test_audit_verify_names_a_tampered_record_and_exits_1(tmp_path):
+    """A record changed behind the ledger's back is found: exit 1 and its sequence number."""
+    config, _ = _setup(tmp_path)
+    assert 0 == _cli(config, "run", "--once").returncode
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        conn.execute("DROP TRIGGER audit_log_no_update")
+        conn.execute("UPDATE audit_log SET body = replace(body, '\"count\":3', '\"count\":2') "
+                     "WHERE seq = (SELECT min(seq) FROM audit_log WHERE kind = 'batch.outcome')")
+        broken = conn.execute("SELECT min(seq) FROM audit_log WHERE kind = 'batch.outcome'"
+                              ).fetchone()[0]
+    result = _cli(config, "audit", "verify")
+    assert 1 == result.returncode
+    assert f"BROKEN at record {broken}:" in result.stderr
+
+
+def test_quarantine_restore_puts_rows_back_exactly(tmp_path):
+    """quarantine restore --batch returns each row exactly as it was, and is audited."""
+    config, store = _setup(tmp_path, rows=3)
+    with sqlite3.connect(store) as conn:
+        before = conn.execute("SELECT * FROM tickets ORDER BY id").fetchall()
+    assert 0 == _cli(config, "run", "--once").returncode
+    with sqlite3.connect(store) as conn:
+        (batch,) = conn.execute("SELECT DISTINCT _rtd_batch FROM retentiond_q_tickets").fetchone()
+    restored = _cli(config, "quarantine", "restore", "--batch", batch, "--reason", "dispute")
+    with sqlite3.connect(store) as conn:
+        after = conn.execute("SELECT * FROM tickets ORDER BY id").fetchall()
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        ops = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'restore'").fetchone()
+    assert 0 == restored.returncode, restored.stderr
+    assert before == after
+    assert (2,) == ops  # intent and outcome
+
+
+def test_quarantine_purge_leaves_batches_before_their_release(tmp_path):
+    """quarantine purge deletes nothing whose release date lies in the future."""
+    config, store = _setup(tmp_path, rows=3, release="1 minute")
+    assert 0 == _cli(config, "run", "--once").returncode
+    result = _cli(config, "quarantine", "purge")
+    listed = _cli(config, "quarantine", "list")
+    assert (0, 0) == (result.returncode, listed.returncode)
+    assert "0 batch(es) purged" in result.stdout
+    assert 3 == _count(store, "retentiond_q_tickets")
+    assert "tickets-quarantine" in listed.stdout
+
+
+def test_run_without_once_or_dry_run_is_refused(tmp_path):
+    """Plain 'run' says what to add, exits 2 and touches nothing."""
+    config, store = _setup(tmp_path)
+    result = _cli(config, "run")
+    assert 2 == result.returncode
+    assert 10 == _count(store, "tickets")
+    assert result.stderr.startswith("error: ")
+    assert 1 == len(result.stderr.strip().splitlines())
