@@ -51,7 +51,7 @@ def _count(store: Path, table: str) -> int:
 
 
 def test_run_once_enforces_and_the_ledger_verifies(tmp_path):
-    """run --once acts on every eligible row, and audit verify then passes (exit 0)."""
+    """Run --once acts on every eligible row, and audit verify then passes (exit 0)."""
     config, store = _setup(tmp_path)
     enforced = _cli(config, "run", "--once")
     verified = _cli(config, "audit", "verify")
@@ -100,7 +100,7 @@ def test_audit_verify_names_a_tampered_record_and_exits_1(tmp_path):
 
 
 def test_quarantine_restore_puts_rows_back_exactly(tmp_path):
-    """quarantine restore --batch returns each row exactly as it was, and is audited."""
+    """Quarantine restore --batch returns each row exactly as it was, and is audited."""
     config, store = _setup(tmp_path, rows=3)
     with sqlite3.connect(store) as conn:
         before = conn.execute("SELECT * FROM tickets ORDER BY id").fetchall()
@@ -118,7 +118,7 @@ def test_quarantine_restore_puts_rows_back_exactly(tmp_path):
 
 
 def test_quarantine_purge_leaves_batches_before_their_release(tmp_path):
-    """quarantine purge deletes nothing whose release date lies in the future."""
+    """Quarantine purge deletes nothing whose release date lies in the future."""
     config, store = _setup(tmp_path, rows=3, release="1 minute")
     assert 0 == _cli(config, "run", "--once").returncode
     result = _cli(config, "quarantine", "purge")
