@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import RowMapping, and_, exists, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,6 +41,10 @@ class Kind(StrEnum):
     OVERRIDE = "brake.override"
     STOPPED = "brake.stopped"
     ERROR = "rule.error"
+    CHECKPOINT = "checkpoint"
+    CERTIFICATE = "certificate"
+    HOLD_PLACED = "hold.placed"
+    HOLD_RELEASED = "hold.released"
 
 
 def canonical(value: object) -> str:
@@ -172,7 +176,10 @@ class AuditLedger:
     def open_intents(self) -> list[Record]:
         """Intents that have no outcome yet: batches a crash may have left undecided."""
         outcome = aliased(audit_log)
+        # Restores and purges of a quarantined batch reuse its id: pair by action too.
         has_outcome = exists().where(and_(outcome.c.batch_id == audit_log.c.batch_id,
+                                          outcome.c.action.is_not_distinct_from(
+                                              audit_log.c.action),
                                           outcome.c.kind == Kind.OUTCOME.value))
         query = (select(audit_log).where(audit_log.c.kind == Kind.INTENT.value, ~has_outcome)
                  .order_by(audit_log.c.seq))
@@ -195,8 +202,29 @@ class AuditLedger:
         with self._state.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(audit_log)).scalar_one())
 
-    def verify(self) -> Verification:
-        """Recompute every hash and the chain; name the first record that does not check out."""
+    def append_at_tail(self, make: Callable[[int, str], Entry]) -> Record:
+        """Append the entry ``make(last_seq, chain_head)`` builds, inside the append lock.
+
+        For checkpoints: what they sign is the tail, so nothing may slip in between.
+        """
+        with self._state.appending() as conn:
+            tail = conn.execute(
+                select(audit_log.c.seq, audit_log.c.chain_hash)
+                .order_by(audit_log.c.seq.desc()).limit(1)).first()
+            seq, chain = (tail[0], tail[1]) if tail else (0, GENESIS)
+            entry = make(seq, chain)
+            at = datetime.now(tz=UTC).isoformat(timespec="microseconds")
+            record_hash = Record(seq + 1, at, entry, "", "").expected_hash()
+            record = Record(seq + 1, at, entry, record_hash, _sha256(chain + record_hash))
+            conn.execute(insert(audit_log), [_row(record)])
+        return record
+
+    def verify(self, auditor: Auditor | None = None) -> Verification:
+        """Recompute every hash and the chain; name the first record that does not check out.
+
+        An ``auditor`` adds checks of its own on each record (checkpoints, intents) and at the
+        end; the first problem anyone finds is the answer.
+        """
         chain = GENESIS
         expected_seq = 1
         count = 0
@@ -209,12 +237,30 @@ class AuditLedger:
             if record.expected_hash() != record.record_hash:
                 return Verification(count, chain, record.seq,
                                     "the record's contents do not match its hash")
-            chain = _sha256(chain + record.record_hash)
+            before, chain = chain, _sha256(chain + record.record_hash)
             if chain != record.chain_hash:
                 return Verification(count, chain, record.seq,
                                     "the chain hash does not follow from the previous record")
+            if auditor is not None:
+                problem = auditor.see(record, before)
+                if problem is not None:
+                    return Verification(count, chain, record.seq, problem)
             expected_seq += 1
+        if auditor is not None:
+            found = auditor.finish(count, chain)
+            if found is not None:
+                return Verification(count, chain, found[0], found[1])
         return Verification(count, chain)
+
+
+class Auditor(Protocol):
+    """Checks of its own that :meth:`AuditLedger.verify` runs along the chain."""
+
+    def see(self, record: Record, chain_before: str) -> str | None:
+        """What is wrong with ``record`` (``chain_before``: the head before it), or None."""
+
+    def finish(self, records: int, head: str) -> tuple[int | None, str] | None:
+        """After the last record: (the record concerned, what is wrong), or None."""
 
 
 def _row(record: Record) -> dict[str, object]:

@@ -34,12 +34,10 @@ from retentiond.errors import (
     AuditError,
     LimitExceeded,
     RetentionError,
-    SchemaChanged,
     StoreError,
     StoreUnavailable,
     redact,
 )
-from retentiond.validation import check_rule
 
 if TYPE_CHECKING:
     from retentiond.engine import Engine
@@ -106,8 +104,9 @@ class RuleRun:
         try:
             self._start()
             self._batches()
-        except LimitExceeded:
-            self.report.status = "stopped"
+        except LimitExceeded as exc:
+            self.report.status, self.report.error = "stopped", str(exc)
+            self._finish()
             raise
         except RetentionError as exc:
             self.report.status, self.report.error = "failed", redact(str(exc))
@@ -119,11 +118,7 @@ class RuleRun:
     def _start(self) -> None:
         store = self.engine.stores.get(self.rule.store)
         store.forget(self.rule.table)  # a schema changed since validation must be seen
-        prepared = self.engine.prepared(self.rule, as_of=self.as_of)
-        problems = check_rule(self.rule, prepared.table)
-        if problems:
-            raise SchemaChanged(self.rule.store, f"table {self.rule.table!r} changed since the "
-                                f"rule was validated: {problems[0]}", "run 'retentiond validate'")
+        prepared = self.engine.prepared(self.rule, as_of=self.as_of)  # SchemaChanged on drift
         with store.reader() as reader:
             census = reader.census(prepared.selection)
         self.report.census = census
@@ -144,7 +139,8 @@ class RuleRun:
             self.ledger.append(self.entry(Kind.OVERRIDE, numbers))
             self.log.warning("brake.overridden", **numbers)
         quarantined = [self.rule.table] if self.rule.action.type == "quarantine" else []
-        store.prepare(quarantine_of=quarantined)
+        store.prepare(quarantine_of=quarantined,
+                      done_records=self.rule.action.type == "pseudonymize")
 
     def _batches(self) -> None:
         after: Key | None = None
@@ -211,7 +207,7 @@ class RuleRun:
         Even a failed COMMIT may have committed; only the marker knows.  Where neither the
         store nor the ledger answers, the intent stays open and :func:`recover` settles it.
         """
-        reason = redact(exc.what if isinstance(exc, StoreError) else str(exc))
+        reason = exc.what if isinstance(exc, StoreError) else redact(str(exc))
         try:
             payload = self.engine.stores.get(self.rule.store).find_mark(batch_id)
             body: dict[str, Any] = (

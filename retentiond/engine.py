@@ -32,6 +32,7 @@ from retentiond.stores.base import (
     TableSchema,
 )
 from retentiond.stores.registry import Stores
+from retentiond.validation import check_rule
 
 log = structlog.get_logger("retentiond.engine")
 
@@ -135,6 +136,10 @@ class Engine:
         if table is None:
             raise SchemaChanged(rule.store, f"table {rule.table!r} no longer exists",
                                 "run 'retentiond validate'")
+        problems = check_rule(rule, table)
+        if problems:
+            raise SchemaChanged(rule.store, f"table {rule.table!r} changed since the rule was "
+                                f"validated: {problems[0]}", "run 'retentiond validate'")
         action = action_for(rule.action)
         bound = AgeBound(rule.age.column, cutoff(rule.age.older_than, as_of, rule.age.timezone))
 
@@ -149,7 +154,7 @@ class Engine:
                                delete_children=getattr(rule.action, "on_children", "") == "delete")
         selection = Selection(table=rule.table, age=bound, where=rule.where,
                               guards=guards_of(rule.table), blockers=reach.blockers,
-                              pending=action.pending(table))
+                              pending=action.pending(table, rule.id))
         return Prepared(selection=selection, reaches=reach.reaches, table=table)
 
     def brakes(self, rule: Rule) -> Brakes:

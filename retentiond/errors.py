@@ -85,13 +85,26 @@ class PolicyError(RetentionError):
 
 
 class StoreError(RetentionError):
-    """A data store failed; the message never carries row values or passwords."""
+    """A data store failed; the message never carries row values or passwords.
 
-    def __init__(self, store: str, what: str, fix: str = "check the store and try again") -> None:
+    ``detail`` keeps the driver's own words for a person debugging at a terminal; some
+    drivers quote row values there ("Duplicate entry 'x'"), so it is never logged or audited.
+    """
+
+    def __init__(
+        self, store: str, what: str, fix: str = "check the store and try again", *,
+        detail: str | None = None,
+    ) -> None:
         self.store = store
         self.what = what
         self.fix = fix
+        self.detail = detail
         super().__init__(f"store {store!r}: {what}; {fix}")
+
+    @property
+    def public(self) -> str:
+        """The message as it may be logged and audited (it is ``str(self)``)."""
+        return str(self)
 
 
 class StoreUnavailable(StoreError):  # noqa: N818 - the name says what the operator needs to know

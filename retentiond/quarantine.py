@@ -23,8 +23,18 @@ log = structlog.get_logger("retentiond.quarantine")
 
 
 def batches(stores: Stores) -> list[tuple[str, QuarantineBatch]]:
-    """Every quarantined batch of every configured store, as (store, batch)."""
-    return [(name, batch) for name in stores.names for batch in stores.get(name).quarantined()]
+    """Every quarantined batch of every reachable store, as (store, batch).
+
+    A store that cannot be listed is logged and skipped: one unreachable store must not keep
+    the others' due batches from being purged.
+    """
+    found: list[tuple[str, QuarantineBatch]] = []
+    for name in stores.names:
+        try:
+            found.extend((name, batch) for batch in stores.get(name).quarantined())
+        except StoreError as exc:
+            log.warning("quarantine.store_skipped", store=name, error=exc.public)
+    return found
 
 
 def find(stores: Stores, batch_id: str) -> tuple[str, QuarantineBatch]:

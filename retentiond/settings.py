@@ -63,6 +63,8 @@ class StoreSettings(_Frozen):
     statement_timeout_ms: Annotated[int, Field(gt=0)] = 60000
     marker_table: Annotated[str, Field(pattern=_IDENTIFIER)] = "retentiond_batches"
     """Table in the store where each applied batch leaves its marker (created on first run)."""
+    done_table: Annotated[str, Field(pattern=_IDENTIFIER)] = "retentiond_pseudonymized"
+    """Keys each pseudonymize rule has rewritten, so a re-run rewrites nothing twice."""
     quarantine_prefix: Annotated[str, Field(pattern=_IDENTIFIER)] = "retentiond_q_"
     """Quarantined rows of table T go to ``<prefix>T`` in the same database and schema."""
 
@@ -193,6 +195,22 @@ class DaemonSettings(_Frozen):
     """Serve Prometheus metrics on 127.0.0.1:PORT (off when unset)."""
 
 
+class AuditSettings(_Frozen):
+    """Signed checkpoints of the ledger and what verification expects of them."""
+
+    origin: Annotated[str, Field(pattern=r"^[^\s+]+$")] = "retentiond"
+    """The log's name in every checkpoint (e.g. ``retentiond.example.com/audit``)."""
+    signing_key: SecretSource | None = None
+    """Ed25519 private key (PEM or base64 seed) from a file or credential; the daemon only."""
+    verify_key: Path | None = None
+    """The matching public key; enough to verify, useless for forging."""
+    checkpoint_interval_seconds: Annotated[int, Field(gt=0)] = 3600
+    """At most this long between checkpoints; verification reports larger gaps."""
+    checkpoint_file: Path | None = None
+    """A copy of the newest checkpoint kept outside the database: truncating the ledger
+    below it is detected even by someone who can rewrite the database."""
+
+
 class Settings(BaseSettings):
     """Everything the operator configures; frozen once loaded."""
 
@@ -212,6 +230,7 @@ class Settings(BaseSettings):
     defaults: Defaults = Field(default_factory=Defaults)
     pseudonymize: PseudonymSettings = Field(default_factory=PseudonymSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @field_validator("stores")
     @classmethod

@@ -149,7 +149,11 @@ def _check_strategy(  # noqa: C901, PLR0912 - one branch per strategy reads best
                            "add a 'fallback' value, or use constant or mask")
         case Nullify(fallback=fallback) if fallback is not None:
             why = value_fits(info, fallback)
-            return Finding(path, f"fallback {why}", "choose a fallback that fits") if why else None
+            if why:
+                return Finding(path, f"fallback {why}", "choose a fallback that fits")
+            if info.unique and not info.nullable:
+                return Finding(path, f"column {name!r} is unique; one fallback would collide",
+                               "use pk_derived for unique columns")
         case Constant(value=value):
             why = value_fits(info, value)
             if why:
@@ -240,8 +244,9 @@ class AnonymizeAction(Action[AnonymizeOptions]):
         """The anonymized columns."""
         return tuple(self.options.columns)
 
-    def pending(self, table: TableSchema) -> tuple[PendingCheck, ...]:
+    def pending(self, table: TableSchema, rule: str) -> tuple[PendingCheck, ...]:
         """A row is pending while any column still differs from what its strategy writes."""
+        del rule  # anonymized values are fixpoints: the value alone tells
         return tuple(_pending(column, strategy, table.columns[column])
                      for column, strategy in self.options.columns.items())
 

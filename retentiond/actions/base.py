@@ -94,9 +94,9 @@ class Action(ABC, Generic[OptionsT]):
         """Columns the action rewrites (empty for actions that remove whole rows)."""
         return ()
 
-    def pending(self, table: TableSchema) -> tuple[PendingCheck, ...]:
-        """How to recognize rows not yet rewritten (empty: every row is pending)."""
-        del table
+    def pending(self, table: TableSchema, rule: str) -> tuple[PendingCheck, ...]:
+        """How to recognize rows ``rule`` has not rewritten yet (empty: every row is pending)."""
+        del table, rule
         return ()
 
     @abstractmethod

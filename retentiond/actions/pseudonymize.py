@@ -105,9 +105,9 @@ class PseudonymizeAction(Action[PseudonymizeOptions]):
                                            or FULL_LENGTH)
                 for column, spec in self.options.columns.items()}
 
-    def pending(self, table: TableSchema) -> tuple[PendingCheck, ...]:
-        """A row is pending while a column does not yet hold a pseudonym's shape."""
-        return tuple(NotPseudonym(column, length)
+    def pending(self, table: TableSchema, rule: str) -> tuple[PendingCheck, ...]:
+        """A row is pending unless this rule recorded it and its values look pseudonymized."""
+        return tuple(NotPseudonym(column, length, rule)
                      for column, length in self.lengths(table).items())
 
     def apply(self, writer: Writer, batch: Batch) -> AuditBody:
@@ -127,6 +127,7 @@ class PseudonymizeAction(Action[PseudonymizeOptions]):
             if new != values:
                 changed.append((key, new))
         writer.rewrite(batch.table.name, columns, changed)
+        writer.record_done(batch.table.name, batch.rule, batch.keys)
         return {"keys": [list(k) for k, _ in changed], "count": len(changed),
                 "key_id": keyring.key_id,
                 "columns": {c: {"domain": d, "length": n}

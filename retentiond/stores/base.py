@@ -53,6 +53,10 @@ class ColumnInfo:
     """Covered on its own by a unique constraint, unique index or a one-column primary key."""
     timezone: bool = False
     """For DATETIME: values carry an offset (PostgreSQL timestamptz)."""
+    generated: bool = False
+    """Computed by the database from other columns (GENERATED ... AS): never written."""
+    always_identity: bool = False
+    """GENERATED ALWAYS AS IDENTITY: written only when told to override the sequence."""
 
 
 class OnDelete(StrEnum):
@@ -162,17 +166,24 @@ class NotMultiple:
 
 @dataclass(frozen=True)
 class NotNetwork:
-    """Pending while an address does not end like a network (``.0`` or ``::``)."""
+    """Pending while a value is not written as an IPv4 /24 or IPv6 /48 network address."""
 
     column: str
 
 
 @dataclass(frozen=True)
 class NotPseudonym:
-    """Pending while the value is not ``length`` lowercase base32 characters."""
+    """Pending unless ``rule`` recorded the row as done and the value still looks done.
+
+    Looking done means ``length`` lowercase base32 characters.
+
+    The shape alone is not proof: a real value can look like a pseudonym ("jonathan").  The
+    record alone is not either: the application may have written a new value since.
+    """
 
     column: str
     length: int
+    rule: str
 
 
 @dataclass(frozen=True)
@@ -331,6 +342,10 @@ class Writer(ABC):
     def mark(self, batch_id: str, run_id: str, rule: str, payload: str) -> None:
         """Record, in this transaction, that the batch was applied and what it did."""
 
+    @abstractmethod
+    def record_done(self, table: str, rule: str, keys: Sequence[Key]) -> None:
+        """Record, in this transaction, that ``rule`` pseudonymized these rows."""
+
 
 class Store(ABC):
     """A named data store holding the tables that rules act on."""
@@ -358,8 +373,12 @@ class Store(ABC):
         """A write transaction with short lock and statement timeouts."""
 
     @abstractmethod
-    def prepare(self, *, quarantine_of: Sequence[str] = ()) -> None:
-        """Create the batch-marker table and the quarantine tables of these tables if missing."""
+    def prepare(self, *, quarantine_of: Sequence[str] = (), done_records: bool = False) -> None:
+        """Create, where missing, the marker table and the tables the actions need.
+
+        Those are the quarantine tables of ``quarantine_of``, and the table of pseudonymized
+        keys when ``done_records`` is set.
+        """
 
     @abstractmethod
     def find_mark(self, batch_id: str) -> str | None:

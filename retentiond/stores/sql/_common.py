@@ -79,3 +79,20 @@ def is_transient(error: sa_exc.DBAPIError) -> bool:
         or (isinstance(code, int) and code in _TRANSIENT_MYSQL_CODES)
         or getattr(orig, "sqlite_errorname", None) in _TRANSIENT_SQLITE
     )
+
+
+def error_code(error: sa_exc.DBAPIError) -> str:
+    """The driver's error class and code, e.g. ``UniqueViolation (SQLSTATE 23505)``.
+
+    That says what went wrong without the message text, which can quote row values.
+    """
+    orig = error.orig
+    name = type(orig).__name__ if orig is not None else type(error).__name__
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate:
+        return f"{name} (SQLSTATE {sqlstate})"
+    code = orig.args[0] if orig is not None and orig.args else None
+    if isinstance(code, int):
+        return f"{name} (error {code})"
+    sqlite = getattr(orig, "sqlite_errorname", None)
+    return f"{name} ({sqlite})" if sqlite else name

@@ -29,6 +29,7 @@ from retentiond.stores.base import (
     Selection,
     TableSchema,
 )
+from retentiond.stores.sql.keeping import key_text
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement, KeyedColumnElement
@@ -66,6 +67,10 @@ class Compiled:
                        sa.not_(self.blocked), self.pending)
 
 
+_IPV4_NETWORK = r"^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.0$"
+_IPV6_NETWORK = r"^([0-9a-f]{1,4}(:[0-9a-f]{1,4}){0,2})?::$"
+"""What ``generalize: network`` writes: a /24 or a /48 network address, nothing else."""
+
 Lookup = Callable[[str], "Reflected"]
 """Finds another reflected table of the same store (for blockers that follow foreign keys)."""
 
@@ -81,6 +86,7 @@ class SelectionCompiler:
         family: Family = "sqlite",
         lookup: Lookup | None = None,
         alias: sa.FromClause | None = None,
+        done: sa.Table | None = None,
     ) -> None:
         self._store = store
         self._table: sa.FromClause = alias if alias is not None else reflected.table
@@ -88,6 +94,7 @@ class SelectionCompiler:
         self._schema = reflected.schema
         self._family: Family = family
         self._lookup = lookup
+        self._done = done
 
     def selection(self, selection: Selection) -> Compiled:
         """The selection's filter, age bound, guards, blockers and pending checks as expressions."""
@@ -162,12 +169,12 @@ class SelectionCompiler:
             case NotMultiple(step=step):
                 return sa.and_(present, column % step != 0)
             case NotNetwork():
-                return sa.and_(present, column.not_like("%.0"), column.not_like("%::"))
-            case NotPseudonym(length=length):
-                pattern = f"^[a-z2-7]{{{length}}}$"
-                # MariaDB compares case-insensitively under the usual collations; bytes do not.
-                subject = sa.func.binary(column) if self._family == "mysql" else column
-                return sa.and_(present, sa.not_(subject.regexp_match(pattern)))
+                network = sa.or_(self._matches(column, _IPV4_NETWORK),
+                                 self._matches(column, _IPV6_NETWORK))
+                return sa.and_(present, sa.not_(network))
+            case NotPseudonym(length=length, rule=rule):
+                return sa.and_(present, sa.not_(sa.and_(
+                    self._matches(column, f"^[a-z2-7]{{{length}}}$"), self._recorded(rule))))
             case NotDerived(prefix=prefix, suffix=suffix):
                 key = self._schema.primary_key
                 if len(key) != 1:
@@ -176,6 +183,19 @@ class SelectionCompiler:
                            + sa.literal(suffix, sa.String))
                 return sa.and_(present, column != derived)
         raise StoreError(self._store, f"unknown pending check {check!r}")
+
+    def _matches(self, column: KeyedColumnElement[Any], pattern: str) -> ColumnElement[bool]:
+        # MariaDB compares case-insensitively under the usual collations; bytes do not.
+        subject = sa.func.binary(column) if self._family == "mysql" else column
+        return subject.regexp_match(pattern)
+
+    def _recorded(self, rule: str) -> ColumnElement[bool]:
+        """The row's key is in the table of keys ``rule`` pseudonymized."""
+        if self._done is None:  # no such table yet: nothing was ever recorded
+            return sa.false()
+        columns: list[sa.ColumnElement[Any]] = [self.column(c) for c in self._schema.primary_key]
+        return sa.exists().where(self._done.c.rule == rule,
+                                 self._done.c.row_key == key_text(columns))
 
     def _protects(self, guard: Guard) -> ColumnElement[bool]:
         condition = self._filter(guard.where) if guard.where is not None else sa.true()

@@ -8,7 +8,7 @@ rows moved out of one source table: the same columns, no constraints, and bookke
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -38,6 +38,24 @@ def marker_table(name: str, schema: str | None = None) -> sa.Table:
         sa.Column("payload", PAYLOAD, nullable=False),
         schema=schema,
     )
+
+
+def done_table(name: str) -> sa.Table:
+    """The table of rows each pseudonymize rule has rewritten: (rule, key as text)."""
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("rule", sa.String(80), primary_key=True),
+        sa.Column("row_key", sa.String(255), primary_key=True),
+    )
+
+
+def key_text(columns: list[sa.ColumnElement[Any]]) -> sa.ColumnElement[Any]:
+    """A row's primary key as one text value, the same in SQL on every database."""
+    parts: sa.ColumnElement[Any] = sa.cast(columns[0], sa.String(255))
+    for column in columns[1:]:
+        parts = parts + sa.literal("\x1f", sa.String) + sa.cast(column, sa.String(255))
+    return parts
 
 
 def quarantine_name(prefix: str, table: str) -> str:

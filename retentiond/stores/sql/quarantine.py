@@ -45,9 +45,18 @@ def restore(connection: Connection, source: Reflected, shelf: sa.Table,
             batch_id: str) -> tuple[Key, ...]:
     """Copy the batch's rows back into ``source`` and remove them from quarantine."""
     keys = _keys(connection, source, shelf, batch_id)
-    names = [c.name for c in source.table.columns]
-    connection.execute(sa.insert(source.table).from_select(
-        names, sa.select(*(shelf.c[n] for n in names)).where(shelf.c[BATCH] == batch_id)))
+    # Generated columns are computed again from the others; they cannot be inserted.
+    names = [c.name for c in source.table.columns if not source.schema.columns[c.name].generated]
+    statement = sa.insert(source.table).from_select(
+        names, sa.select(*(shelf.c[n] for n in names)).where(shelf.c[BATCH] == batch_id))
+    always = any(info.always_identity for info in source.schema.columns.values())
+    if always and connection.dialect.name == "postgresql":
+        # GENERATED ALWAYS AS IDENTITY refuses given values unless told to keep them.
+        compiled = statement.compile(dialect=connection.dialect)
+        sql = str(compiled).replace(") SELECT ", ") OVERRIDING SYSTEM VALUE SELECT ", 1)
+        connection.exec_driver_sql(sql, compiled.params)
+    else:
+        connection.execute(statement)
     connection.execute(sa.delete(shelf).where(shelf.c[BATCH] == batch_id))
     return tuple(keys)
 

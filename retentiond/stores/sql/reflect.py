@@ -74,6 +74,7 @@ def _column_info(
     if family == "sqlite" and primary_key == (column["name"],) and kind is ColumnKind.INTEGER:
         nullable = False
     length = getattr(type_, "length", None) if kind is ColumnKind.TEXT else None
+    identity = column.get("identity")
     return ColumnInfo(
         name=column["name"],
         kind=kind,
@@ -82,6 +83,8 @@ def _column_info(
         length=length if isinstance(length, int) else None,
         unique=column["name"] in unique,
         timezone=timezone,
+        generated=column.get("computed") is not None,
+        always_identity=bool(identity["always"]) if identity is not None else False,
     )
 
 

@@ -38,7 +38,8 @@ class Session:
     def compiler(self, table: str) -> SelectionCompiler:
         """A compiler for ``table`` that can follow foreign keys to the store's other tables."""
         return SelectionCompiler(self._store.name, self.table(table),
-                                 family=self._store.dialect_name, lookup=self.table)
+                                 family=self._store.dialect_name, lookup=self.table,
+                                 done=self._store.existing_done_table(self.connection))
 
     def compile(self, selection: Selection) -> Compiled:
         """The selection as expressions over its table."""

@@ -44,11 +44,17 @@ from retentiond.stores.sql._common import (
     FAMILIES,
     READ_ONLY_BEGIN,
     Family,
+    error_code,
     first_line,
     is_transient,
     split_name,
 )
-from retentiond.stores.sql.keeping import marker_table, quarantine_name, quarantine_table
+from retentiond.stores.sql.keeping import (
+    done_table,
+    marker_table,
+    quarantine_name,
+    quarantine_table,
+)
 from retentiond.stores.sql.read import SqlReader
 from retentiond.stores.sql.reflect import Reflected, reflect_table, schema_foreign_keys
 from retentiond.stores.sql.write import SqlWriter
@@ -89,6 +95,7 @@ class SqlStore(Store):
         self._read_engine: Engine | None = None
         self._tables: dict[str, Reflected] = {}
         self._foreign_keys: dict[str | None, tuple[ForeignKey, ...]] = {}
+        self._done_exists = False
 
     @property
     def dialect_name(self) -> Family:
@@ -175,10 +182,13 @@ class SqlStore(Store):
         finally:
             connection.close()
 
-    def prepare(self, *, quarantine_of: Sequence[str] = ()) -> None:
-        """Create the marker table, and quarantine tables for these tables, where missing."""
+    def prepare(self, *, quarantine_of: Sequence[str] = (), done_records: bool = False) -> None:
+        """Create, where missing, the marker table and the tables the actions need."""
         with self._errors("cannot create retentiond's tables"), self.engine.begin() as connection:
             self.marker_table().create(connection, checkfirst=True)
+            if done_records:
+                self.done_table().create(connection, checkfirst=True)
+                self._done_exists = True
             for table in quarantine_of:
                 self.quarantine_table(connection, table).create(connection, checkfirst=True)
 
@@ -195,6 +205,17 @@ class SqlStore(Store):
     def marker_table(self) -> sa.Table:
         """The batch-marker table of this store."""
         return marker_table(self.settings.marker_table)
+
+    def done_table(self) -> sa.Table:
+        """The table of keys pseudonymize rules have rewritten in this store."""
+        return done_table(self.settings.done_table)
+
+    def existing_done_table(self, connection: Connection) -> sa.Table | None:
+        """The table of pseudonymized keys, or None while it does not exist (yet)."""
+        if not self._done_exists:
+            with self._errors("cannot look for the pseudonymized keys"):
+                self._done_exists = sa.inspect(connection).has_table(self.settings.done_table)
+        return self.done_table() if self._done_exists else None
 
     def quarantine_table(self, connection: Connection, table: str) -> sa.Table:
         """The quarantine table of ``table`` (described, not created)."""
@@ -357,10 +378,13 @@ class SqlStore(Store):
         try:
             yield
         except sa_exc.DBAPIError as exc:
+            # The driver's words may quote row values: they stay in `detail`, never in logs.
             kind = StoreUnavailable if is_transient(exc) else StoreError
-            raise kind(self.name, f"{doing}: {self._scrub(first_line(exc))}") from None
+            raise kind(self.name, f"{doing}: {error_code(exc)}",
+                       detail=self._scrub(first_line(exc))) from None
         except sa_exc.SQLAlchemyError as exc:
-            raise StoreError(self.name, f"{doing}: {self._scrub(first_line(exc))}") from None
+            raise StoreError(self.name, f"{doing}: {type(exc).__name__}",
+                             detail=self._scrub(first_line(exc))) from None
 
     def _scrub(self, text: str) -> str:
         # Drivers do not echo passwords today; this keeps it so if one ever starts.

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from retentiond.errors import StoreError
 from retentiond.stores.base import Key, Reach, Removal, Row, Selection, Writer
 from retentiond.stores.sql.compile import after_key
-from retentiond.stores.sql.keeping import AT, BATCH, RELEASE, RULE, RUN
+from retentiond.stores.sql.keeping import AT, BATCH, RELEASE, RULE, RUN, key_text
 from retentiond.stores.sql.session import Session
 
 if TYPE_CHECKING:
@@ -125,6 +125,18 @@ class SqlWriter(Session, Writer):
         with self._store._errors("cannot write the batch marker"):  # noqa: SLF001
             self.connection.execute(sa.insert(markers).values(
                 batch_id=batch_id, run_id=run_id, rule=rule, payload=payload))
+
+    def record_done(self, table: str, rule: str, keys: Sequence[Key]) -> None:
+        """Insert (rule, key) for each rewritten row, from the table itself, in this batch."""
+        done = self._store.done_table()
+        key_columns = self._key_columns(table)
+        with self._store._errors("cannot record pseudonymized rows"):  # noqa: SLF001
+            for chunk in chunks(keys, len(key_columns)):
+                rows = sa.select(sa.literal(rule, sa.String(80)),
+                                 key_text(list(key_columns))).where(key_in(key_columns, chunk))
+                already = sa.select(done.c.row_key).where(done.c.rule == rule)
+                rows = rows.where(key_text(list(key_columns)).not_in(already))
+                self.connection.execute(sa.insert(done).from_select(["rule", "row_key"], rows))
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -1,0 +1,161 @@
+"""Failing closed: whatever goes wrong, no row changes that should not, and the ledger says so.
+
+Twenty events, all due at AS_OF except 21 (no age); batches of seven.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from enforce_kit import FailingHolds, LateHold, Meddler, Rig, applied_batches, at, hold, stamp
+
+from retentiond.enforce import Options, enforce
+from retentiond.errors import SchemaChanged, StoreError
+
+RULE = """\
+rules:
+  - id: events-{action}
+    description: Events are {action}d after 12 months.
+    store: app
+    table: events
+    age: {{column: created_at, older_than: 12 months}}
+    where: {{column: kind, op: ne, value: contract}}
+    action: {{type: {action}{options}}}
+"""
+DELETE = RULE.format(action="delete", options="")
+QUARANTINE = RULE.format(action="quarantine", options=", release_after: 6 months")
+ANONYMIZE = RULE.format(action="anonymize", options=", columns: {email: {strategy: nullify}}")
+PSEUDONYMIZE = RULE.format(action="pseudonymize",
+                           options=", columns: {email: {domain: customer-email}}")
+POLICIES = {"delete": DELETE, "quarantine": QUARANTINE, "anonymize": ANONYMIZE,
+            "pseudonymize": PSEUDONYMIZE}
+
+
+@pytest.fixture
+def events(db):
+    """Events 1-20 due, 21 without an age."""
+    db.run(f"CREATE TABLE events (id INTEGER PRIMARY KEY, customer_id INTEGER, "
+           f"kind VARCHAR(10), email VARCHAR(80), created_at {stamp(db.kind)})")
+    db.insert("events", [{"id": n, "customer_id": n % 3, "kind": "order",
+                          "email": f"p{n}@example.com",
+                          "created_at": at(2024, 1, n) if n <= 20 else None}
+                         for n in range(1, 22)])
+    return db
+
+
+def ids(db, table="events"):
+    """The keys left in ``table``."""
+    return [row[0] for row in db.rows(table)]
+
+
+def failed(setup, rule_id, error=StoreError, **options):
+    """Run the rule, expecting ``error``; the error and the run's report."""
+    run = setup.runner(rule_id, **options)
+    with pytest.raises(error) as caught:
+        run()
+    return caught.value, run.report
+
+
+def run_end(setup):
+    """The body of the last run.end record."""
+    return [r.entry.body for r in setup.ledger.records() if r.entry.kind.value == "run.end"][-1]
+
+
+@pytest.mark.parametrize(("action", "column"), [
+    ("delete", "created_at"), ("quarantine", "kind"), ("anonymize", "email"),
+    ("pseudonymize", "email")])
+def test_a_column_dropped_after_validation_stops_the_rule_unchanged(events, rig, action,
+                                                                    column):
+    """A rule's age, filter or rewritten column gone since validation: SchemaChanged, no change."""
+    setup: Rig = rig(POLICIES[action])
+    events.run(f"ALTER TABLE events DROP COLUMN {column}")
+    before = events.rows("events")
+
+    _, report = failed(setup, f"events-{action}", SchemaChanged)
+
+    assert (before, "failed", 0) == (events.rows("events"), report.status, setup.batch_count())
+    assert "failed" == run_end(setup)["status"]
+
+
+def test_a_table_dropped_after_validation_stops_the_rule(events, rig):
+    """The rule's table gone since validation: SchemaChanged, recorded as a failed run."""
+    setup: Rig = rig(DELETE)
+    events.run("DROP TABLE events")
+
+    error, report = failed(setup, "events-delete", SchemaChanged)
+
+    assert ("failed", "app", 0) == (report.status, error.store, setup.batch_count())
+
+
+def test_a_failing_hold_lookup_before_the_first_batch_changes_nothing(events, rig):
+    """A hold source that cannot answer stops the rule before any row is touched."""
+    before = events.rows("events")
+    broken = FailingHolds(lambda: True, StoreError("holds", "the hold register did not answer"))
+    setup: Rig = rig(DELETE, holds=[broken])
+
+    _, report = failed(setup, "events-delete")
+
+    assert (before, "failed", 0) == (events.rows("events"), report.status, setup.batch_count())
+
+
+def test_a_failing_hold_lookup_mid_run_stops_the_rule(events, rig, ledger):
+    """A hold lookup failing after the first batch: the run stops, later batches never happen."""
+    broken = FailingHolds(lambda: applied_batches(ledger) >= 1,
+                          StoreError("holds", "the hold register did not answer"))
+    setup: Rig = rig(DELETE, holds=[broken])
+
+    _, report = failed(setup, "events-delete")
+
+    assert (list(range(8, 22)), [1, 2, 3, 4, 5, 6, 7]) == (ids(events), setup.acted())
+    assert ("failed", 7, 1) == (report.status, report.acted, report.batches)
+    assert {"status": "failed", "acted": 7, "batches": 1} == {
+        k: run_end(setup)[k] for k in ("status", "acted", "batches")}
+
+
+@pytest.mark.parametrize("action", ["delete", "quarantine", "anonymize"])
+def test_a_store_error_mid_batch_rolls_the_batch_back(events, rig, ledger, action):
+    """A store error after batch two's intent rolls that batch back; its outcome says so."""
+    def drop_markers():
+        """Make the second batch's marker fail, after its intent and its action."""
+        events.run("DROP TABLE retentiond_batches")
+
+    meddler = Meddler(lambda: applied_batches(ledger) >= 1, drop_markers)
+    setup: Rig = rig(POLICIES[action], holds=[meddler])
+    before = events.rows("events")
+
+    _, report = failed(setup, f"events-{action}")
+
+    outcomes = setup.outcomes(status=None)
+    assert (["applied", "rolled back"], "StoreError") == (
+        [body["status"] for body in outcomes], outcomes[-1]["error"])
+    assert ("failed", 7, 1) == (report.status, report.acted, report.batches)
+    assert before[7:] == events.rows("events")[-14:]
+    assert [1, 2, 3, 4, 5, 6, 7] == setup.acted()
+    if action == "quarantine":
+        assert [1, 2, 3, 4, 5, 6, 7] == ids(events, "retentiond_q_events")
+
+
+def test_a_hold_placed_during_a_run_is_honoured_from_the_next_batch(events, rig, ledger):
+    """A hold that appears after the first batch keeps the rows it covers in later batches."""
+    late = LateHold(lambda: applied_batches(ledger) >= 1,
+                    [hold("customer-1", "events", {"column": "customer_id", "value": 1})])
+    setup: Rig = rig(DELETE, holds=[late])
+
+    report = setup.run("events-delete")
+
+    survivors = [n for n in range(8, 21) if n % 3 == 1]
+    assert ([*survivors, 21], 20 - len(survivors)) == (ids(events), report.acted)
+    assert sorted(set(range(1, 21)) - set(survivors)) == setup.acted()
+    assert 20 == report.census.eligible
+
+
+def test_rows_without_an_age_are_never_touched(events, rig):
+    """Even with every guard gone and the brakes off, a row whose age is NULL stays as it was."""
+    row = events.rows("events")[-1]
+    setup: Rig = rig(DELETE)
+
+    enforce(setup.engine, setup.ledger, setup.rule("events-delete"),
+            as_of=datetime(2100, 1, 1, tzinfo=UTC), options=Options(allow_exceed=True))
+
+    assert [row] == events.rows("events")
