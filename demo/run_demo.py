@@ -34,6 +34,7 @@ def main() -> None:
     summary = build_demo_store(WORK / "app.db", now=datetime.now(tz=UTC))
     (WORK / "pseudonym.key").write_text(secrets.token_urlsafe(48), encoding="utf-8")
     print(f"demo store {WORK / 'app.db'}: {summary}")
+    retentiond("audit", "keygen", "--out", str(WORK / "keys"))
     retentiond("validate")
     retentiond("plan")
     retentiond("run", "--once")

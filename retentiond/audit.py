@@ -116,8 +116,8 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        """Whether every record checked out."""
-        return self.broken_seq is None
+        """Whether every check passed (a finding need not name one record)."""
+        return self.reason is None
 
 
 class AuditLedger:
@@ -195,6 +195,14 @@ class AuditLedger:
                 row = conn.execute(query).mappings().first()
         except SQLAlchemyError as exc:
             raise AuditError(f"cannot read the ledger: {type(exc).__name__}") from None
+        return None if row is None else _record(row)
+
+    def certificate(self, run_id: str) -> Record | None:
+        """The certificate of a run, or None."""
+        query = (select(audit_log).where(audit_log.c.kind == Kind.CERTIFICATE.value,
+                                         audit_log.c.run_id == run_id).limit(1))
+        with self._state.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
         return None if row is None else _record(row)
 
     def count(self) -> int:

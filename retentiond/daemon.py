@@ -26,10 +26,12 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from retentiond import quarantine
+from retentiond.attest import Signer, certify, write_checkpoint
 from retentiond.audit import AuditLedger, Kind
-from retentiond.enforce import Options, enforce, recover
+from retentiond.enforce import Options, RuleRun, recover
 from retentiond.errors import PolicyError, RetentionError, StoreUnavailable, redact
 from retentiond.leases import Leases, leases_for
 from retentiond.logs import configure_logging
@@ -50,6 +52,7 @@ TICK = 5.0
 """Seconds between main-loop ticks when systemd asks for no watchdog."""
 MAX_BACKOFF = 3600.0
 PURGE_JOB = "quarantine-purge"
+CHECKPOINT_JOB = "audit-checkpoint"
 
 
 def _now() -> datetime:
@@ -165,7 +168,7 @@ class Daemon:
             raise RuntimeError("the daemon is not started")
         wanted = {rule.id for rule in runtime.policies.rules if rule.enabled}
         for job in scheduler.get_jobs():
-            if job.id != PURGE_JOB and job.id.split(":")[0] not in wanted:
+            if job.id not in {PURGE_JOB, CHECKPOINT_JOB} and job.id.split(":")[0] not in wanted:
                 job.remove()
         now = _now()
         for rule in runtime.policies.rules:
@@ -181,6 +184,11 @@ class Daemon:
         purge = CronTrigger.from_crontab(runtime.settings.daemon.purge_schedule, timezone=UTC)
         scheduler.add_job(self._purge, purge, id=PURGE_JOB, name=PURGE_JOB,
                           replace_existing=True)
+        # Checkpoints a little more often than verification demands, even while idle.
+        every = runtime.settings.audit.checkpoint_interval_seconds * 0.9
+        scheduler.add_job(self._checkpoint, IntervalTrigger(seconds=every), id=CHECKPOINT_JOB,
+                          name=CHECKPOINT_JOB, replace_existing=True,
+                          **({"next_run_time": now} if first else {}))
 
     def _later(self, rule_id: str, when: datetime, why: str) -> None:
         if self._scheduler is not None and not self._stop.is_set():
@@ -233,10 +241,11 @@ class Daemon:
 
         self._running[rule.id] = run_id
         started = _now()
+        run = RuleRun(runtime.engine, ledger, rule, as_of=started, run_id=run_id,
+                      options=Options(keyring=runtime.keyring, should_stop=should_stop))
         try:
             recover(runtime.engine, ledger, rule=rule.id)
-            report = enforce(runtime.engine, ledger, rule, as_of=_now(), run_id=run_id,
-                             options=Options(keyring=runtime.keyring, should_stop=should_stop))
+            report = run()
         except StoreUnavailable as exc:
             pause = min(self._backoff.get(rule.id, 30.0) * 2, MAX_BACKOFF)
             self._backoff[rule.id] = pause
@@ -251,10 +260,44 @@ class Daemon:
             return
         finally:
             self._running.pop(rule.id, None)
+            self._attest(runtime, ledger, rule, run, started)
         self._backoff.pop(rule.id, None)
         self._metrics.ran(rule, report, (_now() - started).total_seconds())
         if report.status == "stopped" and window is not None and not self._stop.is_set():
             self._later(rule.id, window.next_start(_now()), "run window closed")
+
+    def _attest(self, runtime: Runtime, ledger: AuditLedger, rule: Rule, run: RuleRun,
+                started: datetime) -> None:
+        """The run's certificate and a fresh checkpoint, whatever the run's outcome."""
+        signer = self._signer(runtime)
+        try:
+            certify(ledger, signer, run_id=run.report.run_id, settings=runtime.settings,
+                    reports=[(rule, run.report)], started=started, ended=_now())
+            if signer is not None:
+                write_checkpoint(ledger, signer, file=runtime.settings.audit.checkpoint_file)
+        except RetentionError as exc:
+            log.error("audit.attest_failed", rule=rule.id, error=redact(str(exc)))
+
+    def _signer(self, runtime: Runtime) -> Signer | None:
+        try:
+            return Signer.from_settings(runtime.settings.audit)
+        except RetentionError as exc:
+            log.error("audit.no_signer", error=redact(str(exc)))
+            return None
+
+    def _checkpoint(self) -> None:
+        runtime, ledger, leases = self._runtime, self._ledger, self._leases
+        if runtime is None or ledger is None or leases is None or self._stop.is_set():
+            return
+        signer = self._signer(runtime)
+        if signer is None:
+            return
+        with leases.hold(CHECKPOINT_JOB) as taken:
+            if taken:
+                try:
+                    write_checkpoint(ledger, signer, file=runtime.settings.audit.checkpoint_file)
+                except RetentionError as exc:
+                    log.error("audit.checkpoint_failed", error=redact(str(exc)))
 
     def _purge(self) -> None:
         runtime, ledger, leases = self._runtime, self._ledger, self._leases

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retentiond import quarantine
+from retentiond.attest import Signer, certify, write_checkpoint
 from retentiond.cli.app import (
     EXIT_FINDINGS,
     App,
@@ -20,10 +21,11 @@ from retentiond.cli.app import (
     rule_option,
 )
 from retentiond.cli.planning import show_plan
-from retentiond.enforce import Options, RuleReport, enforce, recover
+from retentiond.enforce import Options, RuleReport, RuleRun, recover
 from retentiond.engine import Engine
 from retentiond.errors import LimitExceeded, RetentionError
 from retentiond.keyring import Keyring
+from retentiond.policy.model import Rule
 from retentiond.policy.periods import utc_now
 
 
@@ -70,20 +72,29 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool
         options = Options(allow_exceed=allow_exceed, keyring=keyring)
         run_id = str(uuid.uuid4())
         as_of = utc_now()
+        done: list[tuple[Rule, RuleReport]] = []
         for rule in rules:
+            run = RuleRun(engine, ledger, rule, as_of=as_of, run_id=run_id, options=options)
             try:
-                reports.append(enforce(engine, ledger, rule, as_of=as_of, run_id=run_id,
-                                       options=options))
+                reports.append(run())
             except LimitExceeded as exc:
                 failures.append(str(exc))
             except RetentionError as exc:
                 failures.append(f"rule {rule.id}: {exc} (the rule stopped; nothing more was done)")
+            done.append((rule, run.report))
         try:
             for batch, rows in quarantine.purge_due(stores, ledger):
                 click.echo(f"purged quarantine batch {batch.batch_id} ({rows} rows of "
                            f"{batch.table}, released {batch.release_at})")
         except RetentionError as exc:
             failures.append(f"quarantine purge: {exc}")
+        signer = Signer.from_settings(app.settings.audit)
+        certify(ledger, signer, run_id=run_id, settings=app.settings, reports=done,
+                started=as_of, ended=utc_now())
+        if signer is not None:
+            write_checkpoint(ledger, signer, file=app.settings.audit.checkpoint_file)
+        click.echo(f"run {run_id}: certificate in the ledger "
+                   f"('retentiond audit certificate --run {run_id}')")
     return reports, failures
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from retentiond.attest import auditor_for, certificate_json
+from retentiond.checkpoint import new_keypair
 from retentiond.cli.app import EXIT_FINDINGS, App, pass_app
 from retentiond.review import summarize
 
@@ -20,18 +23,52 @@ def audit() -> None:
 @audit.command()
 @pass_app
 def verify(app: App) -> None:
-    """Recompute every hash of the ledger; name the first broken record (exit 1)."""
+    """Check the chain, sequence, checkpoints and intents; name the first problem (exit 1)."""
+    auditor = auditor_for(app.settings.audit)
     with app.ledger() as ledger:
-        result = ledger.verify()
+        result = ledger.verify(auditor)
         open_intents = ledger.open_intents()
     if not result.ok:
-        click.echo(f"BROKEN at record {result.broken_seq}: {result.reason} "
-                   f"({result.records} records read)", err=True)
+        where = f"record {result.broken_seq}" if result.broken_seq else "the ledger"
+        click.echo(f"BROKEN at {where}: {result.reason} ({result.records} records read)",
+                   err=True)
         sys.exit(EXIT_FINDINGS)
-    click.echo(f"ok: {result.records} records, chain head {result.head}")
+    signed = "checkpoints verified" if auditor.public is not None else (
+        "no verify_key configured: checkpoints not checked")
+    click.echo(f"ok: {result.records} records, chain head {result.head}; {signed}")
     if open_intents:
         click.echo(f"{len(open_intents)} batch intent(s) have no outcome yet; the next run "
                    "settles them from the stores' batch markers")
+
+
+@audit.command()
+@click.option("--out", "directory", required=True,
+              type=click.Path(path_type=Path, file_okay=False),
+              help="Where to write signing.key (keep it secret) and verify.pub.")
+def keygen(directory: Path) -> None:
+    """Make an Ed25519 key pair for signing checkpoints."""
+    private, public = new_keypair()
+    directory.mkdir(parents=True, exist_ok=True)
+    secret = directory / "signing.key"
+    if secret.exists():
+        raise click.UsageError(f"{secret} exists; move it away first")
+    secret.touch(mode=0o600)
+    secret.write_bytes(private)
+    (directory / "verify.pub").write_bytes(public)
+    click.echo(f"wrote {secret} (for [audit] signing_key, as a credential) and "
+               f"{directory / 'verify.pub'} (for [audit] verify_key)")
+
+
+@audit.command()
+@click.option("--run", "run_id", required=True, help="The run whose certificate to print.")
+@pass_app
+def certificate(app: App, run_id: str) -> None:
+    """Print the disposition certificate of a run (JSON)."""
+    with app.ledger() as ledger:
+        found = ledger.certificate(run_id)
+    if found is None:
+        raise click.UsageError(f"no certificate for run {run_id}")
+    click.echo(certificate_json(found))
 
 
 @audit.command()

@@ -1,0 +1,215 @@
+"""Evidence on top of the chain: signed checkpoints, their verification, run certificates.
+
+Writing: :func:`write_checkpoint` appends a ``checkpoint`` record that signs the chain head
+of every record before it (and keeps a copy of the note in a file outside the database, if
+configured).  The daemon writes one after every run and at least every interval.
+
+Verifying: :class:`EvidenceAuditor` rides along :meth:`AuditLedger.verify` and checks that
+every checkpoint is signed by the configured key and matches the chain where it stands, that
+checkpoints are never further apart than the interval, that every intent has exactly one
+outcome, that nothing but a short unsigned tail follows the last checkpoint, and that the
+ledger still reaches the checkpoint kept outside the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from retentiond import __version__
+from retentiond.actions import action_for
+from retentiond.audit import Entry, Kind, Record, canonical
+from retentiond.checkpoint import (
+    Checkpoint,
+    NoteError,
+    load_private_key,
+    load_public_key,
+    open_note,
+    sign,
+)
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+    from retentiond.audit import AuditLedger
+    from retentiond.enforce import RuleReport
+    from retentiond.policy.model import Rule
+    from retentiond.settings import AuditSettings, Settings
+
+OPEN_INTENT_GRACE = timedelta(minutes=10)
+"""An intent younger than this may belong to a batch in flight; older ones are a finding."""
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The daemon's signing key and the log's name."""
+
+    origin: str
+    key: Ed25519PrivateKey
+
+    @classmethod
+    def from_settings(cls, settings: AuditSettings) -> Signer | None:
+        """The configured signer, or None when no signing key is configured."""
+        if settings.signing_key is None:
+            return None
+        return cls(settings.origin, load_private_key(settings.signing_key.read()))
+
+
+def write_checkpoint(ledger: AuditLedger, signer: Signer, *, file: Path | None = None) -> Record:
+    """Sign the ledger's current head; the checkpoint record follows what it signs."""
+
+    def make(seq: int, head: str) -> Entry:
+        note = sign(Checkpoint(signer.origin, seq, head), signer.key)
+        return Entry(kind=Kind.CHECKPOINT, body={"size": seq, "head": head, "note": note})
+
+    record = ledger.append_at_tail(make)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = file.with_suffix(file.suffix + ".tmp")
+        temporary.write_text(str(record.entry.body["note"]), encoding="utf-8")
+        temporary.replace(file)
+    return record
+
+
+@dataclass
+class EvidenceAuditor:
+    """The checks beyond the chain; see the module docstring."""
+
+    origin: str
+    public: Ed25519PublicKey | None
+    interval: timedelta
+    now: datetime
+    outside: Checkpoint | None = None
+    """The checkpoint kept outside the database, already opened with the public key."""
+    _last_checkpoint: datetime | None = None
+    _last_checkpoint_seq: int = 0
+    _open: dict[tuple[str | None, str | None], tuple[int, datetime]] = field(
+        default_factory=dict)
+    _settled: set[tuple[str | None, str | None]] = field(default_factory=set)
+    _heads: dict[int, str] = field(default_factory=dict)
+
+    def see(self, record: Record, chain_before: str) -> str | None:
+        """Check one record: checkpoint signatures and spacing, intent/outcome pairing."""
+        at = datetime.fromisoformat(record.at)
+        if self.outside is not None and record.seq == self.outside.size:
+            self._heads[record.seq] = record.chain_hash
+        entry = record.entry
+        if entry.kind is Kind.CHECKPOINT:
+            return self._checkpoint(record, chain_before, at)
+        pair = (entry.batch_id, entry.action)
+        if entry.kind is Kind.INTENT:
+            if pair in self._open or pair in self._settled:
+                return f"a second intent for batch {entry.batch_id}"
+            self._open[pair] = (record.seq, at)
+        elif entry.kind is Kind.OUTCOME:
+            if pair in self._settled:
+                return f"a second outcome for batch {entry.batch_id}"
+            if pair not in self._open:
+                return f"an outcome for batch {entry.batch_id} without an intent"
+            del self._open[pair]
+            self._settled.add(pair)
+        return None
+
+    def _checkpoint(self, record: Record, chain_before: str, at: datetime) -> str | None:
+        body = record.entry.body
+        if self.public is None:
+            return None  # no key to check with: the chain check alone applies
+        try:
+            signed = open_note(str(body.get("note", "")), self.origin, self.public)
+        except NoteError as exc:
+            return f"checkpoint: {exc}"
+        if signed.size != record.seq - 1 or signed.head != chain_before:
+            return (f"the checkpoint signs {signed.size} records up to another head than the "
+                    "ledger holds before it")
+        if self._last_checkpoint is not None and at - self._last_checkpoint > self.interval:
+            return (f"checkpoints are {at - self._last_checkpoint} apart, more than the "
+                    f"configured {self.interval}")
+        self._last_checkpoint, self._last_checkpoint_seq = at, record.seq
+        return None
+
+    def finish(self, records: int, head: str) -> tuple[int | None, str] | None:
+        """After the last record: open intents, the unsigned tail, the outside checkpoint."""
+        del head
+        stale = [(seq, at) for seq, at in self._open.values() if self.now - at > OPEN_INTENT_GRACE]
+        if stale:
+            seq, _ = min(stale)
+            return seq, "an intent without an outcome (run 'retentiond run --once' to settle it)"
+        if self.outside is not None:
+            if records < self.outside.size:
+                return (None, f"the ledger holds {records} records but the checkpoint kept "
+                              f"outside the database covers {self.outside.size}: it was truncated")
+            if self._heads.get(self.outside.size) != self.outside.head:
+                return (self.outside.size, "the ledger differs from the checkpoint kept outside "
+                                           "the database")
+        if self.public is None:
+            return None
+        if self._last_checkpoint is None:
+            return (None, "no signed checkpoint in the ledger") if records else None
+        if records > self._last_checkpoint_seq and self.now - self._last_checkpoint > self.interval:
+            return (self._last_checkpoint_seq + 1,
+                    f"records follow the last checkpoint, which is older than "
+                    f"{self.interval}: the tail may have been cut or the checkpoints stopped")
+        return None
+
+
+def auditor_for(settings: AuditSettings, *, now: datetime | None = None) -> EvidenceAuditor:
+    """The auditor the settings ask for (checkpoint checks only with a verify key)."""
+    public = (load_public_key(settings.verify_key.read_bytes())
+              if settings.verify_key is not None else None)
+    outside = None
+    if settings.checkpoint_file is not None and settings.checkpoint_file.exists() and public:
+        try:
+            outside = open_note(settings.checkpoint_file.read_text(encoding="utf-8"),
+                                settings.origin, public)
+        except NoteError:
+            outside = Checkpoint(settings.origin, -1, "")
+    return EvidenceAuditor(settings.origin, public,
+                           timedelta(seconds=settings.checkpoint_interval_seconds),
+                           now or datetime.now(tz=UTC), outside)
+
+
+def config_digest(settings: Settings) -> str:
+    """A digest of the settings as they shape enforcement (no secrets: only their locations)."""
+    payload = settings.model_dump(mode="json")
+    return hashlib.sha256(canonical(payload).encode()).hexdigest()[:16]
+
+
+def certify(ledger: AuditLedger, signer: Signer | None, *, run_id: str, settings: Settings,
+            reports: list[tuple[Rule, RuleReport]], started: datetime, ended: datetime,
+            ) -> Record:
+    """The disposition certificate of a run: what was done, under which rule versions, how."""
+    rules = []
+    for rule, report in reports:
+        census = report.census
+        rules.append({
+            "rule": rule.id, "version": rule.version, "action": rule.action.type,
+            "method": action_for(rule.action).describe(), "status": report.status,
+            "acted": report.acted, "reached": report.reached, "batches": report.batches,
+            "held": census.held if census else None,
+            "retained": census.protected if census else None,
+            "blocked": census.blocked if census else None,
+        })
+    certificate = {
+        "run_id": run_id, "tool": f"retentiond {__version__}",
+        "config": config_digest(settings), "window": [started.isoformat(), ended.isoformat()],
+        "key_id": settings.pseudonymize.key_id, "rules": rules,
+    }
+    signature = None
+    if signer is not None:
+        signature = signer.key.sign(canonical(certificate).encode()).hex()
+    return ledger.append(Entry(kind=Kind.CERTIFICATE, run_id=run_id,
+                               body={"certificate": certificate, "signature": signature,
+                                     "signed_by": signer.origin if signer else None}))
+
+
+def certificate_json(record: Record) -> str:
+    """A certificate record as the JSON document handed to a reviewer."""
+    return json.dumps({**record.entry.body, "ledger_seq": record.seq,
+                       "record_hash": record.record_hash}, indent=2, sort_keys=True)

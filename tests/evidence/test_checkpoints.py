@@ -1,0 +1,187 @@
+"""Signed checkpoints: what verification catches, and what it needs the key for."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from retentiond.attest import EvidenceAuditor, Signer, write_checkpoint
+from retentiond.audit import AuditLedger, Entry, Kind
+from retentiond.checkpoint import Checkpoint, NoteError, key_id, open_note, sign
+from retentiond.state import StateDB
+
+ORIGIN = "retentiond.test/audit"
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def state(state_url):
+    db = StateDB(state_url)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def ledger(state):
+    return AuditLedger(state)
+
+
+@pytest.fixture
+def signer():
+    return Signer(ORIGIN, Ed25519PrivateKey.generate())
+
+
+def _auditor(signer: Signer, **overrides) -> EvidenceAuditor:
+    options = {"origin": ORIGIN, "public": signer.key.public_key(), "interval": HOUR,
+               "now": datetime.now(tz=UTC)}
+    options.update(overrides)
+    return EvidenceAuditor(**options)
+
+
+def _history(ledger: AuditLedger, signer: Signer, batches: int = 3) -> None:
+    """A few audited batches, each followed by a checkpoint."""
+    for number in range(batches):
+        batch = f"b{number}"
+        ledger.append(Entry(Kind.INTENT, rule="r", action="delete", batch_id=batch,
+                            body={"count": 2}))
+        ledger.append(Entry(Kind.OUTCOME, rule="r", action="delete", batch_id=batch,
+                            body={"status": "applied", "keys": [[number * 2], [number * 2 + 1]],
+                                  "count": 2}))
+        write_checkpoint(ledger, signer)
+
+
+def _drop_guards(state: StateDB) -> None:
+    with state.engine.begin() as conn:
+        if state.dialect == "sqlite":
+            conn.exec_driver_sql("DROP TRIGGER audit_log_no_update")
+            conn.exec_driver_sql("DROP TRIGGER audit_log_no_delete")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER audit_log_append_only ON audit_log")
+
+
+def _tamper(state: StateDB, *statements: str) -> None:
+    _drop_guards(state)
+    with state.engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+
+
+def test_a_signed_note_opens_with_the_public_key_only(signer):
+    """A checkpoint note signed with the private key opens with the public key."""
+    note = sign(Checkpoint(ORIGIN, 7, "ab" * 32), signer.key)
+    assert Checkpoint(ORIGIN, 7, "ab" * 32) == open_note(note, ORIGIN, signer.key.public_key())
+    assert note.splitlines()[-1].startswith("\u2014 " + ORIGIN + " ")
+
+
+def test_the_key_id_follows_the_signed_note_spec(signer):
+    """Key id = SHA-256(name || 0x0A || 0x01 || public key)[:4], first bytes of the stamp."""
+    note = sign(Checkpoint(ORIGIN, 1, "00" * 32), signer.key)
+    stamp = base64.b64decode(note.splitlines()[-1].split(" ")[-1])
+    assert key_id(ORIGIN, signer.key.public_key()) == stamp[:4]
+    assert 68 == len(stamp)
+
+
+def test_an_untouched_history_verifies(ledger, signer):
+    """Chain, checkpoints and intent/outcome pairs all check out on an honest ledger."""
+    _history(ledger, signer)
+    result = ledger.verify(_auditor(signer))
+    assert (True, 9) == (result.ok, result.records)
+
+
+def test_a_changed_byte_is_found(ledger, state, signer):
+    """One byte changed in a record body breaks verification at that record."""
+    _history(ledger, signer)
+    _tamper(state, "UPDATE audit_log SET body = replace(body, '[2]', '[9]') WHERE seq = 5")
+    result = ledger.verify(_auditor(signer))
+    assert (False, 5) == (result.ok, result.broken_seq)
+
+
+def test_a_deleted_record_is_found(ledger, state, signer):
+    """A record removed from the middle leaves a gap in the sequence."""
+    _history(ledger, signer)
+    _tamper(state, "DELETE FROM audit_log WHERE seq = 4")
+    result = ledger.verify(_auditor(signer))
+    assert (False, 5) == (result.ok, result.broken_seq)
+    assert "missing" in str(result.reason)
+
+
+def test_two_reordered_records_are_found(ledger, state, signer):
+    """Swapping two records' places breaks the hash of the first one moved."""
+    _history(ledger, signer)
+    _tamper(state, "UPDATE audit_log SET seq = 1000 WHERE seq = 4",
+            "UPDATE audit_log SET seq = 4 WHERE seq = 5",
+            "UPDATE audit_log SET seq = 5 WHERE seq = 1000")
+    result = ledger.verify(_auditor(signer))
+    assert (False, 4) == (result.ok, result.broken_seq)
+
+
+def test_a_truncated_tail_is_found_by_the_checkpoint_kept_outside(ledger, state, signer,
+                                                                    tmp_path):
+    """Cutting the newest records (checkpoint and all) is caught by the copy outside the DB."""
+    outside = tmp_path / "checkpoint"
+    _history(ledger, signer)
+    write_checkpoint(ledger, signer, file=outside)
+    kept = open_note(outside.read_text(), ORIGIN, signer.key.public_key())
+    _tamper(state, "DELETE FROM audit_log WHERE seq > 6")
+    result = ledger.verify(_auditor(signer, outside=kept))
+    assert not result.ok
+    assert "truncated" in str(result.reason)
+
+
+def test_a_truncated_tail_is_found_when_checkpoints_stop(ledger, state, signer):
+    """Without the outside copy, a tail cut before an hour-old checkpoint is still caught."""
+    _history(ledger, signer)
+    ledger.append(Entry(Kind.RUN_START, rule="r", body={}))
+    write_checkpoint(ledger, signer)
+    _tamper(state, "DELETE FROM audit_log WHERE seq = 11")  # the newest checkpoint
+    later = datetime.now(tz=UTC) + 2 * HOUR
+    result = ledger.verify(_auditor(signer, now=later))
+    assert (False, 10) == (result.ok, result.broken_seq)
+
+
+def test_a_history_re_signed_with_another_key_is_refused(ledger, state, signer):
+    """A forged history with fresh checkpoints signed by a different key does not verify."""
+    forger = Signer(ORIGIN, Ed25519PrivateKey.generate())
+    _history(ledger, signer, batches=1)
+    _tamper(state, "DELETE FROM audit_log WHERE seq = 3")
+    write_checkpoint(ledger, forger)
+    result = ledger.verify(_auditor(signer))
+    assert (False, 3) == (result.ok, result.broken_seq)
+    assert "not signed by the configured key" in str(result.reason)
+
+
+def test_a_forger_without_the_key_cannot_make_a_note_that_opens(signer):
+    """A note whose body was edited after signing is refused."""
+    note = sign(Checkpoint(ORIGIN, 5, "cd" * 32), signer.key).replace("\n5\n", "\n6\n", 1)
+    with pytest.raises(NoteError, match="does not verify"):
+        open_note(note, ORIGIN, signer.key.public_key())
+
+
+def test_checkpoints_too_far_apart_are_reported(ledger, signer):
+    """Two checkpoints further apart than the interval are a finding."""
+    _history(ledger, signer, batches=2)
+    result = ledger.verify(_auditor(signer, interval=timedelta(microseconds=1)))
+    assert (False, 6) == (result.ok, result.broken_seq)
+    assert "apart" in str(result.reason)
+
+
+def test_an_intent_without_outcome_is_reported_once_stale(ledger, signer):
+    """An intent left without an outcome is a finding once it is older than a batch can be."""
+    ledger.append(Entry(Kind.INTENT, rule="r", action="delete", batch_id="lost", body={}))
+    write_checkpoint(ledger, signer)
+    fresh = ledger.verify(_auditor(signer))
+    stale = ledger.verify(_auditor(signer, now=datetime.now(tz=UTC) + HOUR / 2))
+    assert (True, False, 1) == (fresh.ok, stale.ok, stale.broken_seq)
+
+
+def test_a_second_outcome_for_one_batch_is_reported(ledger, signer):
+    """Two outcomes for one batch would count its rows twice: a finding."""
+    _history(ledger, signer, batches=1)
+    ledger.append(Entry(Kind.OUTCOME, rule="r", action="delete", batch_id="b0",
+                        body={"status": "applied"}))
+    write_checkpoint(ledger, signer)
+    result = ledger.verify(_auditor(signer))
+    assert (False, 4) == (result.ok, result.broken_seq)
