@@ -92,7 +92,8 @@ class EvidenceAuditor:
     _last_checkpoint_seq: int = 0
     _open: dict[tuple[str | None, str | None], tuple[int, datetime]] = field(
         default_factory=dict)
-    _settled: set[tuple[str | None, str | None]] = field(default_factory=set)
+    pairing: list[tuple[int, str]] = field(default_factory=list)
+    """Duplicate and orphaned intents/outcomes, as the ledger's own query found them."""
     _heads: dict[int, str] = field(default_factory=dict)
 
     def see(self, record: Record, chain_before: str) -> str | None:
@@ -103,18 +104,13 @@ class EvidenceAuditor:
         entry = record.entry
         if entry.kind is Kind.CHECKPOINT:
             return self._checkpoint(record, chain_before, at)
+        # Only intents still waiting for their outcome are kept (a handful at any time);
+        # duplicates and orphans are found by the database (AuditLedger.pairing_problems).
         pair = (entry.batch_id, entry.action)
         if entry.kind is Kind.INTENT:
-            if pair in self._open or pair in self._settled:
-                return f"a second intent for batch {entry.batch_id}"
             self._open[pair] = (record.seq, at)
         elif entry.kind is Kind.OUTCOME:
-            if pair in self._settled:
-                return f"a second outcome for batch {entry.batch_id}"
-            if pair not in self._open:
-                return f"an outcome for batch {entry.batch_id} without an intent"
-            del self._open[pair]
-            self._settled.add(pair)
+            self._open.pop(pair, None)
         return None
 
     def _checkpoint(self, record: Record, chain_before: str, at: datetime) -> str | None:
@@ -137,6 +133,8 @@ class EvidenceAuditor:
     def finish(self, records: int, head: str) -> tuple[int | None, str] | None:
         """After the last record: open intents, the unsigned tail, the outside checkpoint."""
         del head
+        if self.pairing:
+            return self.pairing[0]
         stale = [(seq, at) for seq, at in self._open.values() if self.now - at > OPEN_INTENT_GRACE]
         if stale:
             seq, _ = min(stale)
@@ -159,7 +157,8 @@ class EvidenceAuditor:
         return None
 
 
-def auditor_for(settings: AuditSettings, *, now: datetime | None = None) -> EvidenceAuditor:
+def auditor_for(settings: AuditSettings, ledger: AuditLedger, *,
+                now: datetime | None = None) -> EvidenceAuditor:
     """The auditor the settings ask for (checkpoint checks only with a verify key)."""
     public = (load_public_key(settings.verify_key.read_bytes())
               if settings.verify_key is not None else None)
@@ -172,7 +171,8 @@ def auditor_for(settings: AuditSettings, *, now: datetime | None = None) -> Evid
             outside = Checkpoint(settings.origin, -1, "")
     return EvidenceAuditor(settings.origin, public,
                            timedelta(seconds=settings.checkpoint_interval_seconds),
-                           now or datetime.now(tz=UTC), outside)
+                           now or datetime.now(tz=UTC), outside,
+                           pairing=ledger.pairing_problems())
 
 
 def config_digest(settings: Settings) -> str:

@@ -133,8 +133,10 @@ class AuditLedger:
 
     def append_many(self, entries: Sequence[Entry]) -> list[Record]:
         """Commit records together, in order, at the end of the chain (one transaction)."""
-        body_check = [canonical(dict(e.body)) for e in entries]  # fail before locking
-        del body_check
+        if not entries:
+            return []
+        for entry in entries:  # a body that cannot be hashed fails before the lock is taken
+            canonical(dict(entry.body))
         with self._state.appending() as conn:
             tail = conn.execute(
                 select(audit_log.c.seq, audit_log.c.chain_hash)
@@ -196,6 +198,33 @@ class AuditLedger:
         except SQLAlchemyError as exc:
             raise AuditError(f"cannot read the ledger: {type(exc).__name__}") from None
         return None if row is None else _record(row)
+
+    def pairing_problems(self) -> list[tuple[int, str]]:
+        """Batches with two intents or two outcomes, and outcomes without an intent.
+
+        Asked of the database, so verification needs no memory per batch.
+        """
+        kinds = (Kind.INTENT.value, Kind.OUTCOME.value)
+        doubled = (select(func.max(audit_log.c.seq), audit_log.c.kind, audit_log.c.batch_id)
+                   .where(audit_log.c.kind.in_(kinds))
+                   .group_by(audit_log.c.batch_id, audit_log.c.action, audit_log.c.kind)
+                   .having(func.count() > 1))
+        intent = aliased(audit_log)
+        orphans = (select(audit_log.c.seq, audit_log.c.batch_id)
+                   .where(audit_log.c.kind == Kind.OUTCOME.value,
+                          ~exists().where(intent.c.kind == Kind.INTENT.value,
+                                          intent.c.batch_id == audit_log.c.batch_id,
+                                          intent.c.action.is_not_distinct_from(
+                                              audit_log.c.action))))
+        try:
+            with self._state.engine.connect() as conn:
+                found = [(int(seq), f"a second {str(kind).split('.')[-1]} for batch {batch}")
+                         for seq, kind, batch in conn.execute(doubled)]
+                found += [(int(seq), f"an outcome for batch {batch} without an intent")
+                          for seq, batch in conn.execute(orphans)]
+        except SQLAlchemyError as exc:
+            raise AuditError(f"cannot read the ledger: {type(exc).__name__}") from None
+        return sorted(found)
 
     def certificate(self, run_id: str) -> Record | None:
         """The certificate of a run, or None."""

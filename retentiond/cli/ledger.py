@@ -24,8 +24,8 @@ def audit() -> None:
 @pass_app
 def verify(app: App) -> None:
     """Check the chain, sequence, checkpoints and intents; name the first problem (exit 1)."""
-    auditor = auditor_for(app.settings.audit)
     with app.ledger() as ledger:
+        auditor = auditor_for(app.settings.audit, ledger)
         result = ledger.verify(auditor)
         open_intents = ledger.open_intents()
     if not result.ok:

@@ -34,9 +34,9 @@ def signer():
     return Signer(ORIGIN, Ed25519PrivateKey.generate())
 
 
-def _auditor(signer: Signer, **overrides) -> EvidenceAuditor:
+def _auditor(signer: Signer, ledger: AuditLedger, **overrides) -> EvidenceAuditor:
     options = {"origin": ORIGIN, "public": signer.key.public_key(), "interval": HOUR,
-               "now": datetime.now(tz=UTC)}
+               "now": datetime.now(tz=UTC), "pairing": ledger.pairing_problems()}
     options.update(overrides)
     return EvidenceAuditor(**options)
 
@@ -87,7 +87,7 @@ def test_the_key_id_follows_the_signed_note_spec(signer):
 def test_an_untouched_history_verifies(ledger, signer):
     """Chain, checkpoints and intent/outcome pairs all check out on an honest ledger."""
     _history(ledger, signer)
-    result = ledger.verify(_auditor(signer))
+    result = ledger.verify(_auditor(signer, ledger))
     assert (True, 9) == (result.ok, result.records)
 
 
@@ -95,7 +95,7 @@ def test_a_changed_byte_is_found(ledger, state, signer):
     """One byte changed in a record body breaks verification at that record."""
     _history(ledger, signer)
     _tamper(state, "UPDATE audit_log SET body = replace(body, '[2]', '[9]') WHERE seq = 5")
-    result = ledger.verify(_auditor(signer))
+    result = ledger.verify(_auditor(signer, ledger))
     assert (False, 5) == (result.ok, result.broken_seq)
 
 
@@ -103,7 +103,7 @@ def test_a_deleted_record_is_found(ledger, state, signer):
     """A record removed from the middle leaves a gap in the sequence."""
     _history(ledger, signer)
     _tamper(state, "DELETE FROM audit_log WHERE seq = 4")
-    result = ledger.verify(_auditor(signer))
+    result = ledger.verify(_auditor(signer, ledger))
     assert (False, 5) == (result.ok, result.broken_seq)
     assert "missing" in str(result.reason)
 
@@ -114,7 +114,7 @@ def test_two_reordered_records_are_found(ledger, state, signer):
     _tamper(state, "UPDATE audit_log SET seq = 1000 WHERE seq = 4",
             "UPDATE audit_log SET seq = 4 WHERE seq = 5",
             "UPDATE audit_log SET seq = 5 WHERE seq = 1000")
-    result = ledger.verify(_auditor(signer))
+    result = ledger.verify(_auditor(signer, ledger))
     assert (False, 4) == (result.ok, result.broken_seq)
 
 
@@ -126,7 +126,7 @@ def test_a_truncated_tail_is_found_by_the_checkpoint_kept_outside(ledger, state,
     write_checkpoint(ledger, signer, file=outside)
     kept = open_note(outside.read_text(), ORIGIN, signer.key.public_key())
     _tamper(state, "DELETE FROM audit_log WHERE seq > 6")
-    result = ledger.verify(_auditor(signer, outside=kept))
+    result = ledger.verify(_auditor(signer, ledger, outside=kept))
     assert not result.ok
     assert "truncated" in str(result.reason)
 
@@ -138,7 +138,7 @@ def test_a_truncated_tail_is_found_when_checkpoints_stop(ledger, state, signer):
     write_checkpoint(ledger, signer)
     _tamper(state, "DELETE FROM audit_log WHERE seq = 11")  # the newest checkpoint
     later = datetime.now(tz=UTC) + 2 * HOUR
-    result = ledger.verify(_auditor(signer, now=later))
+    result = ledger.verify(_auditor(signer, ledger, now=later))
     assert (False, 10) == (result.ok, result.broken_seq)
 
 
@@ -148,7 +148,7 @@ def test_a_history_re_signed_with_another_key_is_refused(ledger, state, signer):
     _history(ledger, signer, batches=1)
     _tamper(state, "DELETE FROM audit_log WHERE seq = 3")
     write_checkpoint(ledger, forger)
-    result = ledger.verify(_auditor(signer))
+    result = ledger.verify(_auditor(signer, ledger))
     assert (False, 3) == (result.ok, result.broken_seq)
     assert "not signed by the configured key" in str(result.reason)
 
@@ -163,7 +163,7 @@ def test_a_forger_without_the_key_cannot_make_a_note_that_opens(signer):
 def test_checkpoints_too_far_apart_are_reported(ledger, signer):
     """Two checkpoints further apart than the interval are a finding."""
     _history(ledger, signer, batches=2)
-    result = ledger.verify(_auditor(signer, interval=timedelta(microseconds=1)))
+    result = ledger.verify(_auditor(signer, ledger, interval=timedelta(microseconds=1)))
     assert (False, 6) == (result.ok, result.broken_seq)
     assert "apart" in str(result.reason)
 
@@ -172,8 +172,8 @@ def test_an_intent_without_outcome_is_reported_once_stale(ledger, signer):
     """An intent left without an outcome is a finding once it is older than a batch can be."""
     ledger.append(Entry(Kind.INTENT, rule="r", action="delete", batch_id="lost", body={}))
     write_checkpoint(ledger, signer)
-    fresh = ledger.verify(_auditor(signer))
-    stale = ledger.verify(_auditor(signer, now=datetime.now(tz=UTC) + HOUR / 2))
+    fresh = ledger.verify(_auditor(signer, ledger))
+    stale = ledger.verify(_auditor(signer, ledger, now=datetime.now(tz=UTC) + HOUR / 2))
     assert (True, False, 1) == (fresh.ok, stale.ok, stale.broken_seq)
 
 
@@ -183,5 +183,5 @@ def test_a_second_outcome_for_one_batch_is_reported(ledger, signer):
     ledger.append(Entry(Kind.OUTCOME, rule="r", action="delete", batch_id="b0",
                         body={"status": "applied"}))
     write_checkpoint(ledger, signer)
-    result = ledger.verify(_auditor(signer))
+    result = ledger.verify(_auditor(signer, ledger))
     assert (False, 4) == (result.ok, result.broken_seq)
