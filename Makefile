@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test lint typecheck check bench clean
 
@@ -21,8 +22,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck $(CHROMIUM)
 	$(BIN)/pytest
+
+# The report's browser test drives Debian's chromium; installed here when missing (as root).
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	else echo "no $(CHROMIUM): run 'sudo apt-get install chromium' (the browser test skips)"; fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_enforce.py

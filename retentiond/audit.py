@@ -127,6 +127,11 @@ class AuditLedger:
         self._state = state
         self._digest_key = state.secret("audit-digest-key")
 
+    @property
+    def state(self) -> StateDB:
+        """The state database the ledger lives in."""
+        return self._state
+
     def append(self, entry: Entry) -> Record:
         """Commit one record at the end of the chain; AuditError when it cannot be written."""
         return self.append_many([entry])[0]

@@ -72,6 +72,7 @@ class Daemon:
         self._reload = threading.Event()
         self._runtime: Runtime | None = None
         self._retired: list[Runtime] = []
+        self._users: dict[int, int] = {}
         self._running: dict[str, str] = {}
         self._backoff: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -107,7 +108,7 @@ class Daemon:
         self._schedule(runtime, first=True)
         self._scheduler.start()
         self._notifier.ready(self._status())
-        log.info("daemon.ready", rules=len(runtime.policies.rules))
+        log.info("daemon.ready", rules=sum(rule.enabled for rule in runtime.policies.rules))
         try:
             self._serve()
         finally:
@@ -134,6 +135,10 @@ class Daemon:
             self._state.close()
         log.info("daemon.stopped")
 
+    def _pause(self, seconds: float) -> None:
+        """Sleep between batches, but wake at once when asked to stop."""
+        self._stop.wait(seconds)
+
     def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
         self._reload.set()
 
@@ -153,11 +158,11 @@ class Daemon:
             self._notifier.ready("reload rejected; the previous policies stay in force")
             return
         with self._lock:
-            if self._runtime is not None:
-                self._retired.append(self._runtime)
-            self._runtime = fresh
+            old, self._runtime = self._runtime, fresh
+            if old is not None:
+                self._retire(old)
         self._schedule(fresh, first=False)
-        log.info("reload.done", rules=len(fresh.policies.rules))
+        log.info("reload.done", rules=sum(rule.enabled for rule in fresh.policies.rules))
         self._notifier.ready(self._status())
 
     # -- scheduling --------------------------------------------------------------------------
@@ -198,9 +203,38 @@ class Daemon:
 
     # -- jobs --------------------------------------------------------------------------------
 
+    def _retire(self, runtime: Runtime) -> None:
+        """Close a replaced runtime now, or when the last job using it ends (under the lock)."""
+        if self._users.get(id(runtime), 0) == 0:
+            runtime.close()
+        else:
+            self._retired.append(runtime)
+
+    def _borrow(self) -> Runtime | None:
+        with self._lock:
+            runtime = self._runtime
+            if runtime is not None:
+                self._users[id(runtime)] = self._users.get(id(runtime), 0) + 1
+            return runtime
+
+    def _give_back(self, runtime: Runtime) -> None:
+        with self._lock:
+            self._users[id(runtime)] -= 1
+            if self._users[id(runtime)] == 0 and runtime in self._retired:
+                self._retired.remove(runtime)
+                runtime.close()
+
     def _run_rule(self, rule_id: str) -> None:
-        runtime = self._runtime
-        if runtime is None or self._stop.is_set():
+        runtime = self._borrow()
+        if runtime is None:
+            return
+        try:
+            self._run_rule_with(runtime, rule_id)
+        finally:
+            self._give_back(runtime)
+
+    def _run_rule_with(self, runtime: Runtime, rule_id: str) -> None:
+        if self._stop.is_set():
             return
         try:
             rule = runtime.policies.rule(rule_id)
@@ -227,8 +261,10 @@ class Daemon:
                 log.info("rule.busy_elsewhere", rule=rule.id)
                 return False
             finished = ledger.latest(Kind.RUN_END, rule.id)
-            if finished is not None and datetime.fromisoformat(finished.at) >= slot:
-                return True  # another replica ran it while this one waited
+            if finished is not None and datetime.fromisoformat(finished.at) >= slot and (
+                    finished.entry.body.get("status") == "done"
+                    or finished.entry.body.get("error") is not None):
+                return True  # another replica ran it to the end (or a brake stopped it)
             self._enforce(runtime, rule, ledger)
         return True
 
@@ -242,7 +278,8 @@ class Daemon:
         self._running[rule.id] = run_id
         started = _now()
         run = RuleRun(runtime.engine, ledger, rule, as_of=started, run_id=run_id,
-                      options=Options(keyring=runtime.keyring, should_stop=should_stop))
+                      options=Options(keyring=runtime.keyring, should_stop=should_stop,
+                                      sleep=self._pause))
         try:
             recover(runtime.engine, ledger, rule=rule.id)
             report = run()
@@ -313,7 +350,7 @@ class Daemon:
 
     def _status(self) -> str:
         runtime = self._runtime
-        count = len(runtime.policies.rules) if runtime else 0
+        count = sum(rule.enabled for rule in runtime.policies.rules) if runtime else 0
         running = sorted(self._running)
         if running:
             return f"running {', '.join(running)}; {count} rules scheduled"

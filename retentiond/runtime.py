@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 from retentiond.engine import Engine
 from retentiond.errors import PolicyError, RetentionError
 from retentiond.keyring import Keyring
+from retentiond.legal import StateHolds
 from retentiond.policy.loader import load_policies
 from retentiond.settings import Settings, load_settings
+from retentiond.state import StateDB
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores
 from retentiond.validation import validate_live
@@ -32,10 +34,14 @@ class Runtime:
     stores: Stores
     engine: Engine
     keyring: Keyring | None
+    state: StateDB | None = None
+    """Where the engine reads the holds placed at run time (before every batch)."""
 
     def close(self) -> None:
-        """Release the stores' connections."""
+        """Release the stores' and the state database's connections."""
         self.stores.close()
+        if self.state is not None:
+            self.state.close()
 
 
 def load_runtime(config: Path | None, policy_dir: Path | None = None) -> Runtime:
@@ -53,8 +59,10 @@ def load_runtime(config: Path | None, policy_dir: Path | None = None) -> Runtime
             raise PolicyError(problems)
         needs_key = any(rule.action.type == "pseudonymize" for rule in policies.rules)
         keyring = Keyring.from_settings(settings.pseudonymize) if needs_key else None
+        state = StateDB(settings.state_url)
     except RetentionError:
         stores.close()
         raise
-    engine = Engine(policies, stores, settings.defaults)
-    return Runtime(settings, policies, stores, engine, keyring)
+    engine = Engine(policies, stores, settings.defaults,
+                    hold_sources=(StateHolds(state, policies, stores),))
+    return Runtime(settings, policies, stores, engine, keyring, state)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+
+from retentiond.policy.cron import crontab
 
 if TYPE_CHECKING:
     from apscheduler.triggers.base import BaseTrigger
@@ -29,12 +30,15 @@ def trigger_for(rule: Rule, defaults: Defaults) -> BaseTrigger:
         return IntervalTrigger(weeks=every.weeks, days=every.days, hours=every.hours,
                                minutes=every.minutes, timezone=defaults.timezone)
     cron = schedule.cron if schedule is not None and schedule.cron else defaults.schedule
-    return CronTrigger.from_crontab(cron, timezone=defaults.timezone)
+    return crontab(cron, defaults.timezone)
 
 
 def missed(trigger: BaseTrigger, last_run: datetime | None, now: datetime) -> bool:
     """Whether a scheduled time passed since ``last_run`` without a run (never run: no)."""
     if last_run is None:
         return False
+    if isinstance(trigger, IntervalTrigger):
+        # An interval trigger counts from when it was made; missed means an interval passed.
+        return bool(last_run + trigger.interval <= now)
     following = trigger.get_next_fire_time(None, last_run + timedelta(microseconds=1))
     return following is not None and following <= now

@@ -31,9 +31,19 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from retentiond.errors import ConfigError
+from retentiond.policy.cron import crontab
 
 DEFAULT_CONFIG = Path("/etc/retentiond/retentiond.toml")
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,40}$"
+
+
+def _cron_setting(value: str) -> str:
+    try:
+        crontab(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a cron expression ({exc}); write five fields, "
+                         "e.g. '0 3 * * *'") from None
+    return value
 
 
 class LogFormat(StrEnum):
@@ -157,6 +167,11 @@ class Defaults(_Frozen):
     """Cron expression (five fields) for rules that do not give their own schedule."""
     timezone: str = "UTC"
 
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _cron_setting(value)
+
 
 class RunWindow(_Frozen):
     """Hours in which rules may run, e.g. 01:00 to 05:00 local time (may cross midnight)."""
@@ -189,6 +204,11 @@ class DaemonSettings(_Frozen):
     """How often a replica that found a rule taken by another replica looks again."""
     purge_schedule: str = "30 * * * *"
     """When due quarantine batches are purged (cron)."""
+
+    @field_validator("purge_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _cron_setting(value)
     workers: Annotated[int, Field(gt=0, le=64)] = 4
     run_window: RunWindow | None = None
     metrics_port: Annotated[int, Field(gt=0, lt=65536)] | None = None

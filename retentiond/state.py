@@ -1,4 +1,4 @@
-"""The state database: the audit ledger (and, later, holds and runs) of one installation.
+"""The state database: the audit ledger and the legal holds placed at run time.
 
 SQLite by default, PostgreSQL for production and for several replicas.  The schema is created
 on first use.  The ledger table is append-only twice over: the code has no UPDATE or DELETE
@@ -57,6 +57,35 @@ audit_log = Table(
     Index("audit_log_run", "run_id"),
 )
 
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("store", String(64)),
+    Column("table_name", String(128)),
+    Column("where_filter", Text),
+    Column("subject_kind", String(64)),
+    Column("subject_value", String(256)),
+    Column("reason", Text, nullable=False),
+    Column("case_id", String(128)),
+    Column("placed_by", String(128), nullable=False),
+    Column("placed_at", String(32), nullable=False),
+    Column("until", String(32)),
+    Column("released_at", String(32)),
+    Column("released_by", String(128)),
+    Column("release_reason", Text),
+    Index("holds_in_force", "released_at", "store", "table_name"),
+)
+"""Legal holds placed at run time (:mod:`retentiond.legal`).
+
+``store`` NULL: every store (a subject hold); ``table_name`` NULL: every table of the store;
+``where_filter``: the canonical JSON of a filter-model filter; ``subject_kind`` and
+``subject_value``: a data subject, held wherever rules map its kind to a column;
+``until``: a date (held through that day) or a timestamp.  A release sets ``released_at``,
+``released_by`` and ``release_reason``; rows are deleted only to take back a placement whose
+audit record could not be written.
+"""
+
 meta = Table(
     "retentiond_meta",
     metadata,
@@ -81,6 +110,7 @@ _POSTGRES_APPEND_ONLY = (
     "FOR EACH STATEMENT EXECUTE FUNCTION retentiond_append_only()",
 )
 _ADVISORY_KEY = 0x7265746E  # "retn": serializes ledger appends across replicas
+_SCHEMA_KEY = 0x72736368  # "rsch": serializes schema creation across replicas
 
 
 class StateDB:
@@ -100,11 +130,15 @@ class StateDB:
         try:
             self._create_schema()
         except SQLAlchemyError as exc:
+            self.engine.dispose()
             raise AuditError(f"cannot open the state database {masked_url(parsed)}: "
                              f"{_first_line(exc)}") from None
 
     def _create_schema(self) -> None:
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Replicas starting together must not race each other's CREATE statements.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_KEY})
             metadata.create_all(conn)
             statements = _SQLITE_APPEND_ONLY if self.dialect == "sqlite" else _POSTGRES_APPEND_ONLY
             for statement in statements:

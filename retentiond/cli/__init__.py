@@ -15,8 +15,11 @@ import click
 from retentiond import __version__
 from retentiond.cli.app import EXIT_BAD_INPUT, App
 from retentiond.cli.enforcing import run
+from retentiond.cli.explaining import explain_command
+from retentiond.cli.holding import hold
 from retentiond.cli.ledger import audit
 from retentiond.cli.planning import plan, validate
+from retentiond.cli.publishing import schedule
 from retentiond.cli.serving import daemon, status
 from retentiond.cli.shelf import quarantine
 from retentiond.errors import PolicyError, RetentionError
@@ -36,7 +39,8 @@ def cli(ctx: click.Context, config: Path | None, policy_dir: Path | None) -> Non
     ctx.obj = App(config=config, policy_dir=policy_dir)
 
 
-for command in (validate, plan, run, audit, quarantine, daemon, status):
+for command in (validate, plan, run, audit, quarantine, daemon, status, schedule, hold,
+                explain_command):
     cli.add_command(command)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -11,7 +11,9 @@ from pathlib import Path
 import click
 
 from retentiond.audit import AuditLedger
+from retentiond.engine import Engine
 from retentiond.errors import PolicyError
+from retentiond.legal import StateHolds
 from retentiond.logs import configure_logging
 from retentiond.policy.loader import load_policies
 from retentiond.policy.model import PolicySet
@@ -59,13 +61,28 @@ class App:
             stores.close()
 
     @contextmanager
-    def ledger(self) -> Iterator[AuditLedger]:
-        """The audit ledger in the state database, closed when the command is done."""
+    def state(self) -> Iterator[StateDB]:
+        """The state database (ledger and runtime holds), closed when the command is done."""
         state = StateDB(self.settings.state_url)
         try:
-            yield AuditLedger(state)
+            yield state
         finally:
             state.close()
+
+    @contextmanager
+    def ledger(self) -> Iterator[AuditLedger]:
+        """The audit ledger in the state database, closed when the command is done."""
+        with self.state() as state:
+            yield AuditLedger(state)
+
+    def engine(self, policies: PolicySet, stores: Stores, state: StateDB, *,
+               without: Collection[str] = ()) -> Engine:
+        """An Engine honouring the policy files' holds and those placed at run time.
+
+        ``without`` leaves runtime holds out, to preview what releasing them would free.
+        """
+        return Engine(policies, stores, self.settings.defaults,
+                      hold_sources=(StateHolds(state, policies, stores, without=without),))
 
     def validated(self, stores: Stores) -> PolicySet:
         """The policy set, validated in shape and against the live stores (both phases)."""

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from retentiond import quarantine
 from retentiond.attest import Signer, certify, write_checkpoint
+from retentiond.audit import AuditLedger
 from retentiond.cli.app import (
     EXIT_FINDINGS,
     App,
@@ -22,9 +23,9 @@ from retentiond.cli.app import (
 )
 from retentiond.cli.planning import show_plan
 from retentiond.enforce import Options, RuleReport, RuleRun, recover
-from retentiond.engine import Engine
 from retentiond.errors import LimitExceeded, RetentionError
 from retentiond.keyring import Keyring
+from retentiond.leases import leases_for
 from retentiond.policy.model import Rule
 from retentiond.policy.periods import utc_now
 
@@ -61,11 +62,12 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool
              ) -> tuple[list[RuleReport], list[str]]:
     reports: list[RuleReport] = []
     failures: list[str] = []
-    with app.stores() as stores, app.ledger() as ledger:
+    with app.stores() as stores, app.state() as state:
+        ledger = AuditLedger(state)
         policies = app.validated(stores)
         check_rule_ids(policies, rule_ids)
-        engine = Engine(policies, stores, app.settings.defaults)
-        recover(engine, ledger)
+        engine = app.engine(policies, stores, state)
+        leases = leases_for(state)
         rules = engine.rules(rule_ids or None)
         keyring = (Keyring.from_settings(app.settings.pseudonymize)
                    if any(r.action.type == "pseudonymize" for r in rules) else None)
@@ -74,14 +76,22 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool
         as_of = utc_now()
         done: list[tuple[Rule, RuleReport]] = []
         for rule in rules:
-            run = RuleRun(engine, ledger, rule, as_of=as_of, run_id=run_id, options=options)
-            try:
-                reports.append(run())
-            except LimitExceeded as exc:
-                failures.append(str(exc))
-            except RetentionError as exc:
-                failures.append(f"rule {rule.id}: {exc} (the rule stopped; nothing more was done)")
-            done.append((rule, run.report))
+            # The same lease as the daemon's: never two runs of one rule at once, anywhere.
+            with leases.hold(rule.id) as taken:
+                if not taken:
+                    failures.append(f"rule {rule.id}: running on a daemon replica right now; "
+                                    "skipped")
+                    continue
+                run = RuleRun(engine, ledger, rule, as_of=as_of, run_id=run_id, options=options)
+                try:
+                    recover(engine, ledger, rule=rule.id)
+                    reports.append(run())
+                except LimitExceeded as exc:
+                    failures.append(str(exc))
+                except RetentionError as exc:
+                    failures.append(f"rule {rule.id}: {exc} (the rule stopped; nothing more "
+                                    "was done)")
+                done.append((rule, run.report))
         try:
             for batch, rows in quarantine.purge_due(stores, ledger):
                 click.echo(f"purged quarantine batch {batch.batch_id} ({rows} rows of "

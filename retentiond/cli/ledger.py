@@ -12,6 +12,8 @@ from rich.table import Table
 from retentiond.attest import auditor_for, certificate_json
 from retentiond.checkpoint import new_keypair
 from retentiond.cli.app import EXIT_FINDINGS, App, pass_app
+from retentiond.cli.exporting import export
+from retentiond.cli.publishing import report
 from retentiond.review import summarize
 
 
@@ -86,3 +88,7 @@ def summary(app: App) -> None:
                       f"{row.held:,}", f"{row.retained:,}", f"{row.blocked:,}", str(row.runs),
                       str(row.failed_runs), str(row.brake_stops))
     Console(width=max(Console().width, 140)).print(table)
+
+
+audit.add_command(report)
+audit.add_command(export)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 from rich.console import Console
@@ -19,7 +20,13 @@ from retentiond.cli.app import (
     pass_app,
     rule_option,
 )
-from retentiond.engine import Engine
+from retentiond.errors import PolicyError
+from retentiond.legal import (
+    ReleaseEffect,
+    check_releasable,
+    release_effects,
+    without_policy_holds,
+)
 from retentiond.render import plan_details, plan_table, plan_to_dict
 
 WIDE = 160
@@ -41,13 +48,25 @@ def validate(app: App, *, offline: bool) -> None:
 
 
 def show_plan(app: App, rule_ids: tuple[str, ...], as_of_text: str | None, *,
-              as_json: bool) -> None:
-    """Plan the rules in read-only transactions and print the plan."""
+              as_json: bool, without_holds: tuple[str, ...] = ()) -> None:
+    """Plan the rules in read-only transactions and print the plan.
+
+    ``without_holds``: plan as if those holds were released, and say per hold what it keeps
+    now and what its release would free.
+    """
     as_of = parse_as_of(as_of_text)
-    with app.stores() as stores:
+    effects: list[ReleaseEffect] = []
+    with app.stores() as stores, app.state() as state:
         policies = app.validated(stores)
         check_rule_ids(policies, rule_ids)
-        engine = Engine(policies, stores, app.settings.defaults)
+        engine = app.engine(policies, stores, state)
+        if without_holds:
+            problems = check_releasable(without_holds, policies, state, at=as_of)
+            if problems:
+                raise PolicyError(problems)
+            current = engine.plan_all(as_of=as_of, rule_ids=rule_ids or None)
+            engine = app.engine(without_policy_holds(policies, without_holds), stores, state,
+                                without=without_holds)
         err = Console(stderr=True)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err,
                       transient=True, disable=not err.is_terminal) as progress:
@@ -55,13 +74,22 @@ def show_plan(app: App, rule_ids: tuple[str, ...], as_of_text: str | None, *,
             plans = engine.plan_all(
                 as_of=as_of, rule_ids=rule_ids or None,
                 progress=lambda rule: progress.update(task, description=f"counting {rule.id}"))
+        if without_holds:
+            effects = release_effects(current, plans, without_holds)
     if as_json:
-        click.echo(json.dumps([plan_to_dict(p) for p in plans], indent=2, default=str))
+        click.echo(json.dumps([_with_effects(plan_to_dict(p), effects, without_holds)
+                               for p in plans], indent=2, default=str))
     else:
         out = Console(width=max(Console().width, WIDE))
+        if without_holds:
+            out.print(f"Preview: as if {', '.join(without_holds)} were released "
+                      "(nothing is released by this plan)")
         out.print(plan_table(plans))
         for plan in plans:
             out.print(plan_details(plan))
+            for effect in (e for e in effects if e.rule == plan.rule.id):
+                out.print(f"  released {effect.hold} (preview): it keeps {effect.keeps:,} "
+                          f"rows now; {effect.freed:,} more would be acted on")
     failed = [p for p in plans if p.error]
     for plan in failed:
         click.echo(f"error: rule {plan.rule.id}: {plan.error}", err=True)
@@ -69,11 +97,24 @@ def show_plan(app: App, rule_ids: tuple[str, ...], as_of_text: str | None, *,
         sys.exit(EXIT_BAD_INPUT)
 
 
+def _with_effects(planned: dict[str, Any], effects: list[ReleaseEffect],
+                  without_holds: tuple[str, ...]) -> dict[str, Any]:
+    if not without_holds:
+        return planned
+    return {**planned, "released_holds": [
+        {"hold": e.hold, "reason": e.reason, "keeps": e.keeps, "frees": e.freed}
+        for e in effects if e.rule == planned["rule"]]}
+
+
 @click.command()
 @rule_option
 @as_of_option
+@click.option("--without-hold", "without_holds", multiple=True, metavar="ID",
+              help="Plan as if this hold were released (repeatable): what would its release "
+                   "free?  Nothing is released.")
 @json_option
 @pass_app
-def plan(app: App, rule_ids: tuple[str, ...], as_of: str | None, *, as_json: bool) -> None:
+def plan(app: App, rule_ids: tuple[str, ...], as_of: str | None,
+         without_holds: tuple[str, ...], *, as_json: bool) -> None:
     """Show what every rule would do, in read-only transactions (a dry run)."""
-    show_plan(app, rule_ids, as_of, as_json=as_json)
+    show_plan(app, rule_ids, as_of, as_json=as_json, without_holds=without_holds)

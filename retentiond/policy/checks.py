@@ -39,11 +39,12 @@ def cross_check(
     del holds  # holds never contradict anything: they add up and beat every rule
     where = dict(sources)
     problems = _duplicate_ids(sources)
-    for first, second in combinations(rules, 2):
+    active = [rule for rule in rules if rule.enabled]  # a disabled rule acts on nothing
+    for first, second in combinations(active, 2):
         problem = _contradiction(first, second, where)
         if problem is not None:
             problems.append(problem)
-    for rule in rules:
+    for rule in active:
         for retention in retentions:
             problem = _outlived(rule, retention, where)
             if problem is not None:

@@ -21,10 +21,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, Field, model_validator
 
 from retentiond.actions import AnyActionOptions
+from retentiond.policy.cron import crontab
 from retentiond.policy.filters import Filter, Identifier, StrictModel, TableName
 from retentiond.policy.periods import PeriodField, zone
 
@@ -47,7 +47,7 @@ def _timezone(value: str) -> str:
 
 def _cron(value: str) -> str:
     try:
-        CronTrigger.from_crontab(value)
+        crontab(value)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a cron expression ({exc}); write five fields, "
                          "e.g. '0 3 * * *' for 03:00 every day") from None
@@ -105,6 +105,12 @@ class Rule(StrictModel):
     table: TableName
     age: Age
     where: Filter | None = None
+    subjects: dict[str, Identifier] = Field(default_factory=dict, exclude_if=lambda v: not v)
+    """Data subjects the table's records belong to: subject kind -> the column holding the
+    subject's id, e.g. ``{customer: customer_id}``.  A hold placed on a subject at run time
+    (``retentiond hold add --subject customer=4711``) holds the rows whose column equals the
+    id, in every table whose rules map that kind.  Left out of the rule's version when empty,
+    so rules that map no subject keep their versions."""
     action: AnyActionOptions
     schedule: Schedule | None = None
     limits: Limits = Field(default_factory=Limits)

@@ -1,0 +1,27 @@
+"""What retentiond publishes: the retention schedule, and the review report of its ledger."""
+
+from retentiond.publish.report import (
+    CheckpointHook,
+    CheckpointStatus,
+    Report,
+    Window,
+    build_report,
+    collect,
+    render_report,
+)
+from retentiond.publish.schedule import Schedule, build_schedule, read_state, render, state_holds
+
+__all__ = [
+    "CheckpointHook",
+    "CheckpointStatus",
+    "Report",
+    "Schedule",
+    "Window",
+    "build_report",
+    "build_schedule",
+    "collect",
+    "read_state",
+    "render",
+    "render_report",
+    "state_holds",
+]

@@ -1,0 +1,588 @@
+"""The published retention schedule: the policy set as the document a privacy policy promises.
+
+"Details of retention periods for different aspects of your personal data are available on
+request": this is that document.  Per data category and table it gives each rule's promise in
+its own words, the period and what it is counted from, what happens to a record then, the
+minimum retentions that keep records longer, and the legal holds in force.
+
+The data category of a table is the policy file its first entry comes from (``emails.yaml``:
+*Emails*), which is how the example policies are organised.  Holds come from the policy files
+and, where the state database has a ``holds`` table (holds placed at run time), from there.
+A hold's filter is named by its columns only: its values may identify a person.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import (
+    Engine,
+    MetaData,
+    NullPool,
+    RowMapping,
+    Table,
+    create_engine,
+    inspect,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from retentiond.actions import action_for
+from retentiond.errors import AuditError
+from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op
+from retentiond.policy.model import Hold, PolicySet, Retention, Rule
+from retentiond.publish.template import esc, page
+
+FORMAT = "retentiond-schedule/1"
+"""The ``format`` of the JSON document; a change of its keys gets a new number."""
+
+OUTCOMES = {
+    "delete": "Deleted",
+    "anonymize": "Anonymized",
+    "pseudonymize": "Pseudonymized",
+    "quarantine": "Isolated from all processing, then deleted",
+}
+"""What happens to a record at the end of its period, in a customer's words."""
+
+_OPS = {
+    Op.EQ: "is", Op.NE: "is not", Op.LT: "is less than", Op.LE: "is at most",
+    Op.GT: "is more than", Op.GE: "is at least", Op.IN: "is one of", Op.NOT_IN: "is none of",
+    Op.IS_NULL: "is empty", Op.NOT_NULL: "is set", Op.LIKE: "matches",
+}
+
+
+@dataclass(frozen=True)
+class ScheduledRule:
+    """One rule as the schedule states it."""
+
+    id: str
+    description: str
+    """The promise in plain words, from the rule."""
+    period: str
+    age_column: str
+    timezone: str
+    action: str
+    outcome: str
+    """What happens then, in a customer's words (``Deleted``)."""
+    details: str
+    """What the action does, as :meth:`Action.describe` says it."""
+    applies_to: str
+    runs: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class MinimumRetention:
+    """A minimum retention: records are kept at least this long, whatever a rule says."""
+
+    id: str
+    reason: str
+    period: str
+    column: str
+    timezone: str
+    applies_to: str
+
+
+@dataclass(frozen=True)
+class HoldView:
+    """A legal hold as published: its scope named by columns, never by values."""
+
+    id: str
+    reason: str
+    case: str | None
+    store: str | None
+    """None: every store (a hold placed at run time on a data subject)."""
+    table: str | None
+    """None: every table of the store."""
+    applies_to: str
+    expires: str | None
+    source: str
+    """``policy`` (a policy file) or ``state`` (placed at run time)."""
+    active: bool
+    placed_at: str | None = None
+    released_at: str | None = None
+
+    @property
+    def scope(self) -> str:
+        """Where the hold reaches: ``app.emails``, every table of a store, or every store."""
+        if self.store is None:
+            return "every store"
+        return f"{self.store}.{self.table}" if self.table else f"every table of {self.store}"
+
+
+@dataclass(frozen=True)
+class TableSchedule:
+    """Everything the schedule says about one table of one store."""
+
+    category: str
+    store: str
+    table: str
+    rules: tuple[ScheduledRule, ...]
+    retentions: tuple[MinimumRetention, ...]
+    holds: tuple[HoldView, ...]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The retention schedule in force at ``as_of``."""
+
+    as_of: datetime
+    policy_set: str
+    tables: tuple[TableSchedule, ...]
+    across: tuple[HoldView, ...] = ()
+    """Holds in force on more than one table (a whole store, or a data subject everywhere)."""
+
+    def categories(self) -> list[tuple[str, list[TableSchedule]]]:
+        """The tables grouped by data category, in the order the categories first appear."""
+        grouped: dict[str, list[TableSchedule]] = {}
+        for table in self.tables:
+            grouped.setdefault(table.category, []).append(table)
+        return list(grouped.items())
+
+    @property
+    def holds(self) -> list[HoldView]:
+        """Every hold in force, table by table, then those across tables."""
+        return [*(hold for table in self.tables for hold in table.holds), *self.across]
+
+
+@dataclass(frozen=True)
+class StateHold:
+    """A hold placed at run time, as the state database's ``holds`` table keeps it.
+
+    Of its filter only the column names are kept, and of its data subject only the kind:
+    the values identify a person.
+    """
+
+    id: str
+    reason: str
+    case: str | None
+    store: str | None
+    table: str | None
+    columns: tuple[str, ...]
+    subject: str | None
+    until: date | datetime | None
+    placed_at: str | None
+    released_at: str | None
+
+    def active(self, at: datetime) -> bool:
+        """In force at ``at``: not released, not past ``until`` (a date holds through its day)."""
+        if self.released_at is not None:
+            return False
+        if self.until is None:
+            return True
+        if isinstance(self.until, datetime):
+            until = self.until if self.until.tzinfo else self.until.replace(tzinfo=UTC)
+            return at < until
+        return at.astimezone(UTC).date() <= self.until
+
+    def applies_to(self) -> str:
+        """Which records it keeps, in words, without values."""
+        by = f" (selected by {', '.join(self.columns)})" if self.columns else ""
+        if self.subject is not None:
+            return f"the records of one {self.subject}{by}"
+        return f"some records{by}" if self.columns else "every record"
+
+
+def build_schedule(policies: PolicySet, *, as_of: datetime,
+                   state_holds: Sequence[StateHold] = ()) -> Schedule:
+    """The schedule of ``policies`` at ``as_of``, with the holds in force then."""
+    holds = [hold_view(h, source="policy", active=True) for h in policies.holds
+             if h.active(as_of)]
+    holds += [state_hold_view(s, active=True) for s in state_holds if s.active(as_of)]
+    tables: dict[tuple[str, str], str] = {}
+    entries: list[Rule | Retention | Hold] = [*policies.rules, *policies.retentions,
+                                              *policies.holds]
+    for entry in entries:
+        tables.setdefault((entry.store, entry.table), _category(policies, entry.id, entry.table))
+    for hold in holds:
+        if hold.store is not None and hold.table is not None:
+            tables.setdefault((hold.store, hold.table), _humanize(hold.table))
+    made = []
+    for (store, table), category in tables.items():
+        rules = sorted((rule_view(r) for r in policies.rules
+                        if (r.store, r.table) == (store, table)),
+                       key=lambda r: (not r.enabled, _days(policies.rule(r.id))))
+        retentions = tuple(retention_view(r) for r in policies.retentions_on(store, table))
+        on_table = tuple(h for h in holds if (h.store, h.table) == (store, table))
+        made.append(TableSchedule(category, store, table, tuple(rules), retentions, on_table))
+    across = tuple(h for h in holds if h.store is None or h.table is None)
+    return Schedule(as_of, policies.digest, tuple(made), across)
+
+
+def rule_view(rule: Rule) -> ScheduledRule:
+    """A rule in the schedule's words."""
+    action = action_for(rule.action)
+    runs = None
+    if rule.schedule is not None:
+        runs = (f"cron {rule.schedule.cron}" if rule.schedule.cron
+                else f"every {rule.schedule.every}")
+    return ScheduledRule(
+        id=rule.id, description=_one_line(rule.description), period=str(rule.age.older_than),
+        age_column=rule.age.column, timezone=rule.age.timezone, action=rule.action.type,
+        outcome=OUTCOMES.get(rule.action.type, rule.action.type), details=action.describe(),
+        applies_to=describe_filter(rule.where, values=True), runs=runs, enabled=rule.enabled)
+
+
+def retention_view(retention: Retention) -> MinimumRetention:
+    """A minimum retention in the schedule's words."""
+    return MinimumRetention(
+        id=retention.id, reason=_one_line(retention.reason), period=str(retention.period),
+        column=retention.column, timezone=retention.timezone,
+        applies_to=describe_filter(retention.where, values=True))
+
+
+def hold_view(hold: Hold, *, source: str, active: bool, placed_at: str | None = None,
+              released_at: str | None = None) -> HoldView:
+    """A hold in the schedule's words: its filter named by columns, without values."""
+    expires = None if hold.expires is None else hold.expires.isoformat()
+    return HoldView(id=hold.id, reason=_one_line(hold.reason), case=hold.case, store=hold.store,
+                    table=hold.table, applies_to=describe_filter(hold.where, values=False),
+                    expires=expires, source=source, active=active, placed_at=placed_at,
+                    released_at=released_at)
+
+
+def state_hold_view(hold: StateHold, *, active: bool) -> HoldView:
+    """A hold placed at run time in the schedule's words."""
+    until = None if hold.until is None else hold.until.isoformat()
+    return HoldView(id=hold.id, reason=_one_line(hold.reason), case=hold.case, store=hold.store,
+                    table=hold.table, applies_to=hold.applies_to(), expires=until,
+                    source="state", active=active, placed_at=hold.placed_at,
+                    released_at=hold.released_at)
+
+
+def describe_filter(where: Filter | None, *, values: bool) -> str:
+    """Which records a filter selects, in words; with ``values=False`` only its columns."""
+    if where is None:
+        return "every record"
+    if not values:
+        columns = ", ".join(sorted(where.columns()))
+        return f"some records (selected by {columns})"
+    return f"records where {_words(where)}"
+
+
+def _words(where: Filter) -> str:
+    if isinstance(where, Condition):
+        verb = _OPS[where.op]
+        if where.value is None:
+            return f"{where.column} {verb}"
+        shown = (", ".join(str(v) for v in where.value) if isinstance(where.value, list)
+                 else str(where.value))
+        return f"{where.column} {verb} {shown}"
+    if isinstance(where, AllOf):
+        return " and ".join(_nested(f) for f in where.all)
+    if isinstance(where, AnyOf):
+        return " or ".join(_nested(f) for f in where.any)
+    return f"not {_nested(where.not_)}"
+
+
+def _nested(where: Filter) -> str:
+    text = _words(where)
+    return text if isinstance(where, Condition) else f"({text})"
+
+
+def _category(policies: PolicySet, entry_id: str, table: str) -> str:
+    source = policies.sources.get(entry_id)
+    return _humanize(source.file.stem if source is not None else table)
+
+
+def _humanize(name: str) -> str:
+    words = name.replace("_", " ").replace("-", " ").split(".")[-1].strip()
+    return words[:1].upper() + words[1:]
+
+
+def _days(rule: Rule) -> float:
+    return rule.age.older_than.approx_days()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# -- holds placed at run time: the state database's ``holds`` table, read only if it exists --
+
+_COLUMNS = {
+    "id": ("id", "hold_id"),
+    "reason": ("reason",),
+    "case": ("case_id", "case", "case_ref"),
+    "store": ("store", "store_name"),
+    "table": ("table_name", "table"),
+    "where": ("where_filter", "where", "filter"),
+    "subject": ("subject_kind",),
+    "until": ("until", "expires", "expires_at"),
+    "placed_at": ("placed_at", "created_at"),
+    "released_at": ("released_at",),
+}
+"""Where each field of a hold stands in the ``holds`` table (the first name found wins).
+
+``retentiond.legal`` owns that table; once it is part of retentiond, reading through its
+``list_holds`` replaces this guesswork.  Never read: ``subject_value`` and the filter's values.
+"""
+_REQUIRED = ("id", "reason", "store", "table")
+_FILTER: TypeAdapter[Filter] = TypeAdapter(Filter)
+
+
+@contextmanager
+def read_state(url: str) -> Iterator[Engine | None]:
+    """A read-only engine on the state database; None when an SQLite state file does not exist.
+
+    Unlike :class:`retentiond.state.StateDB` it creates nothing: publishing only reads.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in {"", ":memory:"} or not Path(database).is_file():
+            yield None
+            return
+        target = f"file:{quote(str(Path(database).resolve()))}?mode=ro"
+        engine = create_engine("sqlite://", poolclass=NullPool,
+                               creator=lambda: sqlite3.connect(target, uri=True))
+    else:
+        engine = create_engine(parsed, poolclass=NullPool, hide_parameters=True)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def state_holds(engine: Engine | None) -> list[StateHold]:
+    """Holds placed at run time, from the ``holds`` table if the state database has one.
+
+    AuditError when the table exists but cannot be read, or has no column for an id, reason,
+    store or table: a schedule that silently left out a legal hold would be wrong.
+    """
+    if engine is None:
+        return []
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("holds"):
+                return []
+            table = Table("holds", MetaData(), autoload_with=conn)
+            columns = _map_columns(table)
+            order = [table.c[columns[k]] for k in ("placed_at", "id") if k in columns]
+            wanted = [table.c[name] for name in columns.values()]
+            rows = conn.execute(select(*wanted).order_by(*order)).mappings().all()
+    except SQLAlchemyError as exc:
+        raise AuditError("cannot read the holds table of the state database: "
+                         f"{type(exc).__name__}") from None
+    return [_state_hold(row, columns) for row in rows]
+
+
+def _map_columns(table: Table) -> dict[str, str]:
+    names = {c.name.lower(): c.name for c in table.columns}
+    found = {}
+    for field, candidates in _COLUMNS.items():
+        match = next((names[c] for c in candidates if c in names), None)
+        if match is not None:
+            found[field] = match
+    missing = [f for f in _REQUIRED if f not in found]
+    if missing:
+        raise AuditError(f"the state database's holds table has no column for "
+                         f"{', '.join(missing)} (it has {', '.join(sorted(names))}); this "
+                         "retentiond cannot read its holds")
+    return found
+
+
+def _state_hold(row: RowMapping, columns: dict[str, str]) -> StateHold:
+    def value(field: str) -> Any:  # noqa: ANN401 - whatever the column holds
+        return row[columns[field]] if field in columns else None
+
+    where = value("where")
+    try:
+        parsed = None if where in {None, ""} else _FILTER.validate_python(
+            json.loads(where) if isinstance(where, str) else where)
+        until = _moment(value("until"))
+    except (ValidationError, ValueError) as exc:
+        raise AuditError(f"hold {value('id')!r} in the state database cannot be read: "
+                         f"{type(exc).__name__}") from None
+    return StateHold(
+        id=str(value("id")), reason=str(value("reason")), case=_text(value("case")),
+        store=_text(value("store")), table=_text(value("table")),
+        columns=tuple(sorted(parsed.columns())) if parsed is not None else (),
+        subject=_text(value("subject")), until=until, placed_at=_text(value("placed_at")),
+        released_at=_text(value("released_at")))
+
+
+def _moment(value: object) -> date | datetime | None:
+    if value is None or isinstance(value, date | datetime):
+        return value
+    text = str(value)
+    return date.fromisoformat(text) if len(text) <= len("YYYY-MM-DD") else (
+        datetime.fromisoformat(text))
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, date | datetime) else str(value)
+
+
+# -- the three formats ----------------------------------------------------------------------
+
+def to_json(schedule: Schedule) -> str:
+    """The schedule as JSON with stable keys (sorted), for scripts and other sites."""
+    document = {
+        "format": FORMAT,
+        "as_of": schedule.as_of.astimezone(UTC).isoformat(timespec="seconds"),
+        "policy_set": schedule.policy_set,
+        "categories": [
+            {"name": name, "tables": [_table_json(t) for t in tables]}
+            for name, tables in schedule.categories()
+        ],
+        "holds_across_tables": [_hold_json(h) for h in schedule.across],
+    }
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _table_json(table: TableSchedule) -> dict[str, Any]:
+    return {"store": table.store, "table": table.table,
+            "rules": [asdict(r) for r in table.rules],
+            "minimum_retentions": [asdict(r) for r in table.retentions],
+            "holds": [_hold_json(h) for h in table.holds]}
+
+
+def _hold_json(hold: HoldView) -> dict[str, Any]:
+    return {"id": hold.id, "reason": hold.reason, "case": hold.case, "store": hold.store,
+            "table": hold.table, "applies_to": hold.applies_to, "expires": hold.expires,
+            "source": hold.source, "placed_at": hold.placed_at}
+
+
+def _date_words(moment: datetime | date | str) -> str:
+    value = date.fromisoformat(moment[:10]) if isinstance(moment, str) else moment
+    return f"{value.day} {value:%B %Y}"
+
+
+def _lead(schedule: Schedule) -> str:
+    return (f"In force on {_date_words(schedule.as_of)} (policy set {schedule.policy_set}). "
+            "For each kind of record: how long we keep it, what happens to it then, and why. "
+            "Minimum retentions keep records at least as long as the law requires; records "
+            "under a legal hold are kept, whatever the period, until the hold is released.")
+
+
+def _hold_words(hold: HoldView) -> str:
+    """Everything said about a hold after its id."""
+    case = f" (case {hold.case})" if hold.case else ""
+    until = f" until {_date_words(hold.expires)}" if hold.expires else " until released"
+    where = "" if hold.store and hold.table else f" in {hold.scope}"
+    return f"{case}: {hold.reason} Keeps {hold.applies_to}{where}{until}."
+
+
+ACROSS = "Legal holds on records of several tables"
+
+
+def _md(text: str) -> str:
+    """Free text made safe inside a Markdown table cell (no pipes, no stray emphasis)."""
+    for char in "\\|*`<[]":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def to_markdown(schedule: Schedule) -> str:
+    """The schedule as Markdown, for a privacy page or a reply to a customer."""
+    lines = ["# Retention schedule", "", _md(_lead(schedule))]
+    for name, tables in schedule.categories():
+        lines += ["", f"## {_md(name)}"]
+        for table in tables:
+            lines += ["", f"### Records of `{table.table}` (store `{table.store}`)", ""]
+            lines += _md_periods(table)
+            if table.holds:
+                lines += ["", "Legal holds in force:", ""]
+                lines += [f"- {_md(h.id + _hold_words(h))}" for h in table.holds]
+    if schedule.across:
+        lines += ["", f"## {ACROSS}", ""]
+        lines += [f"- {_md(h.id + _hold_words(h))}" for h in schedule.across]
+    return "\n".join(lines) + "\n"
+
+
+def _md_periods(table: TableSchedule) -> list[str]:
+    if not table.rules and not table.retentions:
+        return ["No retention period is set for these records; they are kept while held."]
+    lines = ["| Kept for | Then | Applies to | Promise or reason |", "|---|---|---|---|"]
+    for rule in table.rules:
+        off = " (not enforced at present)" if not rule.enabled else ""
+        lines.append(f"| {_md(rule.period)} after `{rule.age_column}` | "
+                     f"**{_md(rule.outcome)}.** {_md(_sentence(rule.details))}{off} | "
+                     f"{_md(rule.applies_to)} | {_md(rule.description)} |")
+    lines += [f"| at least {_md(keep.period)} after `{keep.column}` | **Kept** (minimum "
+              f"retention) | {_md(keep.applies_to)} | {_md(keep.reason)} |"
+              for keep in table.retentions]
+    return lines
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith(".") else text + "."
+
+
+def to_html(schedule: Schedule) -> str:
+    """The schedule as one self-contained HTML page."""
+    body = (f'<header><h1>Retention schedule</h1><p class="lead">{esc(_lead(schedule))}</p>'
+            f"</header>\n{schedule_section(schedule, level=2)}")
+    return page(title="Retention schedule", body=body)
+
+
+def schedule_section(schedule: Schedule, *, level: int) -> str:
+    """The schedule's categories and tables as HTML, headings starting at ``h<level>``."""
+    parts = []
+    for name, tables in schedule.categories():
+        parts.append(f"<h{level}>{esc(name)}</h{level}>")
+        for table in tables:
+            sub = level + 1
+            parts.append(f'<section data-table="{esc(table.store)}.{esc(table.table)}">'
+                         f"<h{sub}>Records of <code>{esc(table.table)}</code> "
+                         f'<span class="muted">(store <code>{esc(table.store)}</code>)</span>'
+                         f"</h{sub}>")
+            parts.append(_html_periods(table))
+            if table.holds:
+                parts.append(f"<h{sub + 1}>Legal holds in force</h{sub + 1}>")
+                parts.append(_holds_html(table.holds))
+            parts.append("</section>")
+    if schedule.across:
+        parts.append(f"<h{level}>{esc(ACROSS)}</h{level}>{_holds_html(schedule.across)}")
+    return "\n".join(parts)
+
+
+def _html_periods(table: TableSchedule) -> str:
+    if not table.rules and not table.retentions:
+        return "<p>No retention period is set for these records; they are kept while held.</p>"
+    rows = []
+    for rule in table.rules:
+        off = ' <span class="badge off">not enforced at present</span>' if not rule.enabled else ""
+        rows.append(
+            f'<tr data-rule="{esc(rule.id)}"><td>{esc(rule.period)} after '
+            f"<code>{esc(rule.age_column)}</code></td>"
+            f"<td><strong>{esc(rule.outcome)}.</strong> {esc(_sentence(rule.details))}{off}</td>"
+            f"<td>{esc(rule.applies_to)}</td>"
+            f'<td class="promise">{esc(rule.description)}</td></tr>')
+    rows += [
+        f'<tr data-retention="{esc(keep.id)}"><td>at least {esc(keep.period)} after '
+        f"<code>{esc(keep.column)}</code></td><td><strong>Kept</strong> (minimum retention)</td>"
+        f"<td>{esc(keep.applies_to)}</td><td>{esc(keep.reason)}</td></tr>"
+        for keep in table.retentions]
+    head = ("<thead><tr><th>Kept for</th><th>Then</th><th>Applies to</th>"
+            "<th>Promise or reason</th></tr></thead>")
+    return f"<table>{head}<tbody>{''.join(rows)}</tbody></table>"
+
+
+def _holds_html(holds: Sequence[HoldView]) -> str:
+    items = "".join(f'<li data-hold="{esc(h.id)}"><strong>{esc(h.id)}</strong>'
+                    f"{esc(_hold_words(h))}</li>" for h in holds)
+    return f'<ul class="holds">{items}</ul>'
+
+
+def render(schedule: Schedule, fmt: str) -> str:
+    """The schedule in ``md``, ``html`` or ``json``."""
+    renderers = {"md": to_markdown, "html": to_html, "json": to_json}
+    return renderers[fmt](schedule)
