@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from evidence_kit import OLD, RULE, YOUNG, verdict
+from evidence_kit import AS_OF, CUSTOMER, OLD, RULE, YOUNG, verdict, where
+
+from retentiond.explain import explain
 
 KEEP_UNTIL = OLD.replace(year=OLD.year + 1, tzinfo=UTC).isoformat()
 """Twelve months after row 1, 2, 3 and 5's submission (UTC, the rule's timezone)."""
@@ -62,3 +65,16 @@ def test_a_deleted_record_is_found_in_the_audit_log(enforced):
     assert [(RULE, "delete", "applied", "acted on (delete)")] == [
         (m["rule"], m["action"], m["status"], m["how"]) for m in explained["audit"]]
     assert explained["audit_records_scanned"] > 0
+
+
+def test_explain_reads_the_same_on_every_backend(bench):
+    """Library-level: a held and a due event, with their age values, on each database."""
+    hold = bench.place(store="app", table="events", where=where(f"customer_id={CUSTOMER}"))
+    explained = {key: explain(bench.engine(), store="app", table="events", key=(key,),
+                              as_of=AS_OF, ledger=bench.ledger) for key in (1, 2)}
+    (due,), (held,) = explained[1].verdicts, explained[2].verdicts
+
+    assert ("act", datetime(2020, 1, 1), datetime(2021, 1, 1, tzinfo=ZoneInfo("UTC"))) == (  # noqa: DTZ001 - the column is naive
+        due.decision, due.age, due.act_at)
+    assert ("held", [hold.id], None) == (held.decision, [p.id for p in held.protected_by],
+                                         held.act_at)
