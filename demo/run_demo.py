@@ -40,6 +40,10 @@ def main() -> None:
     retentiond("run", "--once")
     retentiond("audit", "summary")
     retentiond("audit", "verify")
+    retentiond("audit", "report", "--output", str(WORK / "report.html"))
+    retentiond("schedule", "--format", "md", "--output", str(WORK / "schedule.md"))
+    print(f"\nopen {WORK / 'report.html'} for the review report; "
+          f"{WORK / 'schedule.md'} is the published retention schedule")
 
 
 if __name__ == "__main__":

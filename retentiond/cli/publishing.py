@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from retentiond.attest import auditor_for
 from retentiond.cli.app import EXIT_FINDINGS, App, parse_as_of, pass_app
 from retentiond.publish.report import Window, build_report, render_report
 from retentiond.publish.schedule import build_schedule, read_state, render, state_holds
@@ -54,7 +55,8 @@ def report(app: App, since: str | None, until: str | None, output: Path) -> None
         raise click.BadParameter("the period ends before it begins", param_hint="--until")
     policies = app.policies()
     with app.ledger() as ledger, read_state(app.settings.state_url) as state:
-        built = build_report(ledger, policies, window, state_holds=state_holds(state))
+        built = build_report(ledger, policies, window, state_holds=state_holds(state),
+                             auditor=auditor_for(app.settings.audit, ledger))
     _write(output, render_report(built))
     acted = sum(t.total for t in built.facts.rules.values())
     click.echo(f"wrote {output}: {acted:,} records acted on, "

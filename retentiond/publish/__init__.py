@@ -1,7 +1,6 @@
 """What retentiond publishes: the retention schedule, and the review report of its ledger."""
 
 from retentiond.publish.report import (
-    CheckpointHook,
     CheckpointStatus,
     Report,
     Window,
@@ -12,7 +11,6 @@ from retentiond.publish.report import (
 from retentiond.publish.schedule import Schedule, build_schedule, read_state, render, state_holds
 
 __all__ = [
-    "CheckpointHook",
     "CheckpointStatus",
     "Report",
     "Schedule",

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retentiond.audit import AuditLedger, Kind, Record
 from retentiond.policy.model import PolicySet
@@ -40,6 +40,10 @@ from retentiond.publish.schedule import (
     schedule_section,
     state_hold_view,
 )
+
+if TYPE_CHECKING:
+    from retentiond.attest import EvidenceAuditor
+
 from retentiond.publish.template import (
     ACTION_COLOURS,
     badge,
@@ -344,16 +348,12 @@ def collect(ledger: AuditLedger, window: Window) -> LedgerFacts:
 
 @dataclass(frozen=True)
 class CheckpointStatus:
-    """What a checkpoint-aware verification found; filled in by a :data:`CheckpointHook`."""
+    """What the checkpoint-aware verification found."""
 
     ok: bool
     summary: str
 
 
-CheckpointHook = Callable[[AuditLedger], CheckpointStatus]
-"""HOOK for checkpoint verification: given the ledger, say whether its signed checkpoints
-check out.  Until the checkpoint-aware ``AuditLedger.verify(auditor=...)`` is wired in here,
-the report verifies the hash chain only and says that checkpoints were not checked."""
 
 
 @dataclass(frozen=True)
@@ -369,14 +369,21 @@ class LedgerCheck:
     checkpoints: CheckpointStatus | None
 
 
-def check_ledger(ledger: AuditLedger, checkpoint_hook: CheckpointHook | None = None
-                 ) -> LedgerCheck:
-    """Recompute the chain (plain :meth:`AuditLedger.verify`), and run the checkpoint hook."""
-    result = ledger.verify()
+def check_ledger(ledger: AuditLedger, auditor: EvidenceAuditor | None = None) -> LedgerCheck:
+    """Verify the ledger as ``audit verify`` does.
+
+    That is the chain, and with an auditor holding the public key also every checkpoint,
+    their spacing and the intents' outcomes.
+    """
+    result = ledger.verify(auditor)
+    checkpoints = None
+    if auditor is not None and auditor.public is not None:
+        summary = ("every checkpoint is signed by the configured key and matches the chain"
+                   if result.ok else f"verification failed: {result.reason}")
+        checkpoints = CheckpointStatus(ok=result.ok, summary=summary)
     return LedgerCheck(records=result.records, head=result.head, ok=result.ok,
                        broken_seq=result.broken_seq, reason=result.reason,
-                       open_intents=len(ledger.open_intents()),
-                       checkpoints=None if checkpoint_hook is None else checkpoint_hook(ledger))
+                       open_intents=len(ledger.open_intents()), checkpoints=checkpoints)
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -399,13 +406,13 @@ class Report:
 
 def build_report(ledger: AuditLedger, policies: PolicySet, window: Window, *,
                  state_holds: Sequence[StateHold] = (), now: datetime | None = None,
-                 checkpoint_hook: CheckpointHook | None = None) -> Report:
+                 auditor: EvidenceAuditor | None = None) -> Report:
     """Read the ledger (one pass, then verification) and the policies into a report."""
     generated = now or datetime.now(tz=UTC)
     as_of = min(generated, window.until) if window.until else generated
     schedule = build_schedule(policies, as_of=as_of, state_holds=state_holds)
     facts = collect(ledger, window)
-    check = check_ledger(ledger, checkpoint_hook)
+    check = check_ledger(ledger, auditor)
     holds = [hold_view(h, source="policy", active=h.active(as_of)) for h in policies.holds]
     holds += [state_hold_view(s, active=s.active(as_of)) for s in state_holds]
     order = [r.id for r in policies.rules]
