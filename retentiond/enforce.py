@@ -247,9 +247,10 @@ def enforce(engine: Engine, ledger: AuditLedger, rule: Rule, *, as_of: datetime,
 def recover(engine: Engine, ledger: AuditLedger, *, rule: str | None = None) -> list[str]:
     """Settle every intent without an outcome from the batch markers; the batch ids settled.
 
-    Run it when no batch of those intents is in flight (before enforcing; with several
-    replicas, per rule while holding the rule's lease): a marker means the batch committed
-    (its outcome is taken from the marker), no marker means it rolled back.
+    Run it before enforcing, per rule while holding the rule's lease: a marker means the
+    batch committed (its outcome is taken from the marker); otherwise the store settles it as
+    never applied, waiting for a COMMIT that may still be under way (``Store.find_mark``).  A
+    store that cannot answer now leaves the intent open for the next attempt.
     """
     settled = []
     body: dict[str, Any]
@@ -262,7 +263,11 @@ def recover(engine: Engine, ledger: AuditLedger, *, rule: str | None = None) -> 
         if entry.body.get("op") in {"restore", "purge"}:
             body = quarantine.settle(engine.stores, ledger, entry)
         else:
-            payload = engine.stores.get(entry.store).find_mark(entry.batch_id)
+            try:
+                payload = engine.stores.get(entry.store).find_mark(entry.batch_id)
+            except StoreError as exc:
+                log.warning("batch.unsettled", batch=entry.batch_id, error=redact(str(exc)))
+                continue
             body = ({"status": "applied", "recovered": True, **_loads(payload)}
                     if payload is not None else {"status": "not applied", "recovered": True})
         ledger.append(Entry(kind=Kind.OUTCOME, run_id=entry.run_id, rule=entry.rule,

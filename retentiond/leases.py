@@ -8,11 +8,13 @@ within the process is enough.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -87,6 +89,43 @@ class PostgresLeases(Leases):
                 connection.close()
 
 
+class FileLeases(Leases):
+    """Leases as locks on files beside a SQLite state database.
+
+    Shared by every process on the host (a daemon and a manual ``run --once``), and released
+    by the kernel when the holder dies.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._local = LocalLeases()
+
+    @contextmanager
+    def hold(self, rule: str) -> Iterator[bool]:
+        """Take the rule's file lock without waiting (and the in-process lock with it)."""
+        self._directory.mkdir(parents=True, exist_ok=True)
+        with self._local.hold(rule) as local:
+            if not local:
+                yield False
+                return
+            path = self._directory / f"{lease_key(rule):08x}.lock"
+            with path.open("a+b") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def leases_for(state: StateDB) -> Leases:
-    """Advisory locks on PostgreSQL, an in-process lock on SQLite."""
-    return PostgresLeases(state) if state.dialect == "postgresql" else LocalLeases()
+    """Advisory locks on PostgreSQL; file locks beside a SQLite file; else in-process only."""
+    if state.dialect == "postgresql":
+        return PostgresLeases(state)
+    database = state.engine.url.database
+    if database and database != ":memory:":
+        return FileLeases(Path(database).with_name(Path(database).name + ".leases"))
+    return LocalLeases()

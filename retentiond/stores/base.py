@@ -382,7 +382,10 @@ class Store(ABC):
 
     @abstractmethod
     def find_mark(self, batch_id: str) -> str | None:
-        """The payload a batch marked when it was applied, or None when it never was."""
+        """The payload a batch marked when it was applied, or None when it never will be.
+
+        Settling is final: a batch found unapplied can no longer commit afterwards.
+        """
 
     @abstractmethod
     def quarantined(self, table: str | None = None) -> list[QuarantineBatch]:

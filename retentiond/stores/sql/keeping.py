@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 PAYLOAD = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 """Batch payloads list every key acted on: more than MySQL's 64 KiB TEXT holds."""
 
+VOID = '{"void":true}'
+"""The payload of a marker that settles a batch as never applied (written by recovery)."""
+
 BATCH = "_rtd_batch"
 RUN = "_rtd_run"
 RULE = "_rtd_rule"

@@ -50,6 +50,7 @@ from retentiond.stores.sql._common import (
     split_name,
 )
 from retentiond.stores.sql.keeping import (
+    VOID,
     done_table,
     marker_table,
     quarantine_name,
@@ -193,14 +194,32 @@ class SqlStore(Store):
                 self.quarantine_table(connection, table).create(connection, checkfirst=True)
 
     def find_mark(self, batch_id: str) -> str | None:
-        """The payload of the batch's marker, or None when the batch never committed."""
+        """Settle a batch for good: its marker's payload if it committed, None if it never will.
+
+        No marker yet does not prove the batch failed: its COMMIT may still be under way (the
+        client died, the server carries on).  So a void marker is inserted under the same id:
+        that insert waits for a transaction still holding the id, then either hits the real
+        marker (the batch committed) or takes the id (the batch can never commit).  When the
+        wait outlasts the lock timeout, StoreUnavailable says: ask again later.
+        """
         markers = self.marker_table()
-        with self._errors("cannot read batch markers"), self.engine.connect() as connection:
+        with self._errors("cannot settle the batch marker"), self.engine.connect() as connection:
             if not sa.inspect(connection).has_table(markers.name, schema=markers.schema):
                 return None
             found = connection.execute(sa.select(markers.c.payload)
                                        .where(markers.c.batch_id == batch_id)).scalar()
-        return None if found is None else str(found)
+            connection.rollback()  # end the read; the void marker gets a transaction of its own
+            if found is None:
+                try:
+                    with connection.begin():
+                        connection.execute(sa.insert(markers).values(
+                            batch_id=batch_id, run_id="-", rule="-", payload=VOID))
+                except sa_exc.IntegrityError:
+                    found = connection.execute(sa.select(markers.c.payload)
+                                               .where(markers.c.batch_id == batch_id)).scalar()
+        if found is None or str(found) == VOID:
+            return None
+        return str(found)
 
     def marker_table(self) -> sa.Table:
         """The batch-marker table of this store."""
