@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from retentiond.errors import StoreError
 from retentiond.stores.base import Key, Reach, Removal, Row, Selection, Writer
@@ -134,9 +135,8 @@ class SqlWriter(Session, Writer):
             for chunk in chunks(keys, len(key_columns)):
                 rows = sa.select(sa.literal(rule, sa.String(80)),
                                  key_text(list(key_columns))).where(key_in(key_columns, chunk))
-                already = sa.select(done.c.row_key).where(done.c.rule == rule)
-                rows = rows.where(key_text(list(key_columns)).not_in(already))
-                self.connection.execute(sa.insert(done).from_select(["rule", "row_key"], rows))
+                self.connection.execute(_insert_ignoring_duplicates(
+                    done, self._store.dialect_name).from_select(["rule", "row_key"], rows))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -253,6 +253,18 @@ class SqlWriter(Session, Writer):
             self.connection.exec_driver_sql("DROP TEMPORARY TABLE IF EXISTS rtd_rewrite")
         # MySQL counts rows whose value really changed; pending rows always change.
         return int(result.rowcount)
+
+
+def _insert_ignoring_duplicates(table: sa.Table, family: str) -> sa.Insert:
+    """INSERT that skips rows already there, without reading the whole table to find out.
+
+    A row the application changed after it was pseudonymized is rewritten and recorded again.
+    """
+    if family == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if family == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    return sa.insert(table).prefix_with("IGNORE")
 
 
 def _now_text() -> str:
