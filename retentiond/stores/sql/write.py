@@ -35,9 +35,19 @@ def chunks(rows: Sequence[Any], width: int) -> Iterator[Sequence[Any]]:
         yield rows[start:start + size]
 
 
-def key_in(columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[Key]) -> ColumnElement[bool]:
-    """``key IN (...)`` for one-column and composite keys."""
+def key_in(columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[Key], family: str = ""
+           ) -> ColumnElement[bool]:
+    """``key IN (...)`` for one-column and composite keys.
+
+    On PostgreSQL a one-column key is matched with ``= ANY(array)``: one bound parameter
+    instead of thousands, so the statement text is the same every batch and nothing has to
+    render, send or parse a ten-thousand-placeholder list.
+    """
     if len(columns) == 1:
+        if family == "postgresql":
+            values = sa.bindparam(None, [key[0] for key in keys],
+                                  type_=postgresql.ARRAY(columns[0].type))
+            return columns[0] == sa.any_(values)
         return columns[0].in_([key[0] for key in keys])
     return sa.tuple_(*columns).in_([tuple(key) for key in keys])
 
@@ -60,8 +70,8 @@ class SqlWriter(Session, Writer):
             statement = statement.with_for_update()
         width = len(keys)
         with self._store._errors(f"cannot claim rows of {selection.table!r}"):  # noqa: SLF001
-            return [(tuple(row[:width]), tuple(row[width:]))
-                    for row in self.connection.execute(statement)]
+            rows = self.connection.execute(statement).all()
+        return [(tuple(row[:width]), tuple(row[width:])) for row in rows]
 
     def remove(self, table: str, keys: Sequence[Key], reaches: Sequence[Reach]) -> Removal:
         """Delete rows by key; record what the deletion reaches; children first where asked."""
@@ -109,7 +119,7 @@ class SqlWriter(Session, Writer):
                 select = sa.select(*source.columns, *(sa.literal(v, sa.String).label(k)
                                                       for k, v in bookkeeping.items()))
                 self.connection.execute(sa.insert(target).from_select(
-                    [*names, *bookkeeping], select.where(key_in(key_columns, chunk))))
+                    [*names, *bookkeeping], select.where(self._key_in(key_columns, chunk))))
             # Counted, not taken from rowcount: psycopg reports -1 for INSERT ... SELECT here.
             copied = self.connection.execute(sa.select(sa.func.count()).select_from(target)
                                              .where(target.c[BATCH] == batch_id)).scalar_one()
@@ -133,12 +143,16 @@ class SqlWriter(Session, Writer):
         key_columns = self._key_columns(table)
         with self._store._errors("cannot record pseudonymized rows"):  # noqa: SLF001
             for chunk in chunks(keys, len(key_columns)):
-                rows = sa.select(sa.literal(rule, sa.String(80)),
-                                 key_text(list(key_columns))).where(key_in(key_columns, chunk))
+                rows = sa.select(sa.literal(rule, sa.String(80)), key_text(list(key_columns)))
+                rows = rows.where(self._key_in(key_columns, chunk))
                 self.connection.execute(_insert_ignoring_duplicates(
                     done, self._store.dialect_name).from_select(["rule", "row_key"], rows))
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _key_in(self, columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[Key]
+                ) -> ColumnElement[bool]:
+        return key_in(columns, keys, self._store.dialect_name)
 
     def _key_columns(self, table: str) -> list[sa.Column[Any]]:
         reflected = self.table(table)
@@ -158,7 +172,8 @@ class SqlWriter(Session, Writer):
         key_columns = columns if columns is not None else self._key_columns(table)
         removed = 0
         for chunk in chunks(keys, len(key_columns)):
-            result = self.connection.execute(sa.delete(target).where(key_in(key_columns, chunk)))
+            statement = sa.delete(target).where(self._key_in(key_columns, chunk))
+            result = self.connection.execute(statement)
             removed += result.rowcount
         return removed
 
@@ -169,7 +184,7 @@ class SqlWriter(Session, Writer):
         parent = self.table(table).table
         for chunk in chunks(keys, len(parent_columns)):
             current: sa.Select[Any] = sa.select(*(parent.c[c] for c in reach.path[0].ref_columns))
-            current = current.where(key_in(parent_columns, chunk))
+            current = current.where(self._key_in(parent_columns, chunk))
             for depth, fk in enumerate(reach.path):
                 child = self.table(fk.table).table
                 references = [child.c[c] for c in fk.columns]
