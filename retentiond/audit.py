@@ -161,7 +161,7 @@ class AuditLedger:
     def key_digest(self, keys: Iterable[Sequence[object]]) -> str:
         """A keyed digest of primary keys: commits to them without revealing them."""
         mac = hmac.new(self._digest_key, digestmod=hashlib.sha256)
-        mac.update(canonical([list(k) for k in keys]).encode())
+        mac.update(canonical(list(keys)).encode())  # tuples encode as JSON arrays
         return mac.hexdigest()
 
     def records(self, *, after_seq: int = 0, batch: int = 5000) -> Iterator[Record]:

@@ -44,9 +44,8 @@ class DeleteAction(Action[DeleteOptions]):
     def apply(self, writer: Writer, batch: Batch) -> AuditBody:
         """Delete the batch's rows (and first their children, where the rule says so)."""
         removal = writer.remove(batch.table.name, batch.keys, batch.reaches)
-        return {"keys": [list(k) for k in removal.removed], "count": len(removal.removed),
-                "reached": {label: [list(k) for k in keys]
-                            for label, keys in removal.reached.items()},
+        return {"keys": list(removal.removed), "count": len(removal.removed),
+                "reached": {label: list(keys) for label, keys in removal.reached.items()},
                 "reached_count": sum(len(keys) for keys in removal.reached.values())}
 
 
