@@ -22,6 +22,7 @@ from retentiond.actions.base import (
     AuditBody,
     Batch,
     Finding,
+    changed_rows,
     column_or_finding,
     is_text,
     text_fits,
@@ -38,7 +39,6 @@ from retentiond.stores.base import (
     NotNull,
     NotTruncated,
     PendingCheck,
-    Row,
     TableSchema,
     Writer,
 )
@@ -255,12 +255,9 @@ class AnonymizeAction(Action[AnonymizeOptions]):
         columns = list(self.options.columns)
         infos = [batch.table.columns[c] for c in columns]
         strategies = [self.options.columns[c] for c in columns]
-        changed: list[Row] = []
-        for key, values in batch.rows:
-            new = tuple(anonymized(s, info, value, key)
-                        for s, info, value in zip(strategies, infos, values, strict=True))
-            if new != values:
-                changed.append((key, new))
+        changed = changed_rows(batch.rows, lambda key, values: tuple(
+            anonymized(s, info, value, key)
+            for s, info, value in zip(strategies, infos, values, strict=True)))
         writer.rewrite(batch.table.name, columns, changed)
         return {"keys": [list(k) for k, _ in changed], "count": len(changed),
                 "columns": {c: s.strategy for c, s in zip(columns, strategies, strict=True)}}

@@ -9,7 +9,7 @@ The enforcement engine adds the write path without changing these signatures.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -102,6 +102,22 @@ class Action(ABC, Generic[OptionsT]):
     @abstractmethod
     def apply(self, writer: Writer, batch: Batch) -> AuditBody:
         """Act on the batch through ``writer``; say what was done, in keys and counts."""
+
+
+def changed_rows(
+    rows: Sequence[Row], transform: Callable[[tuple[object, ...], tuple[object, ...]],
+                                             tuple[object, ...]],
+) -> list[Row]:
+    """Each row whose ``transform(key, values)`` differs from its values, with the new ones.
+
+    Rows that would not change are left out: a rewrite that changes nothing is no action.
+    """
+    changed: list[Row] = []
+    for key, values in rows:
+        new = transform(key, values)
+        if new != values:
+            changed.append((key, new))
+    return changed
 
 
 def column_or_finding(

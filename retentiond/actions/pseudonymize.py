@@ -19,13 +19,14 @@ from retentiond.actions.base import (
     AuditBody,
     Batch,
     Finding,
+    changed_rows,
     column_or_finding,
     is_text,
     text_fits,
 )
 from retentiond.errors import ConfigError
 from retentiond.policy.filters import Identifier, StrictModel
-from retentiond.stores.base import NotPseudonym, PendingCheck, Row, TableSchema, Writer
+from retentiond.stores.base import NotPseudonym, PendingCheck, TableSchema, Writer
 
 FULL_LENGTH = 52
 """Characters of an unpadded base32 SHA-256 digest."""
@@ -120,12 +121,9 @@ class PseudonymizeAction(Action[PseudonymizeOptions]):
         columns = list(self.options.columns)
         domains = [self.options.columns[c].domain for c in columns]
         sizes = [lengths[c] for c in columns]
-        changed: list[Row] = []
-        for key, values in batch.rows:
-            new = tuple(None if value is None else keyring.pseudonym(domain, value, size)
-                        for domain, size, value in zip(domains, sizes, values, strict=True))
-            if new != values:
-                changed.append((key, new))
+        changed = changed_rows(batch.rows, lambda _key, values: tuple(
+            None if value is None else keyring.pseudonym(domain, value, size)
+            for domain, size, value in zip(domains, sizes, values, strict=True)))
         writer.rewrite(batch.table.name, columns, changed)
         writer.record_done(batch.table.name, batch.rule, batch.keys)
         return {"keys": [list(k) for k, _ in changed], "count": len(changed),

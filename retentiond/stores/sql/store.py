@@ -250,21 +250,22 @@ class SqlStore(Store):
 
     def restore(self, batch: QuarantineBatch) -> tuple[Key, ...]:
         """Put a quarantined batch back into its table, exactly as it was, in one transaction."""
-        with self._errors(f"cannot restore batch {batch.batch_id}"), self.engine.begin() as conn:
-            source = self._reflected(conn, batch.table)
-            if source is None:
-                raise StoreError(self.name, f"table {batch.table!r} no longer exists")
-            return quarantine.restore(conn, source, self.quarantine_table(conn, batch.table),
-                                      batch.batch_id)
+        return self._on_shelf(batch, "restore", quarantine.restore)
 
     def purge(self, batch: QuarantineBatch) -> tuple[Key, ...]:
         """Delete a quarantined batch for good."""
-        with self._errors(f"cannot purge batch {batch.batch_id}"), self.engine.begin() as conn:
+        return self._on_shelf(batch, "purge", quarantine.purge)
+
+    def _on_shelf(self, batch: QuarantineBatch, doing: str,
+                  operation: Callable[[Connection, Reflected, sa.Table, str], tuple[Key, ...]],
+                  ) -> tuple[Key, ...]:
+        with self._errors(f"cannot {doing} batch {batch.batch_id}"), \
+                self.engine.begin() as conn:
             source = self._reflected(conn, batch.table)
             if source is None:
                 raise StoreError(self.name, f"table {batch.table!r} no longer exists")
-            return quarantine.purge(conn, source, self.quarantine_table(conn, batch.table),
-                                    batch.batch_id)
+            return operation(conn, source, self.quarantine_table(conn, batch.table),
+                             batch.batch_id)
 
     def close(self) -> None:
         """Dispose of both engines and their pooled connections."""
