@@ -1,0 +1,285 @@
+"""What-if patches: the package changes bench/README.md proposes, applied by monkeypatching.
+
+``python bench/bench_enforce.py --whatif any,fetch,audit ...`` applies them inside the
+retentiond contenders' processes only, so a run shows what each proposed change would buy
+before anyone edits the package.  They are measurement aids, not the fixes themselves: each
+says in its docstring what the real change in ``retentiond/`` would be.  Once the package
+has the change, the patch is obsolete (and may no longer apply).
+
+``any``     rows addressed by key with ONE bound array (PostgreSQL ``= ANY(:keys)``, SQLite
+            ``IN (SELECT value FROM json_each(:keys))``) instead of an expanding ``IN`` of
+            10,000 bound parameters
+``fetch``   claim fetches the batch with one ``fetchall`` instead of row by row
+``unnest``  PostgreSQL rewrite through ``unnest(:keys, :values)`` (two array parameters)
+            instead of ``sa.values(...).data(rows)`` (20,000 parameters, compiled anew each
+            batch)
+``audit``   each batch's keys serialized to JSON once per record instead of five times, and
+            no ``[list(k) for k in keys]`` copies (JSON writes tuples as arrays already)
+``nolock``  claim without ``FOR UPDATE`` (delete and quarantine only: the DELETE locks the
+            rows itself); see the README for what this gives up
+``tables``  the store's own tables (batch markers, pseudonymized keys, quarantine) described
+            once per store instead of a new ``sa.Table`` per call; every new Table is a new
+            compiled-cache key, so each batch compiles its INSERTs afresh and the engine's LRU
+            cache (500 entries) keeps every batch's statement with its bound values (the
+            marker's JSON payload, the 10,000 keys): memory grows with the table size
+``done``    pseudonymize's ``record_done`` as ``INSERT ... ON CONFLICT DO NOTHING`` (a primary
+            key probe per row) instead of ``AND key NOT IN (SELECT row_key FROM done WHERE
+            rule = :rule)``, which hashes every key the rule ever recorded, in every batch
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+PATCHES = ("any", "fetch", "unnest", "audit", "nolock", "done", "tables")
+
+
+def apply(names: Sequence[str], family: str) -> None:
+    """Apply the named patches for a store of ``family`` (sqlite, postgresql, mariadb)."""
+    unknown = set(names) - set(PATCHES)
+    if unknown:
+        raise ValueError(f"unknown what-if patch(es) {sorted(unknown)}; use {PATCHES}")
+    for name in names:
+        globals()[f"_patch_{name}"](family)
+
+
+def _patch_any(family: str) -> None:
+    """``key_in`` (stores/sql/write.py): one array parameter instead of N scalars.
+
+    PostgreSQL: ``key = ANY(CAST(:keys AS BIGINT[]))`` -- one parameter, so SQLAlchemy's
+    compiled cache hits, psycopg's query cache hits, and the server parses a short statement.
+    SQLite: ``key IN (SELECT value FROM json_each(:keys))``.  Composite keys keep the IN list.
+    MariaDB is left alone (PyMySQL interpolates on the client either way).
+    """
+    from retentiond.stores.sql import write  # noqa: PLC0415
+
+    original = write.key_in
+
+    def key_in(columns: Sequence[Any], keys: Sequence[Any]) -> Any:
+        if len(columns) != 1 or family not in {"postgresql", "sqlite"}:
+            return original(columns, keys)
+        column = columns[0]
+        values = [key[0] for key in keys]
+        if family == "postgresql":
+            return column == sa.any_(sa.bindparam(None, values, unique=True,
+                                                  type_=postgresql.ARRAY(column.type)))
+        rows = sa.select(sa.column("value")).select_from(
+            sa.func.json_each(sa.bindparam(None, json.dumps(values), unique=True,
+                                           type_=sa.String)))
+        return column.in_(rows.scalar_subquery())
+
+    write.key_in = key_in
+
+
+def _patch_fetch(family: str) -> None:
+    """``SqlWriter.claim``: ``connection.execute(statement).all()``, then build the pairs.
+
+    Iterating a CursorResult fetches row by row through SQLAlchemy (about 3 us a row);
+    ``.all()`` fetches the batch at once.  With ``nolock`` also applied, the claim of a
+    delete or quarantine omits FOR UPDATE.
+    """
+    del family
+    _replace_claim()
+
+
+_NO_LOCK = [False]
+
+
+def _patch_nolock(family: str) -> None:
+    """Claim without FOR UPDATE when the action removes rows (they are locked by DELETE)."""
+    del family
+    _NO_LOCK[0] = True
+    _replace_claim()
+
+
+def _replace_claim() -> None:
+    from retentiond.stores.sql import write  # noqa: PLC0415
+    from retentiond.stores.sql.compile import after_key  # noqa: PLC0415
+
+    def claim(self: Any, selection: Any, *, after: Any, limit: int,
+              columns: Sequence[str] = ()) -> list[Any]:
+        compiled = self.compile(selection)
+        keys = self.primary_key(compiled, selection.table)
+        values = [compiled.table.c[c] for c in columns]
+        statement = (sa.select(*keys, *values).where(compiled.eligible).order_by(*keys)
+                     .limit(limit))
+        if after is not None:
+            statement = statement.where(after_key(keys, after, self._store.dialect_name))
+        removing = not columns
+        if self._store.dialect_name != "sqlite" and not (_NO_LOCK[0] and removing):
+            statement = statement.with_for_update()
+        width = len(keys)
+        with self._store._errors(f"cannot claim rows of {selection.table!r}"):  # noqa: SLF001
+            rows = self.connection.execute(statement).all()
+        if width == 1:
+            return [((row[0],), tuple(row[1:])) for row in rows]
+        return [(tuple(row[:width]), tuple(row[width:])) for row in rows]
+
+    write.SqlWriter.claim = claim
+
+
+def _patch_unnest(family: str) -> None:
+    """``SqlWriter._rewrite_from_values`` (PostgreSQL): join ``unnest`` of two arrays.
+
+    ``UPDATE t SET c = v.c FROM unnest(CAST(:k AS BIGINT[]), CAST(:v AS VARCHAR[])) AS v(k, c)
+    WHERE t.k = v.k``: two parameters, one cached compiled statement, no 20,000-parameter
+    VALUES list compiled afresh per batch.  Composite keys and several columns work the same
+    way (one array per column).
+    """
+    if family != "postgresql":
+        return
+    from retentiond.stores.sql import write  # noqa: PLC0415
+
+    def rewrite(self: Any, table: str, columns: Sequence[str],
+                rows: Sequence[Any]) -> int:
+        target = self.table(table).table
+        key_columns = self._key_columns(table)
+        new_columns = [target.c[c] for c in columns]
+        arrays = [sa.bindparam(None, [key[i] for key, _ in rows], unique=True,
+                               type_=postgresql.ARRAY(c.type))
+                  for i, c in enumerate(key_columns)]
+        arrays += [sa.bindparam(None, [new[i] for _, new in rows], unique=True,
+                                type_=postgresql.ARRAY(c.type))
+                   for i, c in enumerate(new_columns)]
+        names = [f"k_{i}" for i in range(len(key_columns))]
+        names += [f"v_{i}" for i in range(len(new_columns))]
+        source = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="rtd_new")
+        statement = (
+            sa.update(target)
+            .values({c: source.c[f"v_{i}"] for i, c in enumerate(new_columns)})
+            .where(*(c == source.c[f"k_{i}"] for i, c in enumerate(key_columns)))
+        )
+        return int(self.connection.execute(statement).rowcount)
+
+    write.SqlWriter._rewrite_from_values = rewrite  # noqa: SLF001
+
+
+def _patch_audit(family: str) -> None:
+    """Serialize each record's body once; no list copies of the keys.
+
+    ``AuditLedger.append_many`` serializes every body three times (a check, the record
+    hash, the stored row); ``key_digest`` and the actions copy each key tuple into a list
+    before serializing, though JSON writes a tuple as an array.  Here the body is serialized
+    once and spliced into the hashed text, which is byte-for-byte what ``canonical(fields)``
+    gives (keys are sorted, and ``body`` sits between ``batch_id`` and ``kind``).
+    """
+    del family
+    import hashlib  # noqa: PLC0415
+    import hmac  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from retentiond import audit  # noqa: PLC0415
+    from retentiond.actions import delete, quarantine  # noqa: PLC0415
+
+    def append_many(self: Any, entries: Sequence[Any]) -> list[Any]:
+        bodies = [audit.canonical(dict(e.body)) for e in entries]
+        with self._state.appending() as conn:
+            tail = conn.execute(
+                sa.select(audit.audit_log.c.seq, audit.audit_log.c.chain_hash)
+                .order_by(audit.audit_log.c.seq.desc()).limit(1)).first()
+            seq, chain = (tail[0], tail[1]) if tail else (0, audit.GENESIS)
+            records, rows = [], []
+            for entry, body in zip(entries, bodies, strict=True):
+                seq += 1
+                at = datetime.now(tz=UTC).isoformat(timespec="microseconds")
+                head = audit.canonical({"action": entry.action, "at": at,
+                                        "batch_id": entry.batch_id})
+                tail_text = audit.canonical({
+                    "kind": entry.kind.value, "rule": entry.rule,
+                    "rule_version": entry.rule_version, "run_id": entry.run_id,
+                    "seq": seq, "store": entry.store, "table": entry.table})
+                text = f'{head[:-1]},"body":{body},{tail_text[1:]}'
+                record_hash = hashlib.sha256(text.encode()).hexdigest()
+                chain = hashlib.sha256((chain + record_hash).encode()).hexdigest()
+                record = audit.Record(seq, at, entry, record_hash, chain)
+                records.append(record)
+                rows.append(audit._row(record) | {"body": body})  # noqa: SLF001
+            conn.execute(sa.insert(audit.audit_log), rows)
+        return records
+
+    def key_digest(self: Any, keys: Any) -> str:
+        mac = hmac.new(self._digest_key, digestmod=hashlib.sha256)
+        mac.update(audit.canonical(list(keys)).encode())
+        return mac.hexdigest()
+
+    audit.AuditLedger.append_many = append_many
+    audit.AuditLedger.key_digest = key_digest
+
+    def delete_apply(_self: Any, writer: Any, batch: Any) -> dict[str, Any]:
+        removal = writer.remove(batch.table.name, batch.keys, batch.reaches)
+        return {"keys": list(removal.removed), "count": len(removal.removed),
+                "reached": {label: list(keys) for label, keys in removal.reached.items()},
+                "reached_count": sum(len(keys) for keys in removal.reached.values())}
+
+    def quarantine_apply(self: Any, writer: Any, batch: Any) -> dict[str, Any]:
+        release_at = (batch.as_of.astimezone(UTC)
+                      + self.options.release_after.as_relativedelta())
+        removal = writer.quarantine(batch.table.name, batch.keys, batch_id=batch.batch_id,
+                                    run_id=batch.run_id, rule=batch.rule,
+                                    release_at=release_at.isoformat(timespec="seconds"))
+        return {"keys": list(removal.removed), "count": len(removal.removed),
+                "release_at": release_at.isoformat(timespec="seconds")}
+
+    delete.DeleteAction.apply = delete_apply
+    quarantine.QuarantineAction.apply = quarantine_apply
+
+
+def _patch_done(family: str) -> None:
+    """``SqlWriter.record_done``: ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
+
+    The shipped statement adds ``AND CAST(id AS VARCHAR) NOT IN (SELECT row_key FROM
+    retentiond_pseudonymized WHERE rule = :rule)``: PostgreSQL (hashed subplan) and SQLite
+    (ephemeral index) build it from every key the rule has recorded so far, in every batch,
+    so a run costs O(rows^2).  The done table's primary key (rule, row_key) already says
+    "only once"; letting the insert skip conflicts is one index probe per row.  MariaDB
+    would use INSERT IGNORE.
+    """
+    if family not in {"postgresql", "sqlite"}:
+        return
+    from sqlalchemy.dialects import sqlite as sqlite_dialect  # noqa: PLC0415
+
+    from retentiond.stores.sql import write  # noqa: PLC0415
+    from retentiond.stores.sql.keeping import key_text  # noqa: PLC0415
+
+    insert = postgresql.insert if family == "postgresql" else sqlite_dialect.insert
+
+    def record_done(self: Any, table: str, rule: str, keys: Sequence[Any]) -> None:
+        done = self._store.done_table()
+        key_columns = self._key_columns(table)
+        with self._store._errors("cannot record pseudonymized rows"):  # noqa: SLF001
+            for chunk in write.chunks(keys, len(key_columns)):
+                rows = sa.select(sa.literal(rule, sa.String(80)),
+                                 key_text(list(key_columns))).where(
+                                     write.key_in(key_columns, chunk))
+                self.connection.execute(insert(done).from_select(["rule", "row_key"], rows)
+                                        .on_conflict_do_nothing())
+
+    write.SqlWriter.record_done = record_done
+
+
+def _patch_tables(family: str) -> None:
+    """``SqlStore.marker_table`` / ``done_table`` / ``quarantine_table``: build each once.
+
+    The real change: keep the ``sa.Table`` objects on the store (a dict by name, dropped by
+    :meth:`forget` for quarantine tables whose source was re-reflected).
+    """
+    del family
+    from retentiond.stores.sql.store import SqlStore  # noqa: PLC0415
+
+    def memo(method: Any) -> Any:
+        def cached(self: Any, *args: Any) -> Any:
+            key = (method.__name__, *(a for a in args if isinstance(a, str)))
+            found = self.__dict__.setdefault("_bench_tables", {}).get(key)
+            if found is None:
+                found = self._bench_tables[key] = method(self, *args)
+            return found
+        return cached
+
+    for name in ("marker_table", "done_table", "quarantine_table"):
+        if hasattr(SqlStore, name):
+            setattr(SqlStore, name, memo(getattr(SqlStore, name)))
