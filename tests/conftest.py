@@ -32,7 +32,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from retentiond.audit import AuditLedger
 from retentiond.settings import StoreSettings
+from retentiond.state import StateDB
 from retentiond.stores.sql import SqlStore
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
@@ -294,3 +296,17 @@ def state_url(
     (tmp_path / "state").mkdir(exist_ok=True)
     yield made.database()
     made.drop_all()
+
+
+@pytest.fixture
+def state(state_url: str) -> Iterator[StateDB]:
+    """A fresh state database (SQLite or PostgreSQL, as ``state_url``), closed afterwards."""
+    db = StateDB(state_url)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def ledger(state: StateDB) -> AuditLedger:
+    """The audit ledger in ``state``."""
+    return AuditLedger(state)

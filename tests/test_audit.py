@@ -11,18 +11,6 @@ from retentiond.audit import AuditLedger, Entry, Kind
 from retentiond.state import StateDB
 
 
-@pytest.fixture
-def state(state_url):
-    db = StateDB(state_url)
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def ledger(state):
-    return AuditLedger(state)
-
-
 def _fill(ledger: AuditLedger, count: int) -> None:
     for number in range(count):
         ledger.append(Entry(Kind.RUN_START, run_id=f"run-{number}", rule="r",

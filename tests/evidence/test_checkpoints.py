@@ -18,18 +18,6 @@ HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
-def state(state_url):
-    db = StateDB(state_url)
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def ledger(state):
-    return AuditLedger(state)
-
-
-@pytest.fixture
 def signer():
     return Signer(ORIGIN, Ed25519PrivateKey.generate())
 
