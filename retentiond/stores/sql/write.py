@@ -116,6 +116,8 @@ class SqlWriter(Session, Writer):
         family = self._store.dialect_name
         with self._store._errors(f"cannot rewrite rows of {table!r}"):  # noqa: SLF001
             if family == "postgresql":
+                if len(self._key_columns(table)) == 1:
+                    return self._rewrite_from_arrays(table, columns, rows)
                 return self._rewrite_from_values(table, columns, rows)
             if family == "mysql":
                 return self._rewrite_through_temporary(table, columns, rows)
@@ -225,6 +227,28 @@ class SqlWriter(Session, Writer):
                        **{f"v_{i}": v for i, v in enumerate(values)}} for key, values in rows]
         self.connection.execute(statement, parameters)
         return len(rows)
+
+    def _rewrite_from_arrays(
+        self, table: str, columns: Sequence[str], rows: Sequence[Row],
+    ) -> int:
+        """PostgreSQL: ``UPDATE t SET c = n.v0 FROM unnest(:keys, :v0, ...) n WHERE t.k = n.k``.
+
+        One array parameter per column instead of one parameter per value: the statement text
+        stays the same every batch, and nothing renders or parses 20,000 placeholders.
+        """
+        target = self.table(table).table
+        key = self._key_columns(table)[0]
+        new_columns = [target.c[c] for c in columns]
+        arrays = [sa.bindparam(None, [k[0] for k, _ in rows], type_=postgresql.ARRAY(key.type))]
+        arrays += [sa.bindparam(None, [values[i] for _, values in rows],
+                                type_=postgresql.ARRAY(column.type))
+                   for i, column in enumerate(new_columns)]
+        names = ["k", *(f"v{i}" for i in range(len(new_columns)))]
+        given = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="rtd_new")
+        statement = (sa.update(target)
+                     .values({c: given.c[f"v{i}"] for i, c in enumerate(new_columns)})
+                     .where(key == given.c.k))
+        return int(self.connection.execute(statement).rowcount)
 
     def _rewrite_from_values(
         self, table: str, columns: Sequence[str], rows: Sequence[Row],
