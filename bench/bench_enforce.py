@@ -12,6 +12,7 @@ the table, each in its own subprocess (so its peak RSS is its own):
 ``rtd-delete``        retentiond ``enforce()`` of a ``delete`` rule, audit ledger on
 ``hand-pseudonymize`` raw driver: select (id, sender) walking the key, HMAC-SHA256 in Python
                       (precomputed hmac + .copy()), base32 lowercase [:16], set-based UPDATE
+``hand-pseudonymize-unnest``  PostgreSQL: the same, ``UPDATE ... FROM unnest(:ids, :values)``
 ``rtd-pseudonymize``  retentiond ``pseudonymize`` (length 16)
 ``hand-quarantine``   raw driver: select ids walking the key, ``INSERT INTO q SELECT ... WHERE
                       id IN (batch)`` then ``DELETE`` of the batch
@@ -19,7 +20,8 @@ the table, each in its own subprocess (so its peak RSS is its own):
 ``orm-delete``        naive SQLAlchemy ORM: query old objects, ``session.delete(obj)`` per row,
                       commit per batch; capped at --orm-rows rows
 
-Run ``python bench/bench_enforce.py --help``; see bench/README.md for what the numbers mean.
+Each action's baseline is its fastest hand-written loop.  Run ``python bench/bench_enforce.py
+--help``; see bench/README.md for what the numbers mean.
 """
 
 from __future__ import annotations

@@ -1,30 +1,30 @@
 """What-if patches: the package changes bench/README.md proposes, applied by monkeypatching.
 
-``python bench/bench_enforce.py --whatif any,fetch,audit ...`` applies them inside the
+``python bench/bench_enforce.py --whatif "none;any,audit,tables" ...`` applies them inside the
 retentiond contenders' processes only, so a run shows what each proposed change would buy
 before anyone edits the package.  They are measurement aids, not the fixes themselves: each
 says in its docstring what the real change in ``retentiond/`` would be.  Once the package
 has the change, the patch is obsolete (and may no longer apply).
 
-``any``     rows addressed by key with ONE bound array (PostgreSQL ``= ANY(:keys)``, SQLite
-            ``IN (SELECT value FROM json_each(:keys))``) instead of an expanding ``IN`` of
-            10,000 bound parameters
-``fetch``   claim fetches the batch with one ``fetchall`` instead of row by row
-``unnest``  PostgreSQL rewrite through ``unnest(:keys, :values)`` (two array parameters)
-            instead of ``sa.values(...).data(rows)`` (20,000 parameters, compiled anew each
-            batch)
-``audit``   each batch's keys serialized to JSON once per record instead of five times, and
-            no ``[list(k) for k in keys]`` copies (JSON writes tuples as arrays already)
-``nolock``  claim without ``FOR UPDATE`` (delete and quarantine only: the DELETE locks the
-            rows itself); see the README for what this gives up
+``any``     rows addressed by key with ONE bound value instead of an expanding ``IN`` of
+            10,000 bound parameters: SQLite ``IN (SELECT value FROM json_each(:keys))``;
+            PostgreSQL ``= ANY(:keys)`` (in the package since ae9e9da/72f5c70: then only the
+            SQLite half applies)
+``unnest``  PostgreSQL rewrite through ``unnest(:keys, :values)`` instead of
+            ``sa.values(...).data(rows)`` (in the package since 543781e for one-column keys)
+``audit``   each ledger record's body serialized once instead of three times
+            (``AuditLedger.append_many``), and ``key_digest`` without list copies
+``nolock``  claim without ``FOR UPDATE`` when the action removes rows (the DELETE locks
+            them itself); see the README for what this gives up
 ``tables``  the store's own tables (batch markers, pseudonymized keys, quarantine) described
             once per store instead of a new ``sa.Table`` per call; every new Table is a new
             compiled-cache key, so each batch compiles its INSERTs afresh and the engine's LRU
             cache (500 entries) keeps every batch's statement with its bound values (the
             marker's JSON payload, the 10,000 keys): memory grows with the table size
-``done``    pseudonymize's ``record_done`` as ``INSERT ... ON CONFLICT DO NOTHING`` (a primary
-            key probe per row) instead of ``AND key NOT IN (SELECT row_key FROM done WHERE
-            rule = :rule)``, which hashes every key the rule ever recorded, in every batch
+``done``    pseudonymize's ``record_done`` as ``INSERT ... ON CONFLICT DO NOTHING`` (a
+            primary key probe per row) instead of ``AND key NOT IN (SELECT row_key FROM done
+            WHERE rule = :rule)``, which hashes every key the rule ever recorded, in every
+            batch (in the package since 7974c4f)
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-PATCHES = ("any", "fetch", "unnest", "audit", "nolock", "done", "tables")
+PATCHES = ("any", "unnest", "audit", "nolock", "done", "tables")
 
 
 def apply(names: Sequence[str], family: str) -> None:
@@ -49,20 +49,23 @@ def apply(names: Sequence[str], family: str) -> None:
 
 
 def _patch_any(family: str) -> None:
-    """``key_in`` (stores/sql/write.py): one array parameter instead of N scalars.
+    """``key_in`` (stores/sql/write.py): one bound value instead of N scalars.
 
-    PostgreSQL: ``key = ANY(CAST(:keys AS BIGINT[]))`` -- one parameter, so SQLAlchemy's
-    compiled cache hits, psycopg's query cache hits, and the server parses a short statement.
-    SQLite: ``key IN (SELECT value FROM json_each(:keys))``.  Composite keys keep the IN list.
-    MariaDB is left alone (PyMySQL interpolates on the client either way).
+    SQLite: ``key IN (SELECT value FROM json_each(:keys))``.  PostgreSQL: ``key = ANY(:keys)``
+    unless the package does it already (its ``key_in`` takes the family).  Composite keys and
+    MariaDB keep the package's own statement.
     """
+    import inspect  # noqa: PLC0415
+
     from retentiond.stores.sql import write  # noqa: PLC0415
 
     original = write.key_in
+    upstream_any = "family" in inspect.signature(original).parameters
 
-    def key_in(columns: Sequence[Any], keys: Sequence[Any]) -> Any:
-        if len(columns) != 1 or family not in {"postgresql", "sqlite"}:
-            return original(columns, keys)
+    def key_in(columns: Sequence[Any], keys: Sequence[Any], *rest: Any, **kw: Any) -> Any:
+        mine = family == "sqlite" or (family == "postgresql" and not upstream_any)
+        if len(columns) != 1 or not mine:
+            return original(columns, keys, *rest, **kw)
         column = columns[0]
         values = [key[0] for key in keys]
         if family == "postgresql":
@@ -76,49 +79,35 @@ def _patch_any(family: str) -> None:
     write.key_in = key_in
 
 
-def _patch_fetch(family: str) -> None:
-    """``SqlWriter.claim``: ``connection.execute(statement).all()``, then build the pairs.
-
-    Iterating a CursorResult fetches row by row through SQLAlchemy (about 3 us a row);
-    ``.all()`` fetches the batch at once.  With ``nolock`` also applied, the claim of a
-    delete or quarantine omits FOR UPDATE.
-    """
-    del family
-    _replace_claim()
-
-
 _NO_LOCK = [False]
 
 
 def _patch_nolock(family: str) -> None:
-    """Claim without FOR UPDATE when the action removes rows (they are locked by DELETE)."""
+    """Claim without FOR UPDATE when the action removes rows (they are locked by DELETE).
+
+    Wraps the package's own ``claim`` (whatever it does) and makes ``with_for_update`` a
+    no-op while a claim without value columns runs.
+    """
     del family
-    _NO_LOCK[0] = True
-    _replace_claim()
+    from sqlalchemy.sql.selectable import Select  # noqa: PLC0415
 
-
-def _replace_claim() -> None:
     from retentiond.stores.sql import write  # noqa: PLC0415
-    from retentiond.stores.sql.compile import after_key  # noqa: PLC0415
+
+    original = write.SqlWriter.claim
+    locking = Select.with_for_update
+
+    def with_for_update(self: Any, *args: Any, **kw: Any) -> Any:
+        return self if _NO_LOCK[0] else locking(self, *args, **kw)
+
+    Select.with_for_update = with_for_update  # type: ignore[method-assign]
 
     def claim(self: Any, selection: Any, *, after: Any, limit: int,
-              columns: Sequence[str] = ()) -> list[Any]:
-        compiled = self.compile(selection)
-        keys = self.primary_key(compiled, selection.table)
-        values = [compiled.table.c[c] for c in columns]
-        statement = (sa.select(*keys, *values).where(compiled.eligible).order_by(*keys)
-                     .limit(limit))
-        if after is not None:
-            statement = statement.where(after_key(keys, after, self._store.dialect_name))
-        removing = not columns
-        if self._store.dialect_name != "sqlite" and not (_NO_LOCK[0] and removing):
-            statement = statement.with_for_update()
-        width = len(keys)
-        with self._store._errors(f"cannot claim rows of {selection.table!r}"):  # noqa: SLF001
-            rows = self.connection.execute(statement).all()
-        if width == 1:
-            return [((row[0],), tuple(row[1:])) for row in rows]
-        return [(tuple(row[:width]), tuple(row[width:])) for row in rows]
+              columns: Sequence[str] = ()) -> Any:
+        _NO_LOCK[0] = not columns
+        try:
+            return original(self, selection, after=after, limit=limit, columns=columns)
+        finally:
+            _NO_LOCK[0] = False
 
     write.SqlWriter.claim = claim
 
@@ -163,10 +152,10 @@ def _patch_audit(family: str) -> None:
     """Serialize each record's body once; no list copies of the keys.
 
     ``AuditLedger.append_many`` serializes every body three times (a check, the record
-    hash, the stored row); ``key_digest`` and the actions copy each key tuple into a list
-    before serializing, though JSON writes a tuple as an array.  Here the body is serialized
-    once and spliced into the hashed text, which is byte-for-byte what ``canonical(fields)``
-    gives (keys are sorted, and ``body`` sits between ``batch_id`` and ``kind``).
+    hash, the stored row); an outcome's body lists the batch's 10,000 keys.  Here the body
+    is serialized once and spliced into the hashed text, which is byte-for-byte what
+    ``canonical(fields)`` gives (keys are sorted, and ``body`` sits between ``batch_id`` and
+    ``kind``), so the ledger still verifies.
     """
     del family
     import hashlib  # noqa: PLC0415
@@ -174,9 +163,10 @@ def _patch_audit(family: str) -> None:
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from retentiond import audit  # noqa: PLC0415
-    from retentiond.actions import delete, quarantine  # noqa: PLC0415
 
     def append_many(self: Any, entries: Sequence[Any]) -> list[Any]:
+        if not entries:
+            return []
         bodies = [audit.canonical(dict(e.body)) for e in entries]
         with self._state.appending() as conn:
             tail = conn.execute(
@@ -209,24 +199,6 @@ def _patch_audit(family: str) -> None:
 
     audit.AuditLedger.append_many = append_many
     audit.AuditLedger.key_digest = key_digest
-
-    def delete_apply(_self: Any, writer: Any, batch: Any) -> dict[str, Any]:
-        removal = writer.remove(batch.table.name, batch.keys, batch.reaches)
-        return {"keys": list(removal.removed), "count": len(removal.removed),
-                "reached": {label: list(keys) for label, keys in removal.reached.items()},
-                "reached_count": sum(len(keys) for keys in removal.reached.values())}
-
-    def quarantine_apply(self: Any, writer: Any, batch: Any) -> dict[str, Any]:
-        release_at = (batch.as_of.astimezone(UTC)
-                      + self.options.release_after.as_relativedelta())
-        removal = writer.quarantine(batch.table.name, batch.keys, batch_id=batch.batch_id,
-                                    run_id=batch.run_id, rule=batch.rule,
-                                    release_at=release_at.isoformat(timespec="seconds"))
-        return {"keys": list(removal.removed), "count": len(removal.removed),
-                "release_at": release_at.isoformat(timespec="seconds")}
-
-    delete.DeleteAction.apply = delete_apply
-    quarantine.QuarantineAction.apply = quarantine_apply
 
 
 def _patch_done(family: str) -> None:
