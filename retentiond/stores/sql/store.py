@@ -97,6 +97,9 @@ class SqlStore(Store):
         self._tables: dict[str, Reflected] = {}
         self._foreign_keys: dict[str | None, tuple[ForeignKey, ...]] = {}
         self._done_exists = False
+        self._markers: sa.Table | None = None
+        self._done: sa.Table | None = None
+        self._shelves: dict[str, sa.Table] = {}
 
     @property
     def dialect_name(self) -> Family:
@@ -139,8 +142,10 @@ class SqlStore(Store):
             if table is None:
                 self._tables.clear()
                 self._foreign_keys.clear()
+                self._shelves.clear()
                 return
             self._tables.pop(table, None)
+            self._shelves.pop(table, None)  # its columns follow the source table's
             self._foreign_keys.pop(split_name(table)[0], None)
 
     @contextmanager
@@ -221,13 +226,20 @@ class SqlStore(Store):
             return None
         return str(found)
 
+    # Built once per store: a new Table object per batch would make every statement miss
+    # SQLAlchemy's compiled cache, which then keeps each batch's statement and its values.
+
     def marker_table(self) -> sa.Table:
         """The batch-marker table of this store."""
-        return marker_table(self.settings.marker_table)
+        if self._markers is None:
+            self._markers = marker_table(self.settings.marker_table)
+        return self._markers
 
     def done_table(self) -> sa.Table:
         """The table of keys pseudonymize rules have rewritten in this store."""
-        return done_table(self.settings.done_table)
+        if self._done is None:
+            self._done = done_table(self.settings.done_table)
+        return self._done
 
     def existing_done_table(self, connection: Connection) -> sa.Table | None:
         """The table of pseudonymized keys, or None while it does not exist (yet)."""
@@ -238,10 +250,15 @@ class SqlStore(Store):
 
     def quarantine_table(self, connection: Connection, table: str) -> sa.Table:
         """The quarantine table of ``table`` (described, not created)."""
+        cached = self._shelves.get(table)
+        if cached is not None:
+            return cached
         source = self._reflected(connection, table)
         if source is None:
             raise StoreError(self.name, f"table {table!r} does not exist")
-        return quarantine_table(source, quarantine_name(self.settings.quarantine_prefix, table))
+        shelf = quarantine_table(source, quarantine_name(self.settings.quarantine_prefix, table))
+        self._shelves[table] = shelf
+        return shelf
 
     def quarantined(self, table: str | None = None) -> list[QuarantineBatch]:
         """Every batch in quarantine (of ``table``, or of every table), oldest first."""
