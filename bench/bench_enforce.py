@@ -407,6 +407,9 @@ def _reset_peak() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
+DIGEST_BYTES = (PSEUDONYM_LENGTH + 7) // 8 * 5
+
+
 class Pseudonymizer:
     """HMAC-SHA256 with a precomputed key schedule; lowercase base32 cut to 16."""
 
@@ -416,7 +419,8 @@ class Pseudonymizer:
     def __call__(self, value: str) -> str:
         mac = self.mac.copy()
         mac.update(value.encode())
-        return base64.b32encode(mac.digest()).decode().lower()[:PSEUDONYM_LENGTH]
+        # Only the bytes the cut keeps are encoded (5 bytes make 8 base32 characters).
+        return base64.b32encode(mac.digest()[:DIGEST_BYTES]).decode().lower()[:PSEUDONYM_LENGTH]
 
 
 # -- the hand-written loops -------------------------------------------------------------------

@@ -67,6 +67,39 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_BEFORE_BODY = ("action", "at", "batch_id")
+"""The record fields whose names sort before ``body``."""
+
+
+class Body(Mapping[str, Any]):
+    """A record body encoded once, when it is made.
+
+    A batch's body lists up to a batch of keys; the marker, the record hash and the stored
+    row all need its canonical JSON, and encoding it once for all three (not three times)
+    is a measurable part of a batch's cost.  Read-only, so the text cannot go stale.
+    """
+
+    __slots__ = ("_data", "text")
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = dict(data)
+        self.text = canonical(self._data)
+
+    def __getitem__(self, key: str) -> Any:  # noqa: ANN401 - JSON values
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def encoded(body: Mapping[str, Any]) -> str:
+    """The canonical JSON of a record body (computed once for a :class:`Body`)."""
+    return body.text if isinstance(body, Body) else canonical(dict(body))
+
+
 @dataclass(frozen=True)
 class Entry:
     """A record to append: what happened, to what, and the details in ``body``."""
@@ -102,7 +135,19 @@ class Record:
 
     def expected_hash(self) -> str:
         """The record hash recomputed from the stored fields."""
-        return _sha256(canonical(self.fields()))
+        return _sha256(self.hashed_text(encoded(self.entry.body)))
+
+    def hashed_text(self, body: str) -> str:
+        """``canonical(self.fields())``, with the body's canonical JSON given as ``body``.
+
+        The body is spliced in where sorted keys put it (after ``batch_id``), so a body
+        encoded once need not be encoded again; the text is the same byte for byte.
+        """
+        fields = self.fields()
+        del fields["body"]
+        before = canonical({name: fields.pop(name) for name in _BEFORE_BODY})
+        after = canonical(fields)
+        return f'{before[:-1]},"body":{body},{after[1:]}'
 
 
 @dataclass(frozen=True)
@@ -140,28 +185,29 @@ class AuditLedger:
         """Commit records together, in order, at the end of the chain (one transaction)."""
         if not entries:
             return []
-        for entry in entries:  # a body that cannot be hashed fails before the lock is taken
-            canonical(dict(entry.body))
+        # Encoded before the lock is taken: a body that cannot be encoded fails here.
+        bodies = [encoded(entry.body) for entry in entries]
         with self._state.appending() as conn:
             tail = conn.execute(
                 select(audit_log.c.seq, audit_log.c.chain_hash)
                 .order_by(audit_log.c.seq.desc()).limit(1)).first()
             seq, chain = (tail[0], tail[1]) if tail else (0, GENESIS)
             records = []
-            for entry in entries:
+            for entry, body in zip(entries, bodies, strict=True):
                 seq += 1
                 at = datetime.now(tz=UTC).isoformat(timespec="microseconds")
-                draft = Record(seq, at, entry, "", "")
-                record_hash = draft.expected_hash()
+                record_hash = _sha256(Record(seq, at, entry, "", "").hashed_text(body))
                 chain = _sha256(chain + record_hash)
                 records.append(Record(seq, at, entry, record_hash, chain))
-            conn.execute(insert(audit_log), [_row(r) for r in records])
+            conn.execute(insert(audit_log),
+                         [_row(r, body) for r, body in zip(records, bodies, strict=True)])
         return records
 
     def key_digest(self, keys: Iterable[Sequence[object]]) -> str:
         """A keyed digest of primary keys: commits to them without revealing them."""
         mac = hmac.new(self._digest_key, digestmod=hashlib.sha256)
-        mac.update(canonical(list(keys)).encode())  # tuples encode as JSON arrays
+        listed = keys if isinstance(keys, list) else list(keys)
+        mac.update(canonical(listed).encode())  # tuples encode as JSON arrays
         return mac.hexdigest()
 
     def records(self, *, after_seq: int = 0, batch: int = 5000) -> Iterator[Record]:
@@ -258,7 +304,7 @@ class AuditLedger:
             at = datetime.now(tz=UTC).isoformat(timespec="microseconds")
             record_hash = Record(seq + 1, at, entry, "", "").expected_hash()
             record = Record(seq + 1, at, entry, record_hash, _sha256(chain + record_hash))
-            conn.execute(insert(audit_log), [_row(record)])
+            conn.execute(insert(audit_log), [_row(record, encoded(entry.body))])
         return record
 
     def verify(self, auditor: Auditor | None = None) -> Verification:
@@ -305,12 +351,12 @@ class Auditor(Protocol):
         """After the last record: (the record concerned, what is wrong), or None."""
 
 
-def _row(record: Record) -> dict[str, object]:
+def _row(record: Record, body: str) -> dict[str, object]:
     e = record.entry
     return {"seq": record.seq, "at": record.at, "kind": e.kind.value, "run_id": e.run_id,
             "rule": e.rule, "rule_version": e.rule_version, "store": e.store,
             "table_name": e.table, "action": e.action, "batch_id": e.batch_id,
-            "body": canonical(dict(e.body)), "record_hash": record.record_hash,
+            "body": body, "record_hash": record.record_hash,
             "chain_hash": record.chain_hash}
 
 

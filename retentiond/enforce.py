@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,7 @@ import structlog
 from retentiond import quarantine
 from retentiond.actions import action_for
 from retentiond.actions.base import Batch
-from retentiond.audit import AuditLedger, Entry, Kind, canonical
+from retentiond.audit import AuditLedger, Body, Entry, Kind
 from retentiond.errors import (
     AuditError,
     LimitExceeded,
@@ -92,7 +92,7 @@ class RuleRun:
         self.action = action_for(rule.action)
         self.log = log.bind(rule=rule.id, store=rule.store, table=rule.table, run=run_id)
 
-    def entry(self, kind: Kind, body: dict[str, Any], batch_id: str | None = None) -> Entry:
+    def entry(self, kind: Kind, body: Mapping[str, Any], batch_id: str | None = None) -> Entry:
         """A ledger entry about this rule and run."""
         return Entry(kind=kind, run_id=self.report.run_id, rule=self.rule.id,
                      rule_version=self.rule.version, store=self.rule.store,
@@ -187,13 +187,14 @@ class RuleRun:
                 batch = Batch(run_id=self.report.run_id, batch_id=batch_id, rule=self.rule.id,
                               table=prepared.table, rows=rows, as_of=self.as_of,
                               reaches=prepared.reaches, keyring=self.options.keyring)
-                body = self.action.apply(writer, batch)
-                writer.mark(batch_id, self.report.run_id, self.rule.id, canonical(body))
+                # Encoded once: the marker carries the same text the outcome record hashes.
+                body = Body({"status": "applied", **self.action.apply(writer, batch)})
+                writer.mark(batch_id, self.report.run_id, self.rule.id, body.text)
         except (StoreError, AuditError) as exc:
             if intent is not None:
                 self._settle(batch_id, exc)
             raise
-        self.ledger.append(self.entry(Kind.OUTCOME, {"status": "applied", **body}, batch_id))
+        self.ledger.append(self.entry(Kind.OUTCOME, body, batch_id))
         acted = int(body.get("count", 0))
         self.report.acted += acted
         self.report.reached += int(body.get("reached_count", 0))

@@ -79,4 +79,7 @@ class Keyring:
         """The pseudonym of ``value`` in ``domain``, ``length`` lowercase base32 characters."""
         mac = self._domain(domain).copy()
         mac.update(encode(value))
-        return base64.b32encode(mac.digest()).decode().lower()[:length]
+        # Base32 turns each 5 bytes into 8 characters, so the first ``length`` characters
+        # come from the first 5 * ceil(length / 8) bytes alone: encoding just those gives
+        # the same text at a fraction of the (pure Python) cost.
+        return base64.b32encode(mac.digest()[:(length + 7) // 8 * 5]).decode().lower()[:length]

@@ -259,7 +259,7 @@ class AnonymizeAction(Action[AnonymizeOptions]):
             anonymized(s, info, value, key)
             for s, info, value in zip(strategies, infos, values, strict=True)))
         writer.rewrite(batch.table.name, columns, changed)
-        return {"keys": [list(k) for k, _ in changed], "count": len(changed),
+        return {"keys": [k for k, _ in changed], "count": len(changed),
                 "columns": {c: s.strategy for c, s in zip(columns, strategies, strict=True)}}
 
 

@@ -126,7 +126,7 @@ class PseudonymizeAction(Action[PseudonymizeOptions]):
             for domain, size, value in zip(domains, sizes, values, strict=True)))
         writer.rewrite(batch.table.name, columns, changed)
         writer.record_done(batch.table.name, batch.rule, batch.keys)
-        return {"keys": [list(k) for k, _ in changed], "count": len(changed),
+        return {"keys": [k for k, _ in changed], "count": len(changed),
                 "key_id": keyring.key_id,
                 "columns": {c: {"domain": d, "length": n}
                             for c, d, n in zip(columns, domains, sizes, strict=True)}}

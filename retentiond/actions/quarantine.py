@@ -47,5 +47,5 @@ class QuarantineAction(Action[QuarantineOptions]):
         removal = writer.quarantine(batch.table.name, batch.keys, batch_id=batch.batch_id,
                                     run_id=batch.run_id, rule=batch.rule,
                                     release_at=release_at.isoformat(timespec="seconds"))
-        return {"keys": [list(k) for k in removal.removed], "count": len(removal.removed),
+        return {"keys": list(removal.removed), "count": len(removal.removed),
                 "release_at": release_at.isoformat(timespec="seconds")}

@@ -114,3 +114,29 @@ def test_the_ledger_lists_every_deleted_key_once_between_start_and_end(rig):
         start.body["limits"])
     assert {"status": "done", "acted": 23, "reached": 0, "batches": 4} == dict(end.body)
     assert {rule.version} == {r.entry.rule_version for r in records}
+
+
+TEXT_KEYS = """\
+rules:
+  - id: sessions-delete
+    description: Sessions are deleted 12 months after they start.
+    store: app
+    table: sessions
+    age: {column: created_at, older_than: 12 months}
+    action: {type: delete}
+"""
+
+
+def test_text_keys_are_matched_exactly_batch_by_batch(db, rig):
+    """Text keys (quotes, non-ASCII, digits-only text) are deleted exactly, none other."""
+    db.run(f"CREATE TABLE sessions (token VARCHAR(40) PRIMARY KEY, created_at {stamp(db.kind)})")
+    old = ["a'b", "ü-1", "007", "7", 'x"y', "zz"]
+    young = ["b", "8", "ü-2"]
+    db.insert("sessions", [{"token": t, "created_at": at(2024, 1, 1)} for t in old]
+              + [{"token": t, "created_at": at(2026, 1, 1)} for t in young])
+    setup: Rig = rig(TEXT_KEYS)
+
+    report = setup.run("sessions-delete")
+
+    assert sorted(young) == sorted(row[0] for row in db.rows("sessions"))
+    assert (6, sorted(old)) == (report.acted, sorted(setup.acted("sessions-delete")))

@@ -8,6 +8,8 @@ bound parameters.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 
 _PLAIN_KEYS = frozenset({ColumnKind.INTEGER, ColumnKind.TEXT})
 
+JSON_EACH = sqlite3.sqlite_version_info >= (3, 38)
+"""Whether SQLite has json_each built in (it has since 3.38; earlier it was optional)."""
+
 CHUNK_PARAMETERS = 30_000
 """Bound parameters per statement: under SQLite's 32,766 and PostgreSQL's 65,535."""
 
@@ -41,11 +46,22 @@ def key_in(columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[Key], family
            ) -> ColumnElement[bool]:
     """``key IN (...)`` for one-column and composite keys.
 
-    On PostgreSQL a one-column key is matched with ``= ANY(array)``: one bound parameter
-    instead of thousands, so the statement text is the same every batch and nothing has to
-    render, send or parse a ten-thousand-placeholder list.
+    On PostgreSQL a one-column key is matched with ``= ANY(array)``, on SQLite (integer or
+    text keys) with ``IN (SELECT value FROM json_each(:keys))``: one bound parameter instead
+    of thousands, so the statement text is the same every batch and nothing has to render,
+    send or parse a ten-thousand-placeholder list.
     """
     if len(columns) == 1:
+        if family == "sqlite" and JSON_EACH:
+            first = [key[0] for key in keys]
+            kind = type(first[0]) if first else int
+            if kind in {int, str} and all(type(value) is kind for value in first):
+                # One JSON text instead of thousands of placeholders, each of which SQLAlchemy
+                # would otherwise render, name and coerce, and SQLite parse.
+                listed: sa.Select[Any] = sa.select(sa.column("value")).select_from(
+                    sa.func.json_each(sa.bindparam(None, json.dumps(first), type_=sa.Text)))
+                return columns[0].in_(listed.scalar_subquery())
+            return columns[0].in_(first)
         if family == "postgresql":
             first = [key[0] for key in keys]
             if all(type(value) is int for value in first):
@@ -78,16 +94,17 @@ class SqlWriter(Session, Writer):
         if self._store.dialect_name != "sqlite":  # SQLite's writer holds the database lock
             statement = statement.with_for_update()
         width = len(keys)
-        plain = not values and all(
-            compiled.schema.columns[c.name].kind in _PLAIN_KEYS for c in keys)
+        plain = all(compiled.schema.columns[c.name].kind in _PLAIN_KEYS for c in keys + values)
         with self._store._errors(f"cannot claim rows of {selection.table!r}"):  # noqa: SLF001
             result = self.connection.execute(statement)
             if plain:
-                # Integer and text keys come back from the driver as they are; skipping
-                # SQLAlchemy's Row objects halves the cost of a 10,000-key claim.
+                # Integers and text come back from the driver as they are; skipping
+                # SQLAlchemy's Row objects halves the cost of a 10,000-row claim.
                 raw = result.cursor.fetchall() if result.cursor is not None else []
                 result.close()
-                return [(tuple(row), ()) for row in raw]
+                if raw and type(raw[0]) is not tuple:
+                    raw = [tuple(row) for row in raw]
+                return [(row[:width], row[width:]) for row in raw]
             rows = result.all()
         return [(tuple(row[:width]), tuple(row[width:])) for row in rows]
 
@@ -218,11 +235,23 @@ class SqlWriter(Session, Writer):
         return found
 
     def _rewrite_many(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> int:
-        target = self.table(table).table
+        reflected = self.table(table)
+        target = reflected.table
         key_columns = self._key_columns(table)
         statement = (sa.update(target)
                      .where(*(c == sa.bindparam(f"k_{i}") for i, c in enumerate(key_columns)))
                      .values({c: sa.bindparam(f"v_{i}") for i, c in enumerate(columns)}))
+        names = [c.name for c in key_columns] + list(columns)
+        compiled = statement.compile(dialect=self.connection.dialect)
+        if compiled.positional and all(
+                reflected.schema.columns[n].kind in _PLAIN_KEYS for n in names):
+            # Integers and text need no conversion on the way in: the driver's executemany
+            # takes plain tuples, without SQLAlchemy building and processing a dict per row.
+            order = [(name[0] == "k", int(name[2:])) for name in compiled.positiontup or ()]
+            self.connection.exec_driver_sql(str(compiled), [
+                tuple(key[i] if is_key else values[i] for is_key, i in order)
+                for key, values in rows])
+            return len(rows)
         parameters = [{**{f"k_{i}": v for i, v in enumerate(key)},
                        **{f"v_{i}": v for i, v in enumerate(values)}} for key, values in rows]
         self.connection.execute(statement, parameters)
