@@ -176,9 +176,12 @@ class RuleRun:
         batch_id = str(uuid.uuid4())
         intent = None
         try:
+            # Rows that only go away need no lock while the intent is written: the act
+            # re-checks them.  Cascades are counted at claim time, so those rows stay locked.
+            unlocked = self.action.rechecks and not prepared.reaches
             with store.writer() as writer:
                 rows = writer.claim(prepared.selection, after=after, limit=size,
-                                    columns=self.action.touched_columns())
+                                    columns=self.action.touched_columns(), lock=not unlocked)
                 if not rows:
                     return 0, None
                 keys = [key for key, _ in rows]
@@ -186,7 +189,8 @@ class RuleRun:
                     "count": len(keys), "keys_digest": self.ledger.key_digest(keys)}, batch_id))
                 batch = Batch(run_id=self.report.run_id, batch_id=batch_id, rule=self.rule.id,
                               table=prepared.table, rows=rows, as_of=self.as_of,
-                              reaches=prepared.reaches, keyring=self.options.keyring)
+                              reaches=prepared.reaches, keyring=self.options.keyring,
+                              recheck=prepared.selection if unlocked else None)
                 # Encoded once: the marker carries the same text the outcome record hashes.
                 body = Body({"status": "applied", **self.action.apply(writer, batch)})
                 writer.mark(batch_id, self.report.run_id, self.rule.id, body.text)

@@ -20,7 +20,9 @@ from retentiond.stores.base import (
     ColumnKind,
     PendingCheck,
     Reach,
+    Removal,
     Row,
+    Selection,
     TableSchema,
     Writer,
 )
@@ -62,6 +64,8 @@ class Batch:
     as_of: datetime
     reaches: Sequence[Reach] = ()
     keyring: Keyring | None = None
+    recheck: Selection | None = None
+    """Set when the rows were claimed unlocked: act only on those still eligible under it."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -78,6 +82,10 @@ class Action(ABC, Generic[OptionsT]):
     severity: ClassVar[int]
     """How much of a record the action takes away (pseudonymize < anonymize < quarantine <
     delete); rules on the same records must escalate in this order as records age."""
+
+    rechecks: ClassVar[bool] = False
+    """Whether :meth:`apply` removes rows through ``Batch.recheck`` when it is set, so that
+    the rows need no lock between claim and act (the writer re-checks them as it acts)."""
 
     def __init__(self, options: OptionsT) -> None:
         self.options = options
@@ -102,6 +110,12 @@ class Action(ABC, Generic[OptionsT]):
     @abstractmethod
     def apply(self, writer: Writer, batch: Batch) -> AuditBody:
         """Act on the batch through ``writer``; say what was done, in keys and counts."""
+
+
+def skipped(batch: Batch, removal: Removal) -> AuditBody:
+    """``{"skipped": n}`` for claimed rows a re-check left alone (changed or gone since)."""
+    left = len(batch.rows) - len(removal.removed)
+    return {"skipped": left} if left else {}
 
 
 def changed_rows(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding
+from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding, skipped
 from retentiond.stores.base import OnDelete, TableSchema, Writer
 
 
@@ -26,6 +26,7 @@ class DeleteAction(Action[DeleteOptions]):
     name: ClassVar[str] = "delete"
     options_model = DeleteOptions
     severity: ClassVar[int] = 4
+    rechecks: ClassVar[bool] = True
 
     def check(self, table: TableSchema) -> list[Finding]:
         """Deleting fits any table with a primary key (checked by validation itself)."""
@@ -43,10 +44,12 @@ class DeleteAction(Action[DeleteOptions]):
 
     def apply(self, writer: Writer, batch: Batch) -> AuditBody:
         """Delete the batch's rows (and first their children, where the rule says so)."""
-        removal = writer.remove(batch.table.name, batch.keys, batch.reaches)
+        removal = writer.remove(batch.table.name, batch.keys, batch.reaches,
+                                recheck=batch.recheck)
         return {"keys": list(removal.removed), "count": len(removal.removed),
                 "reached": {label: list(keys) for label, keys in removal.reached.items()},
-                "reached_count": sum(len(keys) for keys in removal.reached.values())}
+                "reached_count": sum(len(keys) for keys in removal.reached.values()),
+                **skipped(batch, removal)}
 
 
 def blocking(on_delete: OnDelete) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import ClassVar, Literal
 
-from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding
+from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding, skipped
 from retentiond.policy.periods import PeriodField
 from retentiond.stores.base import TableSchema, Writer
 
@@ -28,6 +28,7 @@ class QuarantineAction(Action[QuarantineOptions]):
     name: ClassVar[str] = "quarantine"
     options_model = QuarantineOptions
     severity: ClassVar[int] = 3
+    rechecks: ClassVar[bool] = True
 
     def check(self, table: TableSchema) -> list[Finding]:
         """Quarantine fits any table with a primary key (checked by validation itself)."""
@@ -46,6 +47,8 @@ class QuarantineAction(Action[QuarantineOptions]):
         release_at = batch.as_of.astimezone(UTC) + self.options.release_after.as_relativedelta()
         removal = writer.quarantine(batch.table.name, batch.keys, batch_id=batch.batch_id,
                                     run_id=batch.run_id, rule=batch.rule,
-                                    release_at=release_at.isoformat(timespec="seconds"))
+                                    release_at=release_at.isoformat(timespec="seconds"),
+                                    recheck=batch.recheck)
         return {"keys": list(removal.removed), "count": len(removal.removed),
-                "release_at": release_at.isoformat(timespec="seconds")}
+                "release_at": release_at.isoformat(timespec="seconds"),
+                **skipped(batch, removal)}

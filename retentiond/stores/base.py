@@ -318,14 +318,26 @@ class Writer(ABC):
     @abstractmethod
     def claim(
         self, selection: Selection, *, after: Key | None, limit: int, columns: Sequence[str] = (),
+        lock: bool = True,
     ) -> list[Row]:
-        """Lock the next eligible rows after ``after`` and read ``columns`` of them."""
+        """The next eligible rows after ``after``, with ``columns`` of them.
+
+        With ``lock`` the rows stay as claimed until the transaction ends.  ``lock=False`` is
+        for a caller that acts through :meth:`remove` or :meth:`quarantine` with ``recheck``,
+        which act only on rows still eligible by then; a store that cannot re-check that way
+        locks the rows all the same.
+        """
 
     @abstractmethod
     def remove(
-        self, table: str, keys: Sequence[Key], reaches: Sequence[Reach],
+        self, table: str, keys: Sequence[Key], reaches: Sequence[Reach], *,
+        recheck: Selection | None = None,
     ) -> Removal:
-        """Delete rows by key: children marked ``delete first`` go first, deepest first."""
+        """Delete rows by key: children marked ``delete first`` go first, deepest first.
+
+        With ``recheck`` (and no ``reaches``), only the rows still eligible under it go, and
+        the removal lists just those.
+        """
 
     @abstractmethod
     def rewrite(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> int:
@@ -334,9 +346,12 @@ class Writer(ABC):
     @abstractmethod
     def quarantine(
         self, table: str, keys: Sequence[Key], *, batch_id: str, run_id: str, rule: str,
-        release_at: str,
+        release_at: str, recheck: Selection | None = None,
     ) -> Removal:
-        """Move rows into the table's quarantine table, in this transaction."""
+        """Move rows into the table's quarantine table, in this transaction.
+
+        With ``recheck``, only the rows still eligible under it move (see :meth:`remove`).
+        """
 
     @abstractmethod
     def mark(self, batch_id: str, run_id: str, rule: str, payload: str) -> None:

@@ -82,8 +82,14 @@ class SqlWriter(Session, Writer):
 
     def claim(
         self, selection: Selection, *, after: Key | None, limit: int, columns: Sequence[str] = (),
+        lock: bool = True,
     ) -> list[Row]:
-        """Lock the next ``limit`` eligible rows after ``after`` (walking the key, never OFFSET)."""
+        """The next ``limit`` eligible rows after ``after`` (walking the key, never OFFSET).
+
+        Locked (FOR UPDATE) unless ``lock`` is false and this store re-checks instead: an
+        unlocked claim holds no row lock while the batch's intent is written, so the
+        application waits for nothing but the act itself.
+        """
         compiled = self.compile(selection)
         keys = self.primary_key(compiled, selection.table)
         values = [compiled.table.c[c] for c in columns]
@@ -91,7 +97,8 @@ class SqlWriter(Session, Writer):
                      .limit(limit))
         if after is not None:
             statement = statement.where(after_key(keys, after, self._store.dialect_name))
-        if self._store.dialect_name != "sqlite":  # SQLite's writer holds the database lock
+        # SQLite's writer holds the database lock: its rows cannot change under a batch.
+        if self._store.dialect_name != "sqlite" and (lock or not self._rechecks()):
             statement = statement.with_for_update()
         width = len(keys)
         plain = all(compiled.schema.columns[c.name].kind in _PLAIN_KEYS for c in keys + values)
@@ -108,8 +115,15 @@ class SqlWriter(Session, Writer):
             rows = result.all()
         return [(tuple(row[:width]), tuple(row[width:])) for row in rows]
 
-    def remove(self, table: str, keys: Sequence[Key], reaches: Sequence[Reach]) -> Removal:
+    def remove(
+        self, table: str, keys: Sequence[Key], reaches: Sequence[Reach], *,
+        recheck: Selection | None = None,
+    ) -> Removal:
         """Delete rows by key; record what the deletion reaches; children first where asked."""
+        if recheck is not None and self._rechecks():
+            if reaches:
+                raise ValueError("a removal that reaches other rows needs its rows locked")
+            return Removal(removed=self._delete_rechecked(table, keys, recheck))
         reflected = self.table(table).table
         key_columns = self._key_columns(table)
         reached: dict[str, list[Key]] = {}
@@ -142,7 +156,7 @@ class SqlWriter(Session, Writer):
 
     def quarantine(
         self, table: str, keys: Sequence[Key], *, batch_id: str, run_id: str, rule: str,
-        release_at: str,
+        release_at: str, recheck: Selection | None = None,
     ) -> Removal:
         """Copy the rows into the quarantine table with their bookkeeping, then delete them."""
         source = self.table(table).table
@@ -150,6 +164,9 @@ class SqlWriter(Session, Writer):
         key_columns = self._key_columns(table)
         bookkeeping = {BATCH: batch_id, RUN: run_id, RULE: rule, AT: _now_text(),
                        RELEASE: release_at}
+        if recheck is not None and self._rechecks():
+            moved = self._move_rechecked(table, keys, recheck, target, bookkeeping)
+            return Removal(removed=moved)
         names = [c.name for c in source.columns]
         with self._store._errors(f"cannot quarantine rows of {table!r}"):  # noqa: SLF001
             for chunk in chunks(keys, len(key_columns)):
@@ -184,6 +201,69 @@ class SqlWriter(Session, Writer):
                 rows = rows.where(self._key_in(key_columns, chunk))
                 self.connection.execute(_insert_ignoring_duplicates(
                     done, self._store.dialect_name).from_select(["rule", "row_key"], rows))
+
+    # -- acting on unlocked claims (PostgreSQL) --------------------------------------------
+
+    def _rechecks(self) -> bool:
+        """Whether unlocked claims are acted on by re-checking them (PostgreSQL).
+
+        A DELETE that carries the selection's conditions re-evaluates them on each row's
+        newest version as it takes the row's lock, and RETURNING says which rows went.
+        SQLite needs no re-check (its writer holds the database); MySQL cannot return what
+        a DELETE removed, so MariaDB and MySQL claims stay locked.
+        """
+        return self._store.dialect_name == "postgresql"
+
+    def _delete_rechecked(self, table: str, keys: Sequence[Key], recheck: Selection
+                          ) -> tuple[Key, ...]:
+        """Delete the keyed rows still eligible under ``recheck``; the keys that went."""
+        compiled = self.compile(recheck)
+        key_columns = self._key_columns(table)
+        gone: set[Key] = set()
+        with self._store._errors(f"cannot delete from {table!r}"):  # noqa: SLF001
+            for chunk in chunks(keys, len(key_columns)):
+                statement = (sa.delete(compiled.table)
+                             .where(self._key_in(key_columns, chunk), compiled.eligible)
+                             .returning(*key_columns))
+                gone.update(self._fetched_keys(statement, table))
+        return tuple(key for key in keys if key in gone)
+
+    def _move_rechecked(self, table: str, keys: Sequence[Key], recheck: Selection,
+                        target: sa.Table, bookkeeping: dict[str, str]) -> tuple[Key, ...]:
+        """One statement per chunk: the DELETE of the still-eligible rows feeds the INSERT.
+
+        ``WITH moved AS (DELETE ... RETURNING *) INSERT INTO quarantine SELECT moved.*, ...
+        RETURNING key``: a row is moved whole or not at all, so what was copied and what was
+        deleted cannot differ, and nothing has to count them afterwards.
+        """
+        compiled = self.compile(recheck)
+        source = compiled.table
+        key_columns = self._key_columns(table)
+        names = [c.name for c in source.columns]
+        moved_keys: set[Key] = set()
+        with self._store._errors(f"cannot quarantine rows of {table!r}"):  # noqa: SLF001
+            for chunk in chunks(keys, len(key_columns)):
+                moved = (sa.delete(source)
+                         .where(self._key_in(key_columns, chunk), compiled.eligible)
+                         .returning(*source.columns).cte("rtd_moved"))
+                rows = sa.select(*(moved.c[n] for n in names),
+                                 *(sa.literal(v, sa.String).label(k)
+                                   for k, v in bookkeeping.items()))
+                statement = (sa.insert(target).from_select([*names, *bookkeeping], rows)
+                             .returning(*(target.c[c.name] for c in key_columns))
+                             .add_cte(moved))
+                moved_keys.update(self._fetched_keys(statement, table))
+        return tuple(key for key in keys if key in moved_keys)
+
+    def _fetched_keys(self, statement: sa.Executable, table: str) -> list[Key]:
+        """The keys a statement returns, typed as :meth:`claim` types them."""
+        result = self.connection.execute(statement)
+        schema = self.table(table).schema
+        if all(schema.columns[c].kind in _PLAIN_KEYS for c in schema.primary_key):
+            raw = result.cursor.fetchall() if result.cursor is not None else []
+            result.close()
+            return [tuple(row) for row in raw]
+        return [tuple(row) for row in result]
 
     # -- helpers ---------------------------------------------------------------------------
 
