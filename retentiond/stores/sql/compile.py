@@ -86,7 +86,7 @@ class SelectionCompiler:
         family: Family = "sqlite",
         lookup: Lookup | None = None,
         alias: sa.FromClause | None = None,
-        done: sa.Table | None = None,
+        done: Callable[[], sa.Table | None] | None = None,
     ) -> None:
         self._store = store
         self._table: sa.FromClause = alias if alias is not None else reflected.table
@@ -191,11 +191,12 @@ class SelectionCompiler:
 
     def _recorded(self, rule: str) -> ColumnElement[bool]:
         """The row's key is in the table of keys ``rule`` pseudonymized."""
-        if self._done is None:  # no such table yet: nothing was ever recorded
+        # Looked up only here: rules that rewrite nothing never ask the catalog for it.
+        done = self._done() if self._done is not None else None
+        if done is None:  # no such table yet: nothing was ever recorded
             return sa.false()
         columns: list[sa.ColumnElement[Any]] = [self.column(c) for c in self._schema.primary_key]
-        return sa.exists().where(self._done.c.rule == rule,
-                                 self._done.c.row_key == key_text(columns))
+        return sa.exists().where(done.c.rule == rule, done.c.row_key == key_text(columns))
 
     def _protects(self, guard: Guard) -> ColumnElement[bool]:
         condition = self._filter(guard.where) if guard.where is not None else sa.true()

@@ -23,6 +23,7 @@ class Session:
     def __init__(self, store: SqlStore, connection: Connection) -> None:
         self._store = store
         self.connection = connection
+        self._compiled: tuple[Selection, Compiled] | None = None
 
     def table(self, table: str) -> Reflected:
         """The reflected table; StoreError when it does not exist (any more)."""
@@ -39,11 +40,15 @@ class Session:
         """A compiler for ``table`` that can follow foreign keys to the store's other tables."""
         return SelectionCompiler(self._store.name, self.table(table),
                                  family=self._store.dialect_name, lookup=self.table,
-                                 done=self._store.existing_done_table(self.connection))
+                                 done=lambda: self._store.existing_done_table(self.connection))
 
     def compile(self, selection: Selection) -> Compiled:
-        """The selection as expressions over its table."""
-        return self.compiler(selection.table).selection(selection)
+        """The selection as expressions over its table (compiled once per transaction)."""
+        if self._compiled is not None and self._compiled[0] is selection:
+            return self._compiled[1]
+        compiled = self.compiler(selection.table).selection(selection)
+        self._compiled = (selection, compiled)
+        return compiled
 
     def primary_key(self, compiled: Compiled, table: str) -> list[sa.Column[Any]]:
         """The primary key columns; StoreError for a table without one."""

@@ -64,7 +64,7 @@ def key_in(columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[Key], family
             return columns[0].in_(first)
         if family == "postgresql":
             first = [key[0] for key in keys]
-            if all(type(value) is int for value in first):
+            if set(map(type, first)) == {int}:
                 # One text literal the server parses: far cheaper than dumping each element.
                 literal = "{" + ",".join(map(str, first)) + "}"
                 values: ColumnElement[Any] = sa.cast(
@@ -111,6 +111,8 @@ class SqlWriter(Session, Writer):
                 result.close()
                 if raw and type(raw[0]) is not tuple:
                     raw = [tuple(row) for row in raw]
+                if not values:  # each row is its key already
+                    return [(row, ()) for row in raw]
                 return [(row[:width], row[width:]) for row in raw]
             rows = result.all()
         return [(tuple(row[:width]), tuple(row[width:])) for row in rows]
@@ -226,7 +228,7 @@ class SqlWriter(Session, Writer):
                              .where(self._key_in(key_columns, chunk), compiled.eligible)
                              .returning(*key_columns))
                 gone.update(self._fetched_keys(statement, table))
-        return tuple(key for key in keys if key in gone)
+        return _in_claim_order(keys, gone)
 
     def _move_rechecked(self, table: str, keys: Sequence[Key], recheck: Selection,
                         target: sa.Table, bookkeeping: dict[str, str]) -> tuple[Key, ...]:
@@ -253,16 +255,16 @@ class SqlWriter(Session, Writer):
                              .returning(*(target.c[c.name] for c in key_columns))
                              .add_cte(moved))
                 moved_keys.update(self._fetched_keys(statement, table))
-        return tuple(key for key in keys if key in moved_keys)
+        return _in_claim_order(keys, moved_keys)
 
     def _fetched_keys(self, statement: sa.Executable, table: str) -> list[Key]:
         """The keys a statement returns, typed as :meth:`claim` types them."""
         result = self.connection.execute(statement)
         schema = self.table(table).schema
         if all(schema.columns[c].kind in _PLAIN_KEYS for c in schema.primary_key):
-            raw = result.cursor.fetchall() if result.cursor is not None else []
+            raw = list(result.cursor.fetchall()) if result.cursor is not None else []
             result.close()
-            return [tuple(row) for row in raw]
+            return raw if not raw or type(raw[0]) is tuple else [tuple(row) for row in raw]
         return [tuple(row) for row in result]
 
     # -- helpers ---------------------------------------------------------------------------
@@ -419,6 +421,13 @@ class SqlWriter(Session, Writer):
             self.connection.exec_driver_sql("DROP TEMPORARY TABLE IF EXISTS rtd_rewrite")
         # MySQL counts rows whose value really changed; pending rows always change.
         return int(result.rowcount)
+
+
+def _in_claim_order(claimed: Sequence[Key], taken: set[Key]) -> tuple[Key, ...]:
+    """The claimed keys that were taken, in the order they were claimed."""
+    if len(taken) == len(claimed):  # the usual case: nothing changed since the claim
+        return tuple(claimed)
+    return tuple([key for key in claimed if key in taken])
 
 
 def _insert_ignoring_duplicates(table: sa.Table, family: str) -> sa.Insert:
