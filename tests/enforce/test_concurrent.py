@@ -4,10 +4,10 @@ Twenty due events, batches of seven.  Right after the first batch's intent is co
 rows claimed, not yet acted on), the application makes event 3 young again and deletes event
 5 itself, each on its own connection with a short lock timeout.
 
-- PostgreSQL claims without row locks; the act re-checks every row as it deletes it, so the
-  application is not kept waiting, event 3 stays (it is no longer due) and event 5 is simply
-  gone: the outcome lists the five rows retentiond removed and says two claimed rows were
-  skipped.
+- PostgreSQL claims without row locks, and the act re-checks every row as it takes its lock,
+  so the application is not kept waiting and event 3 stays (it is no longer due).  A delete
+  that finds fewer rows than it claimed rolls its batch back and claims again; a quarantine
+  moves the rows still due and says how many claimed rows it skipped.
 - SQLite's writer holds the database and MariaDB's claim locks the rows, so the application
   waits for the batch, times out, and the batch removes all seven.
 
@@ -82,21 +82,29 @@ def test_rows_changed_after_the_claim_are_acted_on_only_if_still_due(
         return record
 
     monkeypatch.setattr(setup.ledger, "append", append_then_interfere)
-    report = setup.run("events-go")
+    report = setup.run("events-go", sleep=lambda _seconds: None)
     engine.dispose()
 
     left = [row[0] for row in events.rows("events")]
-    removed = set(range(1, 21)) - set(left) - ({5} if what_happened == ["changed"] else set())
-    first = setup.outcomes()[0]
+    changed = what_happened == ["changed"]
+    removed = set(range(1, 21)) - set(left) - ({5} if changed else set())
+    outcomes = setup.outcomes(status=None)
+    first = outcomes[0]
     assert [EXPECTED[events.kind]] == what_happened
     assert ("done", sorted(removed)) == (report.status, sorted(setup.acted()))
-    if what_happened == ["changed"]:
-        assert ([3], [1, 2, 4, 6, 7], 2) == (left, [k[0] for k in first["keys"]],
+    if changed and action == "delete":
+        assert ([3], "rolled back", [1, 2, 4, 6, 7, 8, 9]) == (
+            left, first["status"], [key[0] for key in outcomes[1]["keys"]])
+    elif changed:
+        assert ([3], [1, 2, 4, 6, 7], 2) == (left, [key[0] for key in first["keys"]],
                                             first["skipped"])
     else:
         assert ([], 7, None) == (left, first["count"], first.get("skipped"))
     if action == "quarantine":
         assert sorted(removed) == sorted(row[0] for row in events.rows(SHELF))
-    intents = [r.entry.body for r in setup.ledger.records() if r.entry.kind is Kind.INTENT]
-    assert [7, 7, 6] == [body["count"] for body in intents]
+    claimed = [r.entry.body["count"] for r in setup.ledger.records()
+               if r.entry.kind is Kind.INTENT]
+    taken = [body.get("count", 0) + body.get("skipped", 0) if body["status"] == "applied"
+             else claimed[n] for n, body in enumerate(outcomes)]
+    assert claimed == taken
     assert setup.ledger.verify().ok

@@ -46,7 +46,10 @@ class Session:
         """The selection as expressions over its table (compiled once per transaction)."""
         if self._compiled is not None and self._compiled[0] is selection:
             return self._compiled[1]
-        compiled = self.compiler(selection.table).selection(selection)
+        compiled = self._store.remembered(selection)
+        if compiled is None:
+            compiled = self.compiler(selection.table).selection(selection)
+            self._store.remember(selection, compiled)
         self._compiled = (selection, compiled)
         return compiled
 

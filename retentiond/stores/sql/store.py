@@ -37,7 +37,14 @@ from sqlalchemy.engine import URL, Connection, Engine, Inspector, make_url
 
 from retentiond.errors import StoreError, StoreUnavailable
 from retentiond.settings import masked_url
-from retentiond.stores.base import ForeignKey, Key, QuarantineBatch, Store, TableSchema
+from retentiond.stores.base import (
+    ForeignKey,
+    Key,
+    QuarantineBatch,
+    Selection,
+    Store,
+    TableSchema,
+)
 from retentiond.stores.sql import quarantine
 from retentiond.stores.sql._common import (
     DEFAULT_DRIVERS,
@@ -64,6 +71,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
     from retentiond.settings import StoreSettings
+    from retentiond.stores.sql.compile import Compiled
 
 class SqlStore(Store):
     """A relational database reached through one SQLAlchemy URL (and an optional plan URL).
@@ -100,6 +108,7 @@ class SqlStore(Store):
         self._markers: sa.Table | None = None
         self._done: sa.Table | None = None
         self._shelves: dict[str, sa.Table] = {}
+        self._last_compiled: tuple[Selection, Compiled] | None = None
 
     @property
     def dialect_name(self) -> Family:
@@ -139,6 +148,7 @@ class SqlStore(Store):
     def forget(self, table: str | None = None) -> None:
         """Drop cached reflections: of ``table`` (and the foreign keys of its schema), or all."""
         with self._lock:
+            self._last_compiled = None
             if table is None:
                 self._tables.clear()
                 self._foreign_keys.clear()
@@ -225,6 +235,23 @@ class SqlStore(Store):
         if found is None or str(found) == VOID:
             return None
         return str(found)
+
+    def remembered(self, selection: Selection) -> Compiled | None:
+        """The compiled form of an equal selection compiled last, if any (see remember)."""
+        with self._lock:
+            last = self._last_compiled
+        return last[1] if last is not None and last[0] == selection else None
+
+    def remember(self, selection: Selection, compiled: Compiled) -> None:
+        """Keep the last compiled selection, to be reused for an equal one.
+
+        Each batch re-reads the holds; while they are unchanged its selection equals the
+        last one.  Selections with pending checks are not kept: their SQL depends on whether
+        the done table exists, which can change.
+        """
+        if not selection.pending:
+            with self._lock:
+                self._last_compiled = (selection, compiled)
 
     # Built once per store: a new Table object per batch would make every statement miss
     # SQLAlchemy's compiled cache, which then keeps each batch's statement and its values.

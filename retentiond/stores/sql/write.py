@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from retentiond.errors import StoreError
+from retentiond.errors import StoreError, StoreUnavailable
 from retentiond.stores.base import ColumnKind, Key, Reach, Removal, Row, Selection, Writer
 from retentiond.stores.sql.compile import after_key
 from retentiond.stores.sql.keeping import AT, BATCH, RELEASE, RULE, RUN, key_text
@@ -218,17 +218,28 @@ class SqlWriter(Session, Writer):
 
     def _delete_rechecked(self, table: str, keys: Sequence[Key], recheck: Selection
                           ) -> tuple[Key, ...]:
-        """Delete the keyed rows still eligible under ``recheck``; the keys that went."""
+        """Delete the keyed rows still eligible under ``recheck``: all of them, or none.
+
+        When a row changed or went since the claim, fewer rows are deleted than claimed; the
+        batch is then rolled back (StoreUnavailable) and retried, so its next claim sees the
+        rows as they are now.  Counting, rather than RETURNING every key, keeps the usual
+        case (nothing changed) as cheap as a plain DELETE.
+        """
         compiled = self.compile(recheck)
         key_columns = self._key_columns(table)
-        gone: set[Key] = set()
+        removed = 0
         with self._store._errors(f"cannot delete from {table!r}"):  # noqa: SLF001
             for chunk in chunks(keys, len(key_columns)):
                 statement = (sa.delete(compiled.table)
-                             .where(self._key_in(key_columns, chunk), compiled.eligible)
-                             .returning(*key_columns))
-                gone.update(self._fetched_keys(statement, table))
-        return _in_claim_order(keys, gone)
+                             .where(self._key_in(key_columns, chunk), compiled.eligible))
+                removed += self.connection.execute(statement).rowcount
+        if removed != len(keys):
+            raise StoreUnavailable(
+                self._store.name,
+                f"{len(keys) - removed} of {len(keys)} claimed rows of {table!r} changed or "
+                "went before they were deleted; the batch was rolled back to be claimed again",
+                "nothing to do: the batch is retried")
+        return tuple(keys)
 
     def _move_rechecked(self, table: str, keys: Sequence[Key], recheck: Selection,
                         target: sa.Table, bookkeeping: dict[str, str]) -> tuple[Key, ...]:
