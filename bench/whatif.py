@@ -8,19 +8,22 @@ has the change, the patch is obsolete (and may no longer apply).
 
 ``any``     rows addressed by key with ONE bound value instead of an expanding ``IN`` of
             10,000 bound parameters: SQLite ``IN (SELECT value FROM json_each(:keys))``;
-            PostgreSQL ``= ANY(:keys)`` (in the package since ae9e9da/72f5c70: then only the
-            SQLite half applies)
+            PostgreSQL ``= ANY(:keys)`` (in the package: PostgreSQL since ae9e9da/72f5c70,
+            SQLite since 6569112)
 ``unnest``  PostgreSQL rewrite through ``unnest(:keys, :values)`` instead of
             ``sa.values(...).data(rows)`` (in the package since 543781e for one-column keys)
 ``audit``   each ledger record's body serialized once instead of three times
-            (``AuditLedger.append_many``), and ``key_digest`` without list copies
+            (``AuditLedger.append_many``), and ``key_digest`` without list copies (in the
+            package since then too: ``audit.Body``, encoded once for marker and outcome)
 ``nolock``  claim without ``FOR UPDATE`` when the action removes rows (the DELETE locks
-            them itself); see the README for what this gives up
+            them itself); in the package since 3d99104 on PostgreSQL, with the act
+            re-checking each row's eligibility
 ``tables``  the store's own tables (batch markers, pseudonymized keys, quarantine) described
             once per store instead of a new ``sa.Table`` per call; every new Table is a new
             compiled-cache key, so each batch compiles its INSERTs afresh and the engine's LRU
             cache (500 entries) keeps every batch's statement with its bound values (the
-            marker's JSON payload, the 10,000 keys): memory grows with the table size
+            marker's JSON payload, the 10,000 keys): memory grows with the table size (in
+            the package since b03f23b)
 ``done``    pseudonymize's ``record_done`` as ``INSERT ... ON CONFLICT DO NOTHING`` (a
             primary key probe per row) instead of ``AND key NOT IN (SELECT row_key FROM done
             WHERE rule = :rule)``, which hashes every key the rule ever recorded, in every
