@@ -11,7 +11,8 @@ the table, each in its own subprocess (so its peak RSS is its own):
                       ``DELETE ... WHERE id = ANY(:ids)`` (``IN (...)`` on SQLite/MariaDB)
 ``rtd-delete``        retentiond ``enforce()`` of a ``delete`` rule, audit ledger on
 ``hand-pseudonymize`` raw driver: select (id, sender) walking the key, HMAC-SHA256 in Python
-                      (precomputed hmac + .copy()), base32 lowercase [:16], set-based UPDATE
+                      (precomputed hmac + .copy()), base32 of 10 digest bytes (16 chars),
+                      set-based UPDATE
 ``hand-pseudonymize-unnest``  PostgreSQL: the same, ``UPDATE ... FROM unnest(:ids, :values)``
 ``rtd-pseudonymize``  retentiond ``pseudonymize`` (length 16)
 ``hand-quarantine``   raw driver: select ids walking the key, ``INSERT INTO q SELECT ... WHERE
@@ -411,7 +412,7 @@ DIGEST_BYTES = (PSEUDONYM_LENGTH + 7) // 8 * 5
 
 
 class Pseudonymizer:
-    """HMAC-SHA256 with a precomputed key schedule; lowercase base32 cut to 16."""
+    """HMAC-SHA256 with a precomputed key schedule; lowercase base32, 16 characters."""
 
     def __init__(self, key: bytes) -> None:
         self.mac = hmac.new(key, digestmod=hashlib.sha256)
