@@ -54,8 +54,12 @@ def application(backend: str, kind: str) -> sa.Engine:
     engine = sa.create_engine(backend, poolclass=sa.NullPool)
     setting = ("SET lock_timeout = 300" if kind == "postgresql"
                else "SET SESSION innodb_lock_wait_timeout = 1")
-    sa.event.listen(engine, "connect",
-                    lambda dbapi, _record: dbapi.cursor().execute(setting))
+
+    def give_up_quickly(dbapi_connection, _record):
+        dbapi_connection.cursor().execute(setting)
+        dbapi_connection.commit()  # psycopg opened a transaction for the SET: keep it
+
+    sa.event.listen(engine, "connect", give_up_quickly)
     return engine
 
 

@@ -26,7 +26,7 @@ from retentiond.stores.sql.session import Session
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
-_PLAIN_KEYS = frozenset({ColumnKind.INTEGER, ColumnKind.TEXT})
+_PLAIN_KINDS = frozenset({ColumnKind.INTEGER, ColumnKind.TEXT})
 
 JSON_EACH = sqlite3.sqlite_version_info >= (3, 38)
 """Whether SQLite has json_each built in (it has since 3.38; earlier it was optional)."""
@@ -101,21 +101,12 @@ class SqlWriter(Session, Writer):
         if self._store.dialect_name != "sqlite" and (lock or not self._rechecks()):
             statement = statement.with_for_update()
         width = len(keys)
-        plain = all(compiled.schema.columns[c.name].kind in _PLAIN_KEYS for c in keys + values)
+        plain = all(compiled.schema.columns[c.name].kind in _PLAIN_KINDS for c in keys + values)
         with self._store._errors(f"cannot claim rows of {selection.table!r}"):  # noqa: SLF001
-            result = self.connection.execute(statement)
-            if plain:
-                # Integers and text come back from the driver as they are; skipping
-                # SQLAlchemy's Row objects halves the cost of a 10,000-row claim.
-                raw = result.cursor.fetchall() if result.cursor is not None else []
-                result.close()
-                if raw and type(raw[0]) is not tuple:
-                    raw = [tuple(row) for row in raw]
-                if not values:  # each row is its key already
-                    return [(row, ()) for row in raw]
-                return [(row[:width], row[width:]) for row in raw]
-            rows = result.all()
-        return [(tuple(row[:width]), tuple(row[width:])) for row in rows]
+            rows = _tuples(self.connection.execute(statement), plain=plain)
+        if not values:  # each row is its key already
+            return [(row, ()) for row in rows]
+        return [(row[:width], row[width:]) for row in rows]
 
     def remove(
         self, table: str, keys: Sequence[Key], reaches: Sequence[Reach], *,
@@ -270,13 +261,9 @@ class SqlWriter(Session, Writer):
 
     def _fetched_keys(self, statement: sa.Executable, table: str) -> list[Key]:
         """The keys a statement returns, typed as :meth:`claim` types them."""
-        result = self.connection.execute(statement)
         schema = self.table(table).schema
-        if all(schema.columns[c].kind in _PLAIN_KEYS for c in schema.primary_key):
-            raw = list(result.cursor.fetchall()) if result.cursor is not None else []
-            result.close()
-            return raw if not raw or type(raw[0]) is tuple else [tuple(row) for row in raw]
-        return [tuple(row) for row in result]
+        plain = all(schema.columns[c].kind in _PLAIN_KINDS for c in schema.primary_key)
+        return _tuples(self.connection.execute(statement), plain=plain)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -337,7 +324,7 @@ class SqlWriter(Session, Writer):
         names = [c.name for c in key_columns] + list(columns)
         compiled = statement.compile(dialect=self.connection.dialect)
         if compiled.positional and all(
-                reflected.schema.columns[n].kind in _PLAIN_KEYS for n in names):
+                reflected.schema.columns[n].kind in _PLAIN_KINDS for n in names):
             # Integers and text need no conversion on the way in: the driver's executemany
             # takes plain tuples, without SQLAlchemy building and processing a dict per row.
             order = [(name[0] == "k", int(name[2:])) for name in compiled.positiontup or ()]
@@ -432,6 +419,19 @@ class SqlWriter(Session, Writer):
             self.connection.exec_driver_sql("DROP TEMPORARY TABLE IF EXISTS rtd_rewrite")
         # MySQL counts rows whose value really changed; pending rows always change.
         return int(result.rowcount)
+
+
+def _tuples(result: sa.CursorResult[Any], *, plain: bool) -> list[tuple[Any, ...]]:
+    """The result's rows as tuples.
+
+    ``plain`` (integer and text columns only): straight from the driver, which returns them
+    as they are; skipping SQLAlchemy's Row objects halves the cost of a 10,000-row fetch.
+    """
+    if not plain:
+        return [tuple(row) for row in result]
+    raw = list(result.cursor.fetchall()) if result.cursor is not None else []
+    result.close()
+    return raw if not raw or type(raw[0]) is tuple else [tuple(row) for row in raw]
 
 
 def _in_claim_order(claimed: Sequence[Key], taken: set[Key]) -> tuple[Key, ...]:
