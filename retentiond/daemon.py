@@ -1,6 +1,7 @@
 """The daemon: every rule on its schedule, for years, under systemd.
 
-Signals are turned into events that the main loop handles between its ticks:
+Signals are turned into flags that the main loop handles between its ticks (see
+:class:`Signals` for why a handler does nothing more):
 
 - ``SIGHUP`` loads and validates settings and policies anew; a valid set replaces the old one
   between jobs (a running rule finishes with the set it started with); an invalid set is
@@ -14,6 +15,9 @@ logged and audited and the others carry on; an unreachable store is retried with
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import signal
 import threading
 import uuid
@@ -59,6 +63,47 @@ def _now() -> datetime:
     return datetime.now(tz=UTC)
 
 
+class Signals:
+    """SIGTERM, SIGINT and SIGHUP noted as flags, waking the main loop through a pipe.
+
+    A Python signal handler runs in the main thread between two bytecodes, possibly while
+    that thread holds an ``Event``'s internal lock (inside ``Event.wait``); a handler that
+    called ``Event.set()`` would then wait for that lock forever and the daemon would never
+    stop.  So the handlers only set flags, the interpreter writes a byte to the wakeup pipe
+    (``signal.set_wakeup_fd``), and the main loop, woken by it, acts on the flags.
+    """
+
+    def __init__(self) -> None:
+        self.term = False
+        self.hup = False
+        self._read, self._write = os.pipe()
+        for fd in (self._read, self._write):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self._write)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+
+    def wait(self, timeout: float) -> None:
+        """Until a signal arrives (or arrived since the last wait), at most ``timeout``."""
+        select.select([self._read], [], [], timeout)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read, 512):
+                pass
+
+    def close(self) -> None:
+        """Stop writing to the pipe, and close it."""
+        signal.set_wakeup_fd(-1)
+        os.close(self._read)
+        os.close(self._write)
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self.hup = True
+
+    def _on_term(self, _signum: int, _frame: FrameType | None) -> None:
+        self.term = True
+
+
 class Daemon:
     """Loads the policy set, schedules it, and keeps it running until told to stop."""
 
@@ -69,7 +114,7 @@ class Daemon:
         self._run_now = run_now
         self._notifier = notifier or Notifier()
         self._stop = threading.Event()
-        self._reload = threading.Event()
+        """Set by the main loop once SIGTERM arrives; workers check it between batches."""
         self._runtime: Runtime | None = None
         self._retired: list[Runtime] = []
         self._users: dict[int, int] = {}
@@ -86,9 +131,13 @@ class Daemon:
 
     def run(self) -> int:
         """Start, serve until SIGTERM, stop gracefully; the process exit code."""
-        signal.signal(signal.SIGHUP, self._on_hup)
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, self._on_term)
+        signals = Signals()
+        try:
+            return self._run(signals)
+        finally:
+            signals.close()
+
+    def _run(self, signals: Signals) -> int:
         runtime = load_runtime(self._config, self._policy_dir)
         configure_logging(runtime.settings.log_format, runtime.settings.log_level)
         self._runtime = runtime
@@ -110,21 +159,25 @@ class Daemon:
         self._notifier.ready(self._status())
         log.info("daemon.ready", rules=sum(rule.enabled for rule in runtime.policies.rules))
         try:
-            self._serve()
+            self._serve(signals)
         finally:
             self._shutdown()
         return 0
 
-    def _serve(self) -> None:
+    def _serve(self, signals: Signals) -> None:
         tick = watchdog_interval() or TICK
-        while not self._stop.wait(timeout=tick):
-            if self._reload.is_set():
-                self._reload.clear()
+        while not signals.term:
+            signals.wait(tick)
+            if signals.term:
+                break
+            if signals.hup:
+                signals.hup = False
                 self._do_reload()
             self._notifier.watchdog()
             self._notifier.status(self._status())
 
     def _shutdown(self) -> None:
+        self._stop.set()  # running rules finish their batch in flight, then end
         self._notifier.stopping()
         log.info("daemon.stopping", running=sorted(self._running))
         if self._scheduler is not None:
@@ -138,12 +191,6 @@ class Daemon:
     def _pause(self, seconds: float) -> None:
         """Sleep between batches, but wake at once when asked to stop."""
         self._stop.wait(seconds)
-
-    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
-        self._reload.set()
-
-    def _on_term(self, _signum: int, _frame: FrameType | None) -> None:
-        self._stop.set()
 
     def _do_reload(self) -> None:
         self._notifier.reloading()
