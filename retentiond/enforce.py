@@ -6,7 +6,9 @@ Per batch, in this order (write-ahead intent):
 2. commit an ``intent`` record to the ledger: how many rows, a keyed digest of their keys;
 3. act on them and write a marker row (batch id, what was done) in the same store transaction,
    then commit it;
-4. commit an ``outcome`` record with the keys acted on.
+4. commit an ``outcome`` record with the keys acted on.  It goes into the ledger in the same
+   transaction as the next batch's intent (one commit a batch, not two), or on its own when
+   the run ends, pauses or fails.
 
 A crash between 2 and 3 leaves an intent without a marker: the batch never happened.  A crash
 between 3 and 4 leaves a marker: the batch happened, and the marker says what it did.
@@ -91,6 +93,8 @@ class RuleRun:
         self.report = RuleReport(rule=rule.id, run_id=run_id)
         self.action = action_for(rule.action)
         self.log = log.bind(rule=rule.id, store=rule.store, table=rule.table, run=run_id)
+        self._outcome: Entry | None = None
+        """The last batch's outcome, not yet in the ledger (its marker is committed)."""
 
     def entry(self, kind: Kind, body: Mapping[str, Any], batch_id: str | None = None) -> Entry:
         """A ledger entry about this rule and run."""
@@ -104,6 +108,7 @@ class RuleRun:
         try:
             self._start()
             self._batches()
+            self._record_outcome()
         except LimitExceeded as exc:
             self.report.status, self.report.error = "stopped", str(exc)
             self._finish()
@@ -152,6 +157,7 @@ class RuleRun:
             if done == 0 and after is None:
                 return
             if rate:
+                self._record_outcome()
                 self.options.sleep(max(0.0, done / rate - (time.monotonic() - started)))
         self.report.status = "stopped"
         self.log.info("run.stopping", reason="stop requested")
@@ -165,6 +171,7 @@ class RuleRun:
                 if attempt == RETRIES:
                     raise
                 self.log.warning("batch.retry", attempt=attempt + 1, error=redact(str(exc)))
+                self._record_outcome()
                 self.options.sleep(pause)
                 pause *= 2
         raise AssertionError  # pragma: no cover - the loop returns or raises
@@ -174,7 +181,7 @@ class RuleRun:
         store = self.engine.stores.get(self.rule.store)
         prepared = self.engine.prepared(self.rule, as_of=self.as_of)  # holds re-read per batch
         batch_id = str(uuid.uuid4())
-        intent = None
+        announced = False
         try:
             # Rows that only go away need no lock while the intent is written: the act
             # re-checks them.  Cascades are counted at claim time, so those rows stay locked.
@@ -185,8 +192,9 @@ class RuleRun:
                 if not rows:
                     return 0, None
                 keys = [key for key, _ in rows]
-                intent = self.ledger.append(self.entry(Kind.INTENT, {
+                self._record_outcome(then=self.entry(Kind.INTENT, {
                     "count": len(keys), "keys_digest": self.ledger.key_digest(keys)}, batch_id))
+                announced = True  # from here on, a failed act has an intent to settle
                 batch = Batch(run_id=self.report.run_id, batch_id=batch_id, rule=self.rule.id,
                               table=prepared.table, rows=rows, as_of=self.as_of,
                               reaches=prepared.reaches, keyring=self.options.keyring,
@@ -195,16 +203,26 @@ class RuleRun:
                 body = Body({"status": "applied", **self.action.apply(writer, batch)})
                 writer.mark(batch_id, self.report.run_id, self.rule.id, body.text)
         except (StoreError, AuditError) as exc:
-            if intent is not None:
+            if announced:
                 self._settle(batch_id, exc)
             raise
-        self.ledger.append(self.entry(Kind.OUTCOME, body, batch_id))
+        self._outcome = self.entry(Kind.OUTCOME, body, batch_id)
         acted = int(body.get("count", 0))
         self.report.acted += acted
         self.report.reached += int(body.get("reached_count", 0))
         self.report.batches += 1
         self.log.info("batch.applied", batch=batch_id, rows=acted)
         return acted, keys[-1]
+
+    def _record_outcome(self, then: Entry | None = None) -> None:
+        """Commit the last batch's outcome, if one waits, with ``then`` (an intent) after it.
+
+        On failure both stay unwritten: the outcome keeps waiting (its marker would settle it
+        on recovery), and the batch ``then`` announces does not act.
+        """
+        waiting = [self._outcome] if self._outcome is not None else []
+        self.ledger.append_many([*waiting, *([then] if then is not None else [])])
+        self._outcome = None
 
     def _settle(self, batch_id: str, exc: RetentionError) -> None:
         """Write the outcome of a batch that failed after its intent, as its marker tells.
@@ -223,6 +241,10 @@ class RuleRun:
             self.log.exception("audit.unsettled", batch=batch_id)
 
     def _finish(self) -> None:
+        try:
+            self._record_outcome()
+        except AuditError:  # the batch's marker settles it on the next start
+            self.log.exception("audit.outcome_unwritten")
         body = {"status": self.report.status, "acted": self.report.acted,
                 "reached": self.report.reached, "batches": self.report.batches}
         if self.report.error:

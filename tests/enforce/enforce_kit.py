@@ -198,8 +198,11 @@ class FailingHolds(HoldSource):
         return ()
 
 
-def applied_batches(ledger: AuditLedger) -> int:
-    """How many batch outcomes say applied."""
-    return sum(1 for r in ledger.records()
-               if r.entry.kind is Kind.OUTCOME and r.entry.body.get("status") == "applied")
+def batches_begun(ledger: AuditLedger) -> int:
+    """How many batches have written their intent.
+
+    Asked as a batch starts (holds are read first), it counts the batches before it; their
+    outcomes may still wait to go into the ledger with the next intent.
+    """
+    return sum(1 for r in ledger.records() if r.entry.kind is Kind.INTENT)
 

@@ -107,32 +107,65 @@ def test_recover_before_any_run_finds_no_marker_table_and_says_not_applied(rig):
     assert [{"status": "not applied", "recovered": True}] == setup.outcomes(status=None)
 
 
-class OutcomesFail(AuditLedger):
-    """A ledger that loses its database just after an intent was written (once)."""
+class LostAfterFirstIntent(AuditLedger):
+    """A ledger whose database goes away once the first intent is written, until told back."""
 
-    failing = True
+    gone = False
 
-    def append(self, entry):
-        """Refuse the first batch outcome, as if the state database had gone away."""
-        if self.failing and entry.kind is Kind.OUTCOME:
-            self.failing = False
+    def append_many(self, entries):
+        """Refuse every write after the first intent, as if the state database had gone away."""
+        if self.gone:
             raise AuditError("cannot write the ledger: database is locked")
-        return super().append(entry)
+        records = super().append_many(entries)
+        self.gone = any(entry.kind is Kind.INTENT for entry in entries)
+        return records
 
 
 def test_a_batch_applied_but_not_recorded_is_recovered_from_its_marker(events, rig, state):
     """The store committed the batch, the outcome was lost: recover() records exactly its keys."""
     setup: Rig = rig(DELETE)
-    setup.ledger = OutcomesFail(state)
+    setup.ledger = LostAfterFirstIntent(state)
 
     with pytest.raises(AuditError):
         setup.run("events-delete")
+    assert [] == setup.outcomes(status=None)
+    setup.ledger.gone = False
     settled = recover(setup.engine, setup.ledger)
 
     assert [8, 9, 10] == [row[0] for row in events.rows("events")]
     assert (1, [{"status": "applied", "recovered": True, "count": 7,
                  "keys": [[n] for n in range(1, 8)], "reached": {}, "reached_count": 0}]) == (
         len(settled), setup.outcomes())
+
+
+class FailsOnce(AuditLedger):
+    """A ledger that refuses one write: the one carrying the first batch's outcome."""
+
+    failed = False
+
+    def append_many(self, entries):
+        """Refuse the first write that holds an outcome, then work again."""
+        if not self.failed and any(entry.kind is Kind.OUTCOME for entry in entries):
+            self.failed = True
+            raise AuditError("cannot write the ledger: database is locked")
+        return super().append_many(entries)
+
+
+def test_an_outcome_that_missed_the_next_intent_is_written_when_the_run_ends(events, rig, state):
+    """If batch 1's outcome cannot go in with batch 2's intent, the run's end writes it.
+
+    Batch 2 does not act without its intent, and nothing is left open for recover().
+    """
+    setup: Rig = rig(DELETE)
+    setup.ledger = FailsOnce(state)
+
+    with pytest.raises(AuditError):
+        setup.run("events-delete")
+
+    assert [8, 9, 10] == [row[0] for row in events.rows("events")]
+    assert list(range(1, 8)) == setup.acted()
+    assert ([], [], True) == (setup.ledger.open_intents(), setup.ledger.pairing_problems(),
+                              setup.ledger.verify().ok)
 
 
 @pytest.mark.usefixtures("events")
@@ -157,3 +190,4 @@ def test_an_interrupted_restore_is_settled_by_recover(rig):
     assert {"op": "restore", "status": "not applied", "recovered": True} == dict(
         records(setup.ledger, Kind.OUTCOME)[-1].entry.body)
     assert batch.batch_id in {b.batch_id for _, b in quarantine.batches(stores)}
+

@@ -70,11 +70,11 @@ def test_rows_changed_after_the_claim_are_acted_on_only_if_still_due(
     setup: Rig = rig(POLICY.format(action=ACTIONS[action]))
     engine = application(backend, events.kind)
     what_happened = []
-    append = setup.ledger.append
+    append_many = setup.ledger.append_many
 
-    def append_then_interfere(entry):
-        record = append(entry)
-        if entry.kind is Kind.INTENT and not what_happened:
+    def append_then_interfere(entries):
+        records = append_many(entries)
+        if any(entry.kind is Kind.INTENT for entry in entries) and not what_happened:
             try:
                 with engine.begin() as connection:
                     connection.execute(sa.text("UPDATE events SET created_at = :young "
@@ -83,9 +83,9 @@ def test_rows_changed_after_the_claim_are_acted_on_only_if_still_due(
                 what_happened.append("changed")
             except sa.exc.OperationalError:
                 what_happened.append("blocked")
-        return record
+        return records
 
-    monkeypatch.setattr(setup.ledger, "append", append_then_interfere)
+    monkeypatch.setattr(setup.ledger, "append_many", append_then_interfere)
     report = setup.run("events-go", sleep=lambda _seconds: None)
     engine.dispose()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from enforce_kit import FailingHolds, LateHold, Meddler, Rig, applied_batches, at, hold, stamp
+from enforce_kit import FailingHolds, LateHold, Meddler, Rig, at, batches_begun, hold, stamp
 
 from retentiond.enforce import Options, enforce
 from retentiond.errors import SchemaChanged, StoreError
@@ -101,7 +101,7 @@ def test_a_failing_hold_lookup_before_the_first_batch_changes_nothing(events, ri
 
 def test_a_failing_hold_lookup_mid_run_stops_the_rule(events, rig, ledger):
     """A hold lookup failing after the first batch: the run stops, later batches never happen."""
-    broken = FailingHolds(lambda: applied_batches(ledger) >= 1,
+    broken = FailingHolds(lambda: batches_begun(ledger) >= 1,
                           StoreError("holds", "the hold register did not answer"))
     setup: Rig = rig(DELETE, holds=[broken])
 
@@ -120,7 +120,7 @@ def test_a_store_error_mid_batch_rolls_the_batch_back(events, rig, ledger, actio
         """Make the second batch's marker fail, after its intent and its action."""
         events.run("DROP TABLE retentiond_batches")
 
-    meddler = Meddler(lambda: applied_batches(ledger) >= 1, drop_markers)
+    meddler = Meddler(lambda: batches_begun(ledger) >= 1, drop_markers)
     setup: Rig = rig(POLICIES[action], holds=[meddler])
     before = events.rows("events")
 
@@ -138,7 +138,7 @@ def test_a_store_error_mid_batch_rolls_the_batch_back(events, rig, ledger, actio
 
 def test_a_hold_placed_during_a_run_is_honoured_from_the_next_batch(events, rig, ledger):
     """A hold that appears after the first batch keeps the rows it covers in later batches."""
-    late = LateHold(lambda: applied_batches(ledger) >= 1,
+    late = LateHold(lambda: batches_begun(ledger) >= 1,
                     [hold("customer-1", "events", {"column": "customer_id", "value": 1})])
     setup: Rig = rig(DELETE, holds=[late])
 
