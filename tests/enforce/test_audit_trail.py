@@ -191,3 +191,15 @@ def test_an_interrupted_restore_is_settled_by_recover(rig):
         records(setup.ledger, Kind.OUTCOME)[-1].entry.body)
     assert batch.batch_id in {b.batch_id for _, b in quarantine.batches(stores)}
 
+
+@pytest.mark.parametrize("server", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
+                         indirect=True)
+def test_postgresql_compresses_batch_markers_with_lz4(sql_store, db):
+    """A marker lists a batch's keys (~90 kB for 10,000): lz4 writes it ~4x faster than pglz."""
+    sql_store.prepare()
+
+    with db.engine.connect() as connection:
+        method = connection.exec_driver_sql(
+            "SELECT attcompression FROM pg_attribute "
+            "WHERE attrelid = 'retentiond_batches'::regclass AND attname = 'payload'").scalar()
+    assert "l" == method

@@ -58,6 +58,7 @@ from retentiond.stores.sql._common import (
 )
 from retentiond.stores.sql.keeping import (
     VOID,
+    compress_payloads_with_lz4,
     done_table,
     marker_table,
     quarantine_name,
@@ -201,7 +202,11 @@ class SqlStore(Store):
     def prepare(self, *, quarantine_of: Sequence[str] = (), done_records: bool = False) -> None:
         """Create, where missing, the marker table and the tables the actions need."""
         with self._errors("cannot create retentiond's tables"), self.engine.begin() as connection:
-            self.marker_table().create(connection, checkfirst=True)
+            markers = self.marker_table()
+            if not sa.inspect(connection).has_table(markers.name, schema=markers.schema):
+                markers.create(connection)
+                if self.dialect_name == "postgresql":
+                    compress_payloads_with_lz4(connection, markers)
             if done_records:
                 self.done_table().create(connection, checkfirst=True)
                 self._done_exists = True
