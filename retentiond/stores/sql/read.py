@@ -19,12 +19,9 @@ class SqlReader(Session, Reader):
     """
 
     def census(self, selection: Selection) -> Census:
-        """Count the table and the selection in one pass: conditional sums over every row.
-
-        One scan, not a ``count(*)`` and then a filtered scan: the census runs before every
-        enforcement, and on SQLite the second scan was ~40% of its time (measured at 1M rows).
-        """
+        """Count the selection in one pass: conditional sums over the rows the filter passes."""
         compiled = self.compile(selection)
+        table = compiled.table
         kept = sa.or_(compiled.held, compiled.retained)
         sums = {
             "matched": compiled.due,
@@ -38,12 +35,11 @@ class SqlReader(Session, Reader):
         sums.update({f"g{i}": sa.and_(compiled.due, p) for i, (_, p) in enumerate(compiled.guards)})
         sums.update({f"b{i}": sa.and_(compiled.due, p)
                      for i, (_, p) in enumerate(compiled.blockers)})
-        counted = sa.and_(compiled.passing, sa.or_(compiled.due, compiled.undated))
+        population = sa.select(sa.func.count()).select_from(table).scalar_subquery()
         statement = sa.select(
-            sa.func.count().label("population"),
-            *(sa.func.sum(sa.case((sa.and_(counted, c), 1), else_=0)).label(label)
-              for label, c in sums.items()),
-        ).select_from(compiled.table)
+            population.label("population"),
+            *(sa.func.sum(sa.case((c, 1), else_=0)).label(label) for label, c in sums.items()),
+        ).where(compiled.passing, sa.or_(compiled.due, compiled.undated))
         with self._store._errors(f"cannot count {selection.table!r}"):  # noqa: SLF001 - its policy
             row = self.connection.execute(statement).mappings().one()
         counts = {str(label): int(value or 0) for label, value in row.items()}
