@@ -189,3 +189,24 @@ def test_every_personal_value_is_replaced_even_one_shaped_like_a_pseudonym(db, r
 
     assert [(1, pseudonym("login", "ann", 8)), (2, pseudonym("login", "jonathan", 8)),
             (3, pseudonym("login", "michelle", 8))] == [r[::2] for r in db.rows("members")]
+
+
+@pytest.mark.parametrize("key", ["code VARCHAR(20) PRIMARY KEY",
+                                 "code VARCHAR(20), n INTEGER, PRIMARY KEY (code, n)"],
+                         ids=["text", "composite"])
+def test_rows_with_text_and_composite_keys_are_recorded_once_done(db, rig, keyring, key):
+    """The done record of each key matches the key the next run's claim looks up."""
+    db.run(f"CREATE TABLE members (created_at {stamp(db.kind)}, login VARCHAR(16), {key})")
+    codes = ["7", "007", "o'brien", "zoë", 'say "hi"']
+    composite = "n INTEGER" in key
+    db.insert("members", [{"code": code, **({"n": 1} if composite else {}),
+                           "created_at": OLD, "login": f"user-{i}"}
+                          for i, code in enumerate(codes)])
+    setup: Rig = rig(RULE.format(id="members-pseudonymize", store="app", table="members",
+                                 columns="{login: {domain: login, length: 16}}")
+                     .join(["rules:\n", ""]), keyring=keyring)
+
+    first = setup.run("members-pseudonymize")
+    again = setup.run("members-pseudonymize")
+
+    assert (5, 0) == (first.acted, again.acted)

@@ -18,7 +18,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from retentiond.errors import StoreError, StoreUnavailable
-from retentiond.stores.base import ColumnKind, Key, Reach, Removal, Row, Selection, Writer
+from retentiond.stores.base import (
+    ColumnKind,
+    Key,
+    Reach,
+    Removal,
+    Row,
+    Selection,
+    TableSchema,
+    Writer,
+)
 from retentiond.stores.sql.compile import after_key
 from retentiond.stores.sql.keeping import AT, BATCH, RELEASE, RULE, RUN, key_text
 from retentiond.stores.sql.session import Session
@@ -185,10 +194,18 @@ class SqlWriter(Session, Writer):
                 batch_id=batch_id, run_id=run_id, rule=rule, payload=payload))
 
     def record_done(self, table: str, rule: str, keys: Sequence[Key]) -> None:
-        """Insert (rule, key) for each rewritten row, from the table itself, in this batch."""
+        """Insert (rule, key as text) for each rewritten row, in this batch."""
         done = self._store.done_table()
         key_columns = self._key_columns(table)
+        texts = _key_texts(self.table(table).schema, keys, self._store.dialect_name)
         with self._store._errors("cannot record pseudonymized rows"):  # noqa: SLF001
+            if texts is not None:
+                # WHERE: SQLite cannot tell ON CONFLICT from a join after a bare SELECT.
+                rows = sa.select(sa.literal(rule, sa.String(80)), texts).where(sa.true())
+                self.connection.execute(_insert_ignoring_duplicates(
+                    done, self._store.dialect_name).from_select(["rule", "row_key"], rows))
+                return
+            # Other key types are printed by the database itself, from the rows.
             for chunk in chunks(keys, len(key_columns)):
                 rows = sa.select(sa.literal(rule, sa.String(80)), key_text(list(key_columns)))
                 rows = rows.where(self._key_in(key_columns, chunk))
@@ -439,6 +456,25 @@ def _in_claim_order(claimed: Sequence[Key], taken: set[Key]) -> tuple[Key, ...]:
     if len(taken) == len(claimed):  # the usual case: nothing changed since the claim
         return tuple(claimed)
     return tuple([key for key in claimed if key in taken])
+
+
+def _key_texts(schema: TableSchema, keys: Sequence[Key], family: str
+               ) -> sa.ColumnElement[Any] | None:
+    """The keys as the done table's texts, one JSON parameter (PostgreSQL, SQLite), or None.
+
+    Integers and text print in Python exactly as ``key_text`` prints them in SQL, so they
+    need not be read back from the table: on PostgreSQL that re-read was ~12 ms of a
+    10,000-row batch.  Other key types, and MariaDB, take the SQL path.
+    """
+    if family not in {"postgresql", "sqlite"} or (family == "sqlite" and not JSON_EACH):
+        return None
+    if any(schema.columns[c].kind not in _PLAIN_KINDS for c in schema.primary_key):
+        return None
+    listed = sa.bindparam(None, json.dumps(["\x1f".join(map(str, key)) for key in keys]),
+                          type_=sa.Text)
+    if family == "postgresql":
+        return sa.func.json_array_elements_text(sa.cast(listed, postgresql.JSON))
+    return sa.select(sa.column("value")).select_from(sa.func.json_each(listed)).subquery().c.value
 
 
 def _insert_ignoring_duplicates(table: sa.Table, family: str) -> sa.Insert:
