@@ -154,11 +154,12 @@ def test_every_connection_gets_the_session_settings(db, make_store):
     probe = {
         "sqlite": "PRAGMA foreign_keys",
         "postgresql": "SELECT current_setting('lock_timeout') || ' ' ||"
-        " current_setting('statement_timeout')",
+        " current_setting('statement_timeout') || ' jit ' || current_setting('jit')",
         "mariadb": "SELECT CONCAT_WS(' ', @@innodb_lock_wait_timeout, @@lock_wait_timeout,"
         " @@max_statement_time)",
     }[db.kind]
-    expected = {"sqlite": 1, "postgresql": "1500ms 30s", "mariadb": "2 2 30.000000"}[db.kind]
+    expected = {"sqlite": 1, "postgresql": "1500ms 30s jit off",
+                "mariadb": "2 2 30.000000"}[db.kind]
 
     with store.engine.connect() as connection:
         writer = connection.exec_driver_sql(probe).scalar_one()

@@ -412,7 +412,11 @@ class SqlStore(Store):
         if self._family == "sqlite":
             return ["PRAGMA foreign_keys=ON"]
         if self._family == "postgresql":
-            return [f"SET lock_timeout = {lock_ms}", f"SET statement_timeout = {statement_ms}"]
+            # No JIT: a claim's LIMIT makes the planner's cost estimate large enough to
+            # compile every batch's query, which then costs more than it saves (measured at
+            # 1M rows: claim 18.2 ms with JIT, 14.8 without; census 393 ms and 304 ms).
+            return [f"SET lock_timeout = {lock_ms}", f"SET statement_timeout = {statement_ms}",
+                    "SET jit = off"]
         lock_s = max(1, math.ceil(lock_ms / 1000))
         # MariaDB counts max_statement_time in seconds; MySQL has max_execution_time in ms.
         if "mariadb" in str(dbapi_connection.get_server_info()).lower():
