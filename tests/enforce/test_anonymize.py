@@ -146,6 +146,22 @@ def test_rows_are_anonymized_over_several_batches(db, rig):
             for n in range(1, 41)] == [(r[0], r[3], r[12], r[10]) for r in db.rows("people")]
 
 
+def test_a_row_keyed_zero_is_rewritten_and_no_other(db, rig):
+    """Key 0 is a key like any other.
+
+    MariaDB must not turn it into the next counter value, and then rewrite row 1 (not due).
+    """
+    db.run(TABLE.format(stamp=stamp(db.kind)))
+    db.insert("people", [{"id": 0, "last_seen": at(2023, 1, 1), "nickname": "a", "city": "Oslo"},
+                         {"id": 1, "last_seen": at(2026, 3, 1), "nickname": "b", "city": "Bergen"}])
+    setup: Rig = rig(POLICY)
+
+    setup.run("people-anonymize")
+
+    assert [(0, "somewhere"), (1, "Bergen")] == [(r[0], r[4]) for r in db.rows("people")]
+    assert [0] == setup.acted("people-anonymize")
+
+
 def _held():
     """A hold on person 8, from a HoldSource rather than the policy file."""
     return LateHold(lambda: True, [hold("person-8", "people", {"column": "id", "value": 8})])

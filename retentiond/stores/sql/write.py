@@ -414,7 +414,10 @@ class SqlWriter(Session, Writer):
         new_columns = [target.c[c] for c in columns]
         scratch = sa.Table(
             "rtd_rewrite", sa.MetaData(),
-            *(sa.Column(f"k_{i}", c.type, primary_key=True) for i, c in enumerate(key_columns)),
+            # Not AUTO_INCREMENT (SQLAlchemy's default for one integer key): MariaDB would
+            # store a key of 0 as the next counter value, and rewrite that row instead.
+            *(sa.Column(f"k_{i}", c.type, primary_key=True, autoincrement=False)
+              for i, c in enumerate(key_columns)),
             *(sa.Column(f"v_{i}", c.type) for i, c in enumerate(new_columns)),
             prefixes=["TEMPORARY"],
         )
