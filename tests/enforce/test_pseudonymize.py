@@ -9,6 +9,7 @@ import re
 import sqlite3
 
 import pytest
+import sqlalchemy as sa
 from enforce_kit import KEY_A, KEY_B, Rig, at, reference_pseudonym, stamp
 
 from retentiond.settings import StoreSettings
@@ -210,3 +211,25 @@ def test_rows_with_text_and_composite_keys_are_recorded_once_done(db, rig, keyri
     again = setup.run("members-pseudonymize")
 
     assert (5, 0) == (first.acted, again.acted)
+
+
+def test_a_done_row_whose_value_lost_the_pseudonym_shape_is_pseudonymized_again(db, rig, keyring):
+    """Done means recorded and still 16 lowercase base32 characters; any other value is new."""
+    db.run(f"CREATE TABLE members (id INTEGER PRIMARY KEY, created_at {stamp(db.kind)}, "
+           f"login VARCHAR(20))")
+    db.insert("members", [{"id": n, "created_at": OLD, "login": f"user-{n}"} for n in range(6)])
+    setup: Rig = rig(RULE.format(id="members-pseudonymize", store="app", table="members",
+                                 columns="{login: {domain: login, length: 16}}")
+                     .join(["rules:\n", ""]), keyring=keyring)
+    setup.run("members-pseudonymize")
+    done = pseudonym("login", "user-0", 16)
+    rewritten = {1: done.upper(), 2: done[:15] + "1", 3: done[:15], 4: done + "a",
+                 5: done[:15] + "é"}
+    with db.engine.begin() as connection:
+        for n, login in rewritten.items():
+            connection.execute(sa.text("UPDATE members SET login = :login WHERE id = :n"),
+                               {"login": login, "n": n})
+
+    again = setup.run("members-pseudonymize")
+
+    assert [1, 2, 3, 4, 5] == setup.acted(run_id=again.run_id)
