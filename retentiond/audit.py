@@ -81,9 +81,18 @@ class Body(Mapping[str, Any]):
 
     __slots__ = ("_data", "text")
 
-    def __init__(self, data: Mapping[str, Any]) -> None:
+    def __init__(self, data: Mapping[str, Any], known: Mapping[str, str] | None = None) -> None:
+        """``known`` maps a member to its canonical text where that is already at hand.
+
+        A batch's keys were encoded for the intent's digest; their text goes in as it is.
+        """
         self._data = dict(data)
-        self.text = canonical(self._data)
+        if not known:
+            self.text = canonical(self._data)
+        else:  # what json.dumps(sort_keys=True) would write, member by member
+            self.text = "{" + ",".join(
+                f"{canonical(name)}:{known[name] if name in known else canonical(value)}"
+                for name, value in sorted(self._data.items())) + "}"
 
     def __getitem__(self, key: str) -> Any:  # noqa: ANN401 - JSON values
         return self._data[key]
@@ -203,11 +212,15 @@ class AuditLedger:
                          [_row(r, body) for r, body in zip(records, bodies, strict=True)])
         return records
 
-    def key_digest(self, keys: Iterable[Sequence[object]]) -> str:
-        """A keyed digest of primary keys: commits to them without revealing them."""
+    def key_digest(self, keys: Iterable[Sequence[object]] | str) -> str:
+        """A keyed digest of primary keys: commits to them without revealing them.
+
+        ``keys`` may also be their canonical JSON text, when the caller has it already.
+        """
         mac = hmac.new(self._digest_key, digestmod=hashlib.sha256)
-        listed = keys if isinstance(keys, list) else list(keys)
-        mac.update(canonical(listed).encode())  # tuples encode as JSON arrays
+        if not isinstance(keys, str):
+            keys = canonical(keys if isinstance(keys, list) else list(keys))
+        mac.update(keys.encode())  # tuples encode as JSON arrays
         return mac.hexdigest()
 
     def records(self, *, after_seq: int = 0, batch: int = 5000) -> Iterator[Record]:

@@ -31,7 +31,7 @@ import structlog
 from retentiond import quarantine
 from retentiond.actions import action_for
 from retentiond.actions.base import Batch
-from retentiond.audit import AuditLedger, Body, Entry, Kind
+from retentiond.audit import AuditLedger, Body, Entry, Kind, canonical
 from retentiond.errors import (
     AuditError,
     LimitExceeded,
@@ -192,15 +192,18 @@ class RuleRun:
                 if not rows:
                     return 0, None
                 keys = [key for key, _ in rows]
+                keys_text = canonical(keys)  # for the digest now, and the outcome after
                 self._record_outcome(then=self.entry(Kind.INTENT, {
-                    "count": len(keys), "keys_digest": self.ledger.key_digest(keys)}, batch_id))
+                    "count": len(keys), "keys_digest": self.ledger.key_digest(keys_text)},
+                    batch_id))
                 announced = True  # from here on, a failed act has an intent to settle
                 batch = Batch(run_id=self.report.run_id, batch_id=batch_id, rule=self.rule.id,
                               table=prepared.table, rows=rows, as_of=self.as_of,
                               reaches=prepared.reaches, keyring=self.options.keyring,
                               recheck=prepared.selection if unlocked else None)
                 # Encoded once: the marker carries the same text the outcome record hashes.
-                body = Body({"status": "applied", **self.action.apply(writer, batch)})
+                done = {"status": "applied", **self.action.apply(writer, batch)}
+                body = Body(done, known={"keys": keys_text} if done.get("keys") == keys else None)
                 writer.mark(batch_id, self.report.run_id, self.rule.id, body.text)
         except (StoreError, AuditError) as exc:
             if announced:
