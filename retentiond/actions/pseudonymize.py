@@ -121,11 +121,12 @@ class PseudonymizeAction(Action[PseudonymizeOptions]):
         columns = list(self.options.columns)
         domains = [self.options.columns[c].domain for c in columns]
         sizes = [lengths[c] for c in columns]
-        changed = changed_rows(batch.rows, lambda _key, values: tuple(
-            None if value is None else keyring.pseudonym(domain, value, size)
-            for domain, size, value in zip(domains, sizes, values, strict=True)))
+        changed = writer.record_done(
+            batch.table.name, batch.rule, batch.keys,
+            meanwhile=lambda: changed_rows(batch.rows, lambda _key, values: tuple(
+                None if value is None else keyring.pseudonym(domain, value, size)
+                for domain, size, value in zip(domains, sizes, values, strict=True))))
         writer.rewrite(batch.table.name, columns, changed)
-        writer.record_done(batch.table.name, batch.rule, batch.keys)
         return {"keys": [k for k, _ in changed], "count": len(changed),
                 "key_id": keyring.key_id,
                 "columns": {c: {"domain": d, "length": n}

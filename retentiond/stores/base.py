@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 if TYPE_CHECKING:
     from retentiond.policy.filters import Filter
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 Key = tuple[object, ...]
 """A primary key value, always a tuple (one element for a single-column key)."""
+
+T = TypeVar("T")
 
 
 class ColumnKind(StrEnum):
@@ -358,8 +360,13 @@ class Writer(ABC):
         """Record, in this transaction, that the batch was applied and what it did."""
 
     @abstractmethod
-    def record_done(self, table: str, rule: str, keys: Sequence[Key]) -> None:
-        """Record, in this transaction, that ``rule`` pseudonymized these rows."""
+    def record_done(self, table: str, rule: str, keys: Sequence[Key], *,
+                    meanwhile: Callable[[], T]) -> T:
+        """Record, in this transaction, that ``rule`` pseudonymizes these rows.
+
+        Returns what ``meanwhile()`` returns: the store may run that work (computing the
+        pseudonyms) while the database records the keys.
+        """
 
 
 class Store(ABC):

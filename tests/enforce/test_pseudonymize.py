@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from enforce_kit import KEY_A, KEY_B, Rig, at, reference_pseudonym, stamp
 
+from retentiond.errors import StoreError
 from retentiond.settings import StoreSettings
 
 RULE = """\
@@ -233,3 +234,29 @@ def test_a_done_row_whose_value_lost_the_pseudonym_shape_is_pseudonymized_again(
     again = setup.run("members-pseudonymize")
 
     assert [1, 2, 3, 4, 5] == setup.acted(run_id=again.run_id)
+
+
+def test_a_batch_whose_keys_cannot_be_recorded_is_rolled_back_whole(db, rig, keyring):
+    """A failure to record the done keys rolls the batch back whole, and the run stops.
+
+    The keys are recorded while the pseudonyms are computed, from another thread.
+    """
+    db.run(f"CREATE TABLE members (id INTEGER PRIMARY KEY, created_at {stamp(db.kind)}, "
+           f"login VARCHAR(20))",
+           # The done table, made before retentiond makes it, refusing key 9 (batch 2 of 7s).
+           "CREATE TABLE retentiond_pseudonymized (rule VARCHAR(80), row_key VARCHAR(255), "
+           "PRIMARY KEY (rule, row_key), CHECK (row_key <> '9'))")
+    db.insert("members", [{"id": n, "created_at": OLD, "login": f"user-{n}"}
+                          for n in range(1, 13)])
+    setup: Rig = rig(RULE.format(id="members-pseudonymize", store="app", table="members",
+                                 columns="{login: {domain: login, length: 16}}")
+                     .join(["rules:\n", ""]), keyring=keyring)
+
+    with pytest.raises(StoreError):
+        setup.run("members-pseudonymize")
+
+    logins = [row[2] for row in db.rows("members")]
+    assert [pseudonym("login", f"user-{n}", 16) for n in range(1, 8)] == logins[:7]
+    assert [f"user-{n}" for n in range(8, 13)] == logins[7:]
+    assert (["applied", "rolled back"], list(range(1, 8))) == (
+        [body["status"] for body in setup.outcomes(status=None)], setup.acted())
