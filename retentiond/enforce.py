@@ -202,8 +202,9 @@ class RuleRun:
                               reaches=prepared.reaches, keyring=self.options.keyring,
                               recheck=prepared.selection if unlocked else None)
                 # Encoded once: the marker carries the same text the outcome record hashes.
-                done = {"status": "applied", **self.action.apply(writer, batch)}
-                body = Body(done, known={"keys": keys_text} if done.get("keys") == keys else None)
+                applied = {"status": "applied", **self.action.apply(writer, batch)}
+                body = Body(applied,
+                            known={"keys": keys_text} if applied.get("keys") == keys else None)
                 writer.mark(batch_id, self.report.run_id, self.rule.id, body.text)
         except (StoreError, AuditError) as exc:
             if announced:
