@@ -223,21 +223,34 @@ class AuditLedger:
         mac.update(keys.encode())  # tuples encode as JSON arrays
         return mac.hexdigest()
 
-    def records(self, *, after_seq: int = 0, batch: int = 5000) -> Iterator[Record]:
-        """Every record after ``after_seq`` in sequence order, read in pages (bounded memory)."""
+    def records(self, *, after_seq: int = 0, batch: int = 5000,
+                page_chars: int = 16 << 20) -> Iterator[Record]:
+        """Every record after ``after_seq`` in sequence order, read in pages (bounded memory).
+
+        A page holds at most ``batch`` records and, beyond its first record, bodies of at most
+        ``page_chars`` characters in all: an outcome lists its batch's keys (~90 kB for
+        10,000), so 5,000 of them would be ~450 MB.  The sizes are asked for first.
+        """
         last = after_seq
         while True:
             try:
                 with self._state.engine.connect() as conn:
-                    rows = conn.execute(select(audit_log).where(audit_log.c.seq > last)
-                                        .order_by(audit_log.c.seq).limit(batch)).mappings().all()
+                    sizes = conn.execute(
+                        select(audit_log.c.seq, func.length(audit_log.c.body))
+                        .where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch),
+                    ).all()
+                    if not sizes:
+                        return
+                    through = _page_end(sizes, page_chars)
+                    rows = conn.execute(
+                        select(audit_log).where(audit_log.c.seq > last,
+                                                audit_log.c.seq <= through)
+                        .order_by(audit_log.c.seq)).mappings().all()
             except SQLAlchemyError as exc:
                 raise AuditError(f"cannot read the ledger: {type(exc).__name__}") from None
-            if not rows:
-                return
             for row in rows:
                 yield _record(row)
-            last = rows[-1]["seq"]
+            last = through
 
     def open_intents(self) -> list[Record]:
         """Intents that have no outcome yet: batches a crash may have left undecided."""
@@ -362,6 +375,16 @@ class Auditor(Protocol):
 
     def finish(self, records: int, head: str) -> tuple[int | None, str] | None:
         """After the last record: (the record concerned, what is wrong), or None."""
+
+
+def _page_end(sizes: Sequence[Any], page_chars: int) -> int:
+    """The last sequence number of a page, from (seq, body length) rows; at least one."""
+    total = 0
+    for index, (_, length) in enumerate(sizes):
+        total += int(length or 0)
+        if total > page_chars and index > 0:
+            return int(sizes[index - 1][0])
+    return int(sizes[-1][0])
 
 
 def _row(record: Record, body: str) -> dict[str, object]:

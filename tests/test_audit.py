@@ -129,3 +129,16 @@ def test_a_body_built_from_known_key_text_is_the_canonical_text(body):
     known = {"keys": canonical([tuple(key) for key in body["keys"]])}
 
     assert canonical(body) == Body(body, known=known).text == Body(body).text
+
+
+@pytest.mark.parametrize(("batch", "page_chars"), [(5000, 10**9), (3, 10**9), (5000, 1),
+                                                   (5000, 120), (2, 120)])
+def test_records_come_back_once_in_order_whatever_the_page_bounds(ledger, batch, page_chars):
+    """Pages bounded by record count and by body size (a big body is a page of its own)."""
+    bodies = [{"keys": [[n] for n in range(size)]} for size in (0, 40, 1, 3, 60, 2, 0, 25)]
+    ledger.append_many([Entry(Kind.OUTCOME, batch_id=f"b{i}", body=body)
+                        for i, body in enumerate(bodies)])
+
+    read = list(ledger.records(batch=batch, page_chars=page_chars))
+
+    assert (list(range(1, 9)), bodies) == ([r.seq for r in read], [r.entry.body for r in read])
