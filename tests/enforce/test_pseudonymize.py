@@ -193,14 +193,17 @@ def test_every_personal_value_is_replaced_even_one_shaped_like_a_pseudonym(db, r
             (3, pseudonym("login", "michelle", 8))] == [r[::2] for r in db.rows("members")]
 
 
-@pytest.mark.parametrize("key", ["code VARCHAR(20) PRIMARY KEY",
+@pytest.mark.parametrize("key", ["code VARCHAR(300) PRIMARY KEY",
                                  "code VARCHAR(20), n INTEGER, PRIMARY KEY (code, n)"],
                          ids=["text", "composite"])
 def test_rows_with_text_and_composite_keys_are_recorded_once_done(db, rig, keyring, key):
-    """The done record of each key matches the key the next run's claim looks up."""
+    """The done record of each key matches the key the next run's claim looks up.
+
+    A key longer than the done table's 255 characters is cut as the lookup cuts it.
+    """
     db.run(f"CREATE TABLE members (created_at {stamp(db.kind)}, login VARCHAR(16), {key})")
-    codes = ["7", "007", "o'brien", "zoë", 'say "hi"']
     composite = "n INTEGER" in key
+    codes = ["7", "007", "o'brien", "zoë", 'say "hi"'] + ([] if composite else ["x" * 300])
     db.insert("members", [{"code": code, **({"n": 1} if composite else {}),
                            "created_at": OLD, "login": f"user-{i}"}
                           for i, code in enumerate(codes)])
@@ -211,7 +214,7 @@ def test_rows_with_text_and_composite_keys_are_recorded_once_done(db, rig, keyri
     first = setup.run("members-pseudonymize")
     again = setup.run("members-pseudonymize")
 
-    assert (5, 0) == (first.acted, again.acted)
+    assert (len(codes), 0) == (first.acted, again.acted)
 
 
 def test_a_done_row_whose_value_lost_the_pseudonym_shape_is_pseudonymized_again(db, rig, keyring):

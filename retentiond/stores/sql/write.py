@@ -510,8 +510,10 @@ def _key_texts(schema: TableSchema, keys: Sequence[Key], family: str
         return None
     if any(schema.columns[c].kind not in _PLAIN_KINDS for c in schema.primary_key):
         return None
-    listed = sa.bindparam(None, json.dumps(["\x1f".join(map(str, key)) for key in keys]),
-                          type_=sa.Text)
+    cut = 255 if family == "postgresql" else None  # CAST(... AS VARCHAR(255)) cuts there
+    texts = ([str(key[0])[:cut] for key in keys] if len(schema.primary_key) == 1
+             else ["\x1f".join(str(part)[:cut] for part in key) for key in keys])
+    listed = sa.bindparam(None, json.dumps(texts), type_=sa.Text)
     if family == "postgresql":
         return sa.func.json_array_elements_text(sa.cast(listed, postgresql.JSON))
     return sa.select(sa.column("value")).select_from(sa.func.json_each(listed)).subquery().c.value
