@@ -159,3 +159,31 @@ def test_rows_without_an_age_are_never_touched(events, rig):
             as_of=datetime(2100, 1, 1, tzinfo=UTC), options=Options(allow_exceed=True))
 
     assert [row] == events.rows("events")
+
+
+DROP_ONE = {
+    "sqlite": ["CREATE TRIGGER drop_three BEFORE INSERT ON retentiond_q_events "
+               "WHEN NEW.id = 3 BEGIN SELECT RAISE(IGNORE); END"],
+    "postgresql": ["CREATE FUNCTION drop_three() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN IF NEW.id = 3 THEN RETURN NULL; END IF; RETURN NEW; END $$",
+                   "CREATE TRIGGER drop_three BEFORE INSERT ON retentiond_q_events "
+                   "FOR EACH ROW EXECUTE FUNCTION drop_three()"],
+}
+
+
+def test_a_row_the_quarantine_table_silently_refuses_fails_its_batch(events, rig):
+    """A trigger that drops one row on its way into quarantine: the batch rolls back, whole."""
+    if events.kind not in DROP_ONE:
+        pytest.skip("a MariaDB trigger cannot drop a row silently, only refuse it (an error)")
+    setup: Rig = rig(QUARANTINE)
+    setup.engine.stores.get("app").prepare(quarantine_of=["events"])
+    for statement in DROP_ONE[events.kind]:
+        events.run(statement)
+    before = events.rows("events")
+
+    error, report = failed(setup, "events-quarantine")
+
+    assert (before, [], "failed", 0) == (events.rows("events"), events.rows("retentiond_q_events"),
+                                         report.status, report.acted)
+    assert "moved 6 and deleted 7 of 7 rows" in str(error)
+    assert ["rolled back"] == [body["status"] for body in setup.outcomes(status=None)]

@@ -173,19 +173,22 @@ class SqlWriter(Session, Writer):
             return Removal(removed=moved)
         names = [c.name for c in source.columns]
         with self._store._errors(f"cannot quarantine rows of {table!r}"):  # noqa: SLF001
+            inserted = []
             for chunk in chunks(keys, len(key_columns)):
                 select = sa.select(*source.columns, *(sa.literal(v, sa.String).label(k)
                                                       for k, v in bookkeeping.items()))
-                self.connection.execute(sa.insert(target).from_select(
+                inserted.append(self.connection.execute(sa.insert(target).from_select(
                     [*names, *bookkeeping], select.where(self._key_in(key_columns, chunk))))
-            # Counted, not taken from rowcount: psycopg reports -1 for INSERT ... SELECT here.
-            copied = self.connection.execute(sa.select(sa.func.count()).select_from(target)
-                                             .where(target.c[BATCH] == batch_id)).scalar_one()
+                    .rowcount)
+            # SQLite and MySQL report what INSERT ... SELECT inserted; psycopg, through
+            # SQLAlchemy, says -1.  Counting instead cost a lookup of the batch's rows.
+            copied = sum(inserted) if min(inserted, default=0) >= 0 else -1
+            if copied < 0:
+                copied = self.connection.execute(
+                    sa.select(sa.func.count()).select_from(target)
+                    .where(target.c[BATCH] == batch_id)).scalar_one()
             removed = self._delete_keys(table, keys, reflected=source, columns=key_columns)
-        if not copied == removed == len(keys):
-            raise StoreError(self._store.name,
-                             f"moved {copied} and deleted {removed} of {len(keys)} rows of "
-                             f"{table!r}; the batch was rolled back", "run the rule again")
+        self._check_moved(table, copied, removed, len(keys))
         return Removal(removed=tuple(keys))
 
     def mark(self, batch_id: str, run_id: str, rule: str, payload: str) -> None:
@@ -290,31 +293,49 @@ class SqlWriter(Session, Writer):
                         target: sa.Table, bookkeeping: dict[str, str]) -> tuple[Key, ...]:
         """One statement per chunk: the DELETE of the still-eligible rows feeds the INSERT.
 
-        ``WITH moved AS (DELETE ... RETURNING *) INSERT INTO quarantine SELECT moved.*, ...
-        RETURNING key``: a row is moved whole or not at all, so what was copied and what was
-        deleted cannot differ, and nothing has to count them afterwards.
+        ``WITH moved AS (DELETE ... RETURNING *), shelved AS (INSERT INTO quarantine SELECT
+        moved.*, ... RETURNING key) SELECT count(moved), shelved.key``: a row is moved whole
+        or not at all.  The count catches a row the DELETE removed but the INSERT did not
+        keep (a trigger on the quarantine table can drop it silently): the batch is then
+        rolled back, as otherwise the row would be gone without being moved or audited.
         """
         compiled = self.compile(recheck)
         source = compiled.table
         key_columns = self._key_columns(table)
         names = [c.name for c in source.columns]
         moved_keys: set[Key] = set()
+        deleted = 0
         with self._store._errors(f"cannot quarantine rows of {table!r}"):  # noqa: SLF001
             for chunk in chunks(keys, len(key_columns)):
                 moved = (sa.delete(source)
                          .where(self._key_in(key_columns, chunk), compiled.eligible)
                          .returning(*source.columns).cte("rtd_moved"))
-                rows = sa.select(*(moved.c[n] for n in names),
-                                 *(sa.literal(v, sa.String).label(k)
-                                   for k, v in bookkeeping.items()))
-                statement = (sa.insert(target).from_select([*names, *bookkeeping], rows)
-                             .returning(*(target.c[c.name] for c in key_columns))
-                             .add_cte(moved))
-                moved_keys.update(self._fetched_keys(statement, table))
+                copies = sa.select(*(moved.c[n] for n in names),
+                                   *(sa.literal(v, sa.String).label(k)
+                                     for k, v in bookkeeping.items()))
+                shelved = (sa.insert(target).from_select([*names, *bookkeeping], copies)
+                           .returning(*(target.c[c.name] for c in key_columns))
+                           .cte("rtd_shelved"))
+                counted = sa.select(sa.func.count().label("deleted")).select_from(moved).subquery()
+                statement = (sa.select(counted.c.deleted, *shelved.c)
+                             .select_from(counted.outerjoin(shelved, sa.true())))
+                fetched = self._fetched_rows(statement, table)
+                deleted += fetched[0][0]
+                moved_keys.update(row[1:] for row in fetched if row[1] is not None)
+        self._check_moved(table, len(moved_keys), deleted, deleted)
         return _in_claim_order(keys, moved_keys)
 
-    def _fetched_keys(self, statement: sa.Executable, table: str) -> list[Key]:
-        """The keys a statement returns, typed as :meth:`claim` types them."""
+    def _check_moved(self, table: str, copied: int, removed: int, expected: int) -> None:
+        """Every row deleted was copied into quarantine, else the batch is rolled back."""
+        if not copied == removed == expected:
+            raise StoreError(self._store.name,
+                             f"moved {copied} and deleted {removed} of {expected} rows of "
+                             f"{table!r}; the batch was rolled back",
+                             "look for a trigger on the quarantine table that drops rows, then "
+                             "run the rule again")
+
+    def _fetched_rows(self, statement: sa.Executable, table: str) -> list[tuple[Any, ...]]:
+        """The rows a statement returns, their keys typed as :meth:`claim` types them."""
         schema = self.table(table).schema
         plain = all(schema.columns[c].kind in _PLAIN_KINDS for c in schema.primary_key)
         return _tuples(self.connection.execute(statement), plain=plain)
