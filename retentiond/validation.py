@@ -89,6 +89,10 @@ def _check(entry: Entry, table: TableSchema) -> Iterator[tuple[Path, str, str]]:
         yield from _time_column(table, entry.age.column, ("age", "column"))
         for finding in action_for(entry.action).check(table):
             yield finding.path, finding.what, finding.fix
+        for kind, column in entry.subjects.items():
+            # A hold on a subject of this kind would otherwise be refused only when placed.
+            if column not in table.columns:
+                yield ("subjects", kind), _missing(table, column), _choose(table)
     elif isinstance(entry, Retention):
         yield from _time_column(table, entry.column, ("column",))
     if entry.where is not None:

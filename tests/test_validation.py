@@ -190,6 +190,12 @@ RULE_CASES = [
                  "'id' is the primary key", id="anonymize-primary-key"),
     pytest.param(anonymize("nope: {strategy: nullify}"), "nope: {strategy",
                  "column 'nope' does not exist in table 'people'", id="anonymize-missing-column"),
+    pytest.param(swap(RULE, "    age:\n", "    subjects: {customer: customer_id, person: nope}\n"
+                                           "    age:\n"), "subjects:",
+                 "column 'nope' does not exist in table 'people'", id="subject-column-missing"),
+    pytest.param(swap(RULE, "    age:\n", "    subjects:\n      customer: customer_id\n"
+                                           "      person: nope\n    age:\n"), "person: nope",
+                 "column 'nope' does not exist in table 'people'", id="subject-column-block"),
     pytest.param(pseudonymize("score: {domain: people}"), "score: {domain",
                  "pseudonyms are text; 'score' is", id="pseudonymize-integer"),
     pytest.param(pseudonymize("code: {domain: people, length: 52}"), "code: {domain",
