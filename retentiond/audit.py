@@ -21,7 +21,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import RowMapping, and_, exists, func, insert, select
+from sqlalchemy import Connection, RowMapping, and_, exists, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 
@@ -186,17 +186,25 @@ class AuditLedger:
         """The state database the ledger lives in."""
         return self._state
 
-    def append(self, entry: Entry) -> Record:
-        """Commit one record at the end of the chain; AuditError when it cannot be written."""
-        return self.append_many([entry])[0]
+    def append(self, entry: Entry, *, along: Callable[[Connection], object] | None = None
+               ) -> Record:
+        """Commit one record at the end of the chain; AuditError when it cannot be written.
 
-    def append_many(self, entries: Sequence[Entry]) -> list[Record]:
+        ``along`` changes the state database in the same transaction: the change and its
+        record commit together or not at all.
+        """
+        return self.append_many([entry], along=along)[0]
+
+    def append_many(self, entries: Sequence[Entry], *,
+                    along: Callable[[Connection], object] | None = None) -> list[Record]:
         """Commit records together, in order, at the end of the chain (one transaction)."""
         if not entries:
             return []
         # Encoded before the lock is taken: a body that cannot be encoded fails here.
         bodies = [encoded(entry.body) for entry in entries]
         with self._state.appending() as conn:
+            if along is not None:
+                along(conn)
             tail = conn.execute(
                 select(audit_log.c.seq, audit_log.c.chain_hash)
                 .order_by(audit_log.c.seq.desc()).limit(1)).first()

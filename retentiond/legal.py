@@ -17,11 +17,11 @@ doubt, and doubt keeps the record.
 database and from the policy files add up; runtime ids (``H-`` and eight hex digits) can never
 collide with policy ids, which are lowercase.
 
-Every change is audited, and ordered so that the ledger never shows less protection than
-there is: placing writes the row (which protects at once), then the ``hold.placed`` record,
-and takes the row back should the record fail; releasing writes the ``hold.released`` record
-first, then marks the row released.  Neither record carries a subject value (a keyed digest
-instead) or a filter's values (only its column names): those can be personal data.
+Every change is audited in the same state-database transaction as the change itself: the
+hold's row and its ``hold.placed`` (or ``hold.released``) record commit together or not at
+all, so the ledger shows exactly the protection there is.  Neither record carries a subject
+value (a keyed digest instead) or a filter's values (only its column names): those can be
+personal data.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import RowMapping, delete, insert, or_, select, update
+from sqlalchemy import Connection, RowMapping, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from retentiond.audit import AuditLedger, Entry, Kind, canonical
@@ -434,7 +434,6 @@ class LegalHolds:
                "reason": placed.reason, "case_id": placed.case, "placed_by": placed.placed_by,
                "placed_at": _stamp(moment),
                "until": placed.until.isoformat() if placed.until is not None else None}
-        self._write(insert(holds).values(**row), "store the hold")
         body: dict[str, Any] = {"hold": placed.id, "by": placed.placed_by,
                                 "placed_at": _stamp(moment), "reason": placed.reason,
                                 "case": placed.case,
@@ -444,12 +443,9 @@ class LegalHolds:
             body["subject"] = placed.subject.kind
             body["subject_digest"] = self._ledger.key_digest(
                 [[placed.subject.kind, placed.subject.value]])
-        try:
-            self._ledger.append(Entry(kind=Kind.HOLD_PLACED, store=placed.store,
-                                      table=placed.table, body=body))
-        except AuditError:
-            self._write(delete(holds).where(holds.c.id == placed.id), "take the hold back")
-            raise
+        self._ledger.append(Entry(kind=Kind.HOLD_PLACED, store=placed.store,
+                                  table=placed.table, body=body),
+                            along=_writing(insert(holds).values(**row), "store the hold"))
         return placed
 
     def release(
@@ -474,22 +470,33 @@ class LegalHolds:
                                      "name them with --by"))
         if problems or found is None:
             raise PolicyError(problems)
+        ending = (update(holds).where(holds.c.id == found.id, holds.c.released_at.is_(None))
+                  .values(released_at=_stamp(moment), released_by=by.strip(),
+                          release_reason=reason.strip()))
         self._ledger.append(Entry(kind=Kind.HOLD_RELEASED, store=found.store, table=found.table,
                                   body={"hold": found.id, "by": by.strip(),
                                         "released_at": _stamp(moment), "reason": reason.strip(),
-                                        "case": found.case}))
-        self._write(update(holds).where(holds.c.id == found.id, holds.c.released_at.is_(None))
-                    .values(released_at=_stamp(moment), released_by=by.strip(),
-                            release_reason=reason.strip()), "mark the hold released")
+                                        "case": found.case}),
+                            along=_writing(ending, "mark the hold released"))
         return dataclasses.replace(found, released_at=moment, released_by=by.strip(),
                                    release_reason=reason.strip())
 
-    def _write(self, statement: Any, doing: str) -> None:  # noqa: ANN401 - an insert/update/delete
+
+
+def _writing(statement: Any, doing: str) -> Callable[[Connection], None]:  # noqa: ANN401 - DML
+    """Change one hold in the ledger's transaction; AuditError (no values) if it fails.
+
+    Changing no row (another release got there first) fails too: the record would be a
+    second release of the same hold.
+    """
+    def write(conn: Connection) -> None:
         try:
-            with self._state.engine.begin() as conn:
-                conn.execute(statement)
+            changed = conn.execute(statement).rowcount
         except SQLAlchemyError as exc:
             raise AuditError(f"cannot {doing}: {type(exc).__name__}") from None
+        if changed != 1:
+            raise AuditError(f"cannot {doing}: the hold changed meanwhile; list it again")
+    return write
 
 
 def _stamp(moment: datetime) -> str:

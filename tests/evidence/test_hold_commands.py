@@ -12,8 +12,9 @@ import pytest
 from evidence_kit import SQLITE_ONLY, placed_id, where
 
 from retentiond.audit import Kind, canonical
-from retentiond.errors import PolicyError
+from retentiond.errors import AuditError, PolicyError
 from retentiond.legal import LegalHolds, list_holds
+from retentiond.state import audit_log, holds
 
 
 def test_add_list_release_round_trip_is_audited_without_personal_values(site):
@@ -100,3 +101,45 @@ def test_a_hold_is_released_once(bench):
     with pytest.raises(PolicyError, match=f"{hold.id}: was released on .* by dpo; nothing to do"):
         holds.release(hold.id.lower(), reason="Case closed.", by="dpo")
     assert [Kind.HOLD_PLACED, Kind.HOLD_RELEASED] == [r.entry.kind for r in bench.ledger.records()]
+
+
+def refuse_inserts(bench, table):
+    """Make the state database refuse every new row of ``table`` (the ledger or the holds)."""
+    with bench.state.engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+                             "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+
+
+@SQLITE_ONLY
+def test_a_hold_the_ledger_cannot_record_is_not_placed(bench):
+    """The hold's row and its record commit together: no record, no hold."""
+    refuse_inserts(bench, audit_log.name)
+
+    with pytest.raises(AuditError, match="cannot write the ledger"):
+        bench.place(store="app", table="events")
+
+    assert ([], []) == (list_holds(bench.state), list(bench.ledger.records()))
+
+
+@SQLITE_ONLY
+def test_a_hold_that_cannot_be_stored_leaves_no_record(bench):
+    """And the other way round: a row the state database refuses leaves the ledger as it was."""
+    refuse_inserts(bench, holds.name)
+
+    with pytest.raises(AuditError, match="cannot store the hold: IntegrityError"):
+        bench.place(store="app", table="events")
+
+    assert ([], []) == (list_holds(bench.state), list(bench.ledger.records()))
+
+
+@SQLITE_ONLY
+def test_a_release_the_ledger_cannot_record_leaves_the_hold_in_force(bench):
+    """A release the ledger cannot record does not happen: the hold keeps protecting."""
+    hold = bench.place(store="app", table="events")
+    refuse_inserts(bench, audit_log.name)
+
+    with pytest.raises(AuditError, match="cannot write the ledger"):
+        LegalHolds(bench.state, bench.ledger).release(hold.id, reason="Case closed.", by="dpo")
+
+    assert [(hold.id, None)] == [(h.id, h.released_at) for h in list_holds(bench.state)]
+    assert [Kind.HOLD_PLACED] == [r.entry.kind for r in bench.ledger.records()]
