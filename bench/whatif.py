@@ -28,6 +28,11 @@ has the change, the patch is obsolete (and may no longer apply).
             primary key probe per row) instead of ``AND key NOT IN (SELECT row_key FROM done
             WHERE rule = :rule)``, which hashes every key the rule ever recorded, in every
             batch (in the package since 7974c4f)
+``noqindex`` quarantine tables created without the index on ``_rtd_batch``.  NOT a proposed
+            change: it prices the index.  The index is what makes ``restore --batch`` and
+            each due batch's purge a lookup instead of a scan of the whole quarantine table
+            (which holds every row moved and not yet purged, months of them), so the
+            package keeps it.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-PATCHES = ("any", "unnest", "audit", "nolock", "done", "tables")
+PATCHES = ("any", "unnest", "audit", "nolock", "done", "tables", "noqindex")
 
 
 def apply(names: Sequence[str], family: str) -> None:
@@ -258,3 +263,21 @@ def _patch_tables(family: str) -> None:
     for name in ("marker_table", "done_table", "quarantine_table"):
         if hasattr(SqlStore, name):
             setattr(SqlStore, name, memo(getattr(SqlStore, name)))
+
+
+def _patch_noqindex(family: str) -> None:
+    """``keeping.quarantine_table`` without ``index=True`` on the batch column."""
+    del family
+    from retentiond.stores.sql import store  # noqa: PLC0415
+
+    original = store.quarantine_table
+
+    def quarantine_table(source: Any, name: str) -> sa.Table:
+        shelf = original(source, name)
+        for index in list(shelf.indexes):
+            shelf.indexes.discard(index)
+        for column in shelf.columns:
+            column.index = None
+        return shelf
+
+    store.quarantine_table = quarantine_table

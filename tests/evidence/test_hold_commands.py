@@ -111,22 +111,14 @@ def refuse_inserts(bench, table):
 
 
 @SQLITE_ONLY
-def test_a_hold_the_ledger_cannot_record_is_not_placed(bench):
-    """The hold's row and its record commit together: no record, no hold."""
-    refuse_inserts(bench, audit_log.name)
+@pytest.mark.parametrize(("refusing", "error"), [
+    (audit_log.name, "cannot write the ledger"),
+    (holds.name, "cannot store the hold: IntegrityError")], ids=["ledger", "holds"])
+def test_a_hold_is_placed_with_its_record_or_not_at_all(bench, refusing, error):
+    """The hold's row and its record commit together: either refused, neither is written."""
+    refuse_inserts(bench, refusing)
 
-    with pytest.raises(AuditError, match="cannot write the ledger"):
-        bench.place(store="app", table="events")
-
-    assert ([], []) == (list_holds(bench.state), list(bench.ledger.records()))
-
-
-@SQLITE_ONLY
-def test_a_hold_that_cannot_be_stored_leaves_no_record(bench):
-    """And the other way round: a row the state database refuses leaves the ledger as it was."""
-    refuse_inserts(bench, holds.name)
-
-    with pytest.raises(AuditError, match="cannot store the hold: IntegrityError"):
+    with pytest.raises(AuditError, match=error):
         bench.place(store="app", table="events")
 
     assert ([], []) == (list_holds(bench.state), list(bench.ledger.records()))
