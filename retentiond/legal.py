@@ -477,24 +477,25 @@ class LegalHolds:
                                   body={"hold": found.id, "by": by.strip(),
                                         "released_at": _stamp(moment), "reason": reason.strip(),
                                         "case": found.case}),
-                            along=_writing(ending, "mark the hold released"))
+                            along=_writing(ending, "mark the hold released", one_row=True))
         return dataclasses.replace(found, released_at=moment, released_by=by.strip(),
                                    release_reason=reason.strip())
 
 
 
-def _writing(statement: Any, doing: str) -> Callable[[Connection], None]:  # noqa: ANN401 - DML
-    """Change one hold in the ledger's transaction; AuditError (no values) if it fails.
+def _writing(statement: Any, doing: str, *, one_row: bool = False,  # noqa: ANN401 - DML
+             ) -> Callable[[Connection], None]:
+    """Change a hold in the ledger's transaction; AuditError (no values) if it fails.
 
-    Changing no row (another release got there first) fails too: the record would be a
-    second release of the same hold.
+    ``one_row`` (an UPDATE, whose rowcount every driver reports): changing no row fails
+    too, as when another release got there first and this record would be a second one.
     """
     def write(conn: Connection) -> None:
         try:
             changed = conn.execute(statement).rowcount
         except SQLAlchemyError as exc:
             raise AuditError(f"cannot {doing}: {type(exc).__name__}") from None
-        if changed != 1:
+        if one_row and changed != 1:
             raise AuditError(f"cannot {doing}: the hold changed meanwhile; list it again")
     return write
 

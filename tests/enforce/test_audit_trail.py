@@ -112,11 +112,11 @@ class LostAfterFirstIntent(AuditLedger):
 
     gone = False
 
-    def append_many(self, entries):
+    def append_many(self, entries, **options):
         """Refuse every write after the first intent, as if the state database had gone away."""
         if self.gone:
             raise AuditError("cannot write the ledger: database is locked")
-        records = super().append_many(entries)
+        records = super().append_many(entries, **options)
         self.gone = any(entry.kind is Kind.INTENT for entry in entries)
         return records
 
@@ -143,12 +143,12 @@ class FailsOnce(AuditLedger):
 
     failed = False
 
-    def append_many(self, entries):
+    def append_many(self, entries, **options):
         """Refuse the first write that holds an outcome, then work again."""
         if not self.failed and any(entry.kind is Kind.OUTCOME for entry in entries):
             self.failed = True
             raise AuditError("cannot write the ledger: database is locked")
-        return super().append_many(entries)
+        return super().append_many(entries, **options)
 
 
 def test_an_outcome_that_missed_the_next_intent_is_written_when_the_run_ends(events, rig, state):

@@ -72,8 +72,8 @@ def test_rows_changed_after_the_claim_are_acted_on_only_if_still_due(
     what_happened = []
     append_many = setup.ledger.append_many
 
-    def append_then_interfere(entries):
-        records = append_many(entries)
+    def append_then_interfere(entries, **options):
+        records = append_many(entries, **options)
         if any(entry.kind is Kind.INTENT for entry in entries) and not what_happened:
             try:
                 with engine.begin() as connection:
