@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+import sqlalchemy as sa
 from enforce_kit import AS_OF, Rig, at, stamp
 
 from retentiond import quarantine
+from retentiond.errors import StoreError
 from retentiond.settings import StoreSettings
 
 RULE = """\
@@ -186,3 +188,95 @@ def test_an_unreachable_store_does_not_keep_other_stores_from_purging(tickets, r
 
     left = tickets.rows("retentiond_q_tickets")
     assert ([2, 7], []) == (sorted(rows for _, rows in purged), left)
+
+
+def index_of(db, table):
+    """(access method, columns) of each index on ``table``; the method only on PostgreSQL."""
+    db.engine.dispose()  # SQLite's PRAGMA index_list reads a pooled connection's old schema
+    indexes = sa.inspect(db.engine).get_indexes(table)
+    methods = {}
+    if db.kind == "postgresql":
+        with db.engine.connect() as conn:
+            methods = dict(conn.execute(sa.text(
+                "SELECT c.relname, a.amname FROM pg_index i JOIN pg_class c ON c.oid = "
+                "i.indexrelid JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = "
+                "CAST(:t AS regclass)"), {"t": table}).all())
+    return sorted((methods.get(index["name"], "btree"), tuple(index["column_names"]))
+                  for index in indexes)
+
+
+def test_a_new_quarantine_table_is_indexed_to_find_its_batches(tickets, rig):
+    """PostgreSQL: a BRIN on the batch's time, cheap to keep; elsewhere a B-tree on the batch."""
+    setup: Rig = rig(POLICY)
+
+    setup.run("tickets-quarantine")
+
+    expected = ([("brin", ("_rtd_at",))] if tickets.kind == "postgresql"
+                else [("btree", ("_rtd_batch",))])
+    assert expected == index_of(tickets, "retentiond_q_tickets")
+
+
+def test_a_quarantine_table_made_before_keeps_its_index_and_restores_exactly(tickets, rig):
+    """A table an earlier version created (a B-tree on the batch) is used as it is."""
+    before = tickets.rows("tickets")
+    tickets.run("CREATE TABLE retentiond_q_tickets AS SELECT * FROM tickets WHERE 1 = 0",
+                *(f"ALTER TABLE retentiond_q_tickets ADD COLUMN {name} VARCHAR({size}) NOT NULL"
+                  for name, size in zip(BOOKKEEPING, (36, 36, 80, 32, 32), strict=True)),
+                "CREATE INDEX ix_retentiond_q_tickets__rtd_batch "
+                "ON retentiond_q_tickets (_rtd_batch)")
+    setup: Rig = rig(POLICY)
+    setup.run("tickets-quarantine")
+    stores = setup.engine.stores
+
+    for batch in stores.get("app").quarantined():
+        quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated")
+
+    assert (before, []) == (tickets.rows("tickets"), tickets.rows("retentiond_q_tickets"))
+    assert [("btree", ("_rtd_batch",))] == index_of(tickets, "retentiond_q_tickets")
+
+
+def test_a_batch_whose_rows_disagree_on_when_they_moved_is_not_restored(tickets, rig):
+    """Restore finds a batch's rows by id and time: a row that matches only the id stops it.
+
+    The listing counts rows by batch id; if the lookup found fewer, restoring would leave a
+    row behind.  So nothing moves, and the error says why.
+    """
+    setup: Rig = rig(POLICY)
+    setup.run("tickets-quarantine")
+    stores = setup.engine.stores
+    batch, other = sorted(stores.get("app").quarantined(), key=lambda b: -b.rows)
+    tickets.run(f"UPDATE retentiond_q_tickets SET _rtd_batch = '{batch.batch_id}', "
+                f"_rtd_at = '2999-01-01T00:00:00+00:00' WHERE _rtd_batch = '{other.batch_id}' "
+                "AND id = 8")
+    shelf = tickets.rows("retentiond_q_tickets")
+
+    with pytest.raises(StoreError, match=f"batch {batch.batch_id} holds 7 rows, not the 8 "
+                                         "listed; nothing was done"):
+        quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated")
+
+    assert ([10, 11, 12], shelf) == (ids(tickets), tickets.rows("retentiond_q_tickets"))
+
+
+def test_purging_on_postgresql_lets_the_freed_pages_be_summarized_afresh(tickets, rig):
+    """The BRIN ranges that held a purged batch are forgotten, so VACUUM summarizes them anew.
+
+    Otherwise a range keeps the purged batch's time as its minimum after later batches reuse
+    its pages, and over the years every lookup would scan every range.
+    """
+    if tickets.kind != "postgresql":
+        pytest.skip("BRIN indexes are PostgreSQL's; SQLite and MariaDB keep a B-tree")
+    setup: Rig = rig(TWO_RULES)
+    setup.run("a-quarantine")
+    setup.run("b-quarantine")
+    summarize = sa.text("SELECT brin_summarize_new_values("
+                        "CAST('ix_retentiond_q_tickets__rtd_at' AS regclass))")
+    with tickets.engine.begin() as conn:
+        conn.execute(summarize)
+        nothing_new = conn.execute(summarize).scalar_one()
+
+    quarantine.purge_due(setup.engine.stores, setup.ledger, now=AS_OF + timedelta(days=61))
+
+    with tickets.engine.begin() as conn:
+        after_purge = conn.execute(summarize).scalar_one()
+    assert (0, 1) == (nothing_new, after_purge)
+    assert [2, 4, 6, 8] == ids(tickets, "retentiond_q_tickets")

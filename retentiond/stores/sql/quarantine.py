@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import REGCLASS
 
 from retentiond.stores.base import Key, QuarantineBatch
-from retentiond.stores.sql.keeping import AT, BATCH, RELEASE, RULE, RUN
+from retentiond.stores.sql.keeping import AT, BATCH, RELEASE, RULE, RUN, batch_rows
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -35,20 +36,25 @@ def batches(connection: Connection, prefix: str, table: str | None) -> list[Quar
     return sorted(found, key=lambda batch: (batch.quarantined_at, batch.batch_id))
 
 
-def _keys(connection: Connection, source: Reflected, shelf: sa.Table, batch_id: str) -> list[Key]:
+def _keys(connection: Connection, source: Reflected, shelf: sa.Table,
+          batch: QuarantineBatch) -> list[Key]:
     columns = [shelf.c[c] for c in source.schema.primary_key]
-    query = sa.select(*columns).where(shelf.c[BATCH] == batch_id).order_by(*columns)
+    query = sa.select(*columns).where(_rows(shelf, batch)).order_by(*columns)
     return [tuple(row) for row in connection.execute(query)]
 
 
+def _rows(shelf: sa.Table, batch: QuarantineBatch) -> sa.ColumnElement[bool]:
+    return batch_rows(shelf, batch.batch_id, batch.quarantined_at)
+
+
 def restore(connection: Connection, source: Reflected, shelf: sa.Table,
-            batch_id: str) -> tuple[Key, ...]:
+            batch: QuarantineBatch) -> tuple[Key, ...]:
     """Copy the batch's rows back into ``source`` and remove them from quarantine."""
-    keys = _keys(connection, source, shelf, batch_id)
+    keys = _keys(connection, source, shelf, batch)
     # Generated columns are computed again from the others; they cannot be inserted.
     names = [c.name for c in source.table.columns if not source.schema.columns[c.name].generated]
     statement = sa.insert(source.table).from_select(
-        names, sa.select(*(shelf.c[n] for n in names)).where(shelf.c[BATCH] == batch_id))
+        names, sa.select(*(shelf.c[n] for n in names)).where(_rows(shelf, batch)))
     always = any(info.always_identity for info in source.schema.columns.values())
     if always and connection.dialect.name == "postgresql":
         # GENERATED ALWAYS AS IDENTITY refuses given values unless told to keep them.
@@ -57,13 +63,48 @@ def restore(connection: Connection, source: Reflected, shelf: sa.Table,
         connection.exec_driver_sql(sql, compiled.params)
     else:
         connection.execute(statement)
-    connection.execute(sa.delete(shelf).where(shelf.c[BATCH] == batch_id))
+    _remove(connection, shelf, batch)
     return tuple(keys)
 
 
 def purge(connection: Connection, source: Reflected, shelf: sa.Table,
-          batch_id: str) -> tuple[Key, ...]:
+          batch: QuarantineBatch) -> tuple[Key, ...]:
     """Delete the batch from quarantine for good."""
-    keys = _keys(connection, source, shelf, batch_id)
-    connection.execute(sa.delete(shelf).where(shelf.c[BATCH] == batch_id))
+    keys = _keys(connection, source, shelf, batch)
+    _remove(connection, shelf, batch)
     return tuple(keys)
+
+
+def _remove(connection: Connection, shelf: sa.Table, batch: QuarantineBatch) -> None:
+    """Delete the batch's rows; on PostgreSQL, forget the BRIN summaries of their pages.
+
+    A BRIN summary only widens: pages freed here and filled again by later batches would
+    keep the old batch's ``_rtd_at`` as their minimum, and in the long run every range
+    would match every lookup.  A forgotten range is scanned until VACUUM (which the
+    deletion calls for) summarizes it afresh from the rows it then holds.
+    """
+    ranges: list[int] = []
+    brin = _brin_index(connection, shelf) if connection.dialect.name == "postgresql" else None
+    if brin is not None:
+        block = sa.text("((ctid::text::point)[0]::bigint / 128) * 128")
+        ranges = list(connection.execute(
+            sa.select(block).select_from(shelf).where(_rows(shelf, batch)).distinct())
+            .scalars())
+    connection.execute(sa.delete(shelf).where(_rows(shelf, batch)))
+    for start in ranges:
+        try:
+            with connection.begin_nested():  # a refusal (not the owner) must not undo the purge
+                connection.execute(sa.select(sa.func.brin_desummarize_range(
+                    sa.cast(brin, REGCLASS), start)))
+        except sa.exc.DBAPIError:
+            break  # the index stays as it is: lookups get slower, never wrong
+
+
+def _brin_index(connection: Connection, shelf: sa.Table) -> str | None:
+    """The qualified name of the BRIN index on ``shelf``, if it has one (PostgreSQL)."""
+    name = connection.dialect.identifier_preparer.format_table(shelf)
+    return connection.execute(sa.text(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c "
+        "ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
+        "WHERE i.indrelid = CAST(:shelf AS regclass) AND a.amname = 'brin' LIMIT 1"),
+        {"shelf": name}).scalar()

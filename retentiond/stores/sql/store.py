@@ -61,6 +61,7 @@ from retentiond.stores.sql.keeping import (
     compress_payloads_with_lz4,
     done_table,
     marker_table,
+    quarantine_index,
     quarantine_name,
     quarantine_table,
 )
@@ -211,7 +212,10 @@ class SqlStore(Store):
                 self.done_table().create(connection, checkfirst=True)
                 self._done_exists = True
             for table in quarantine_of:
-                self.quarantine_table(connection, table).create(connection, checkfirst=True)
+                shelf = self.quarantine_table(connection, table)
+                if not sa.inspect(connection).has_table(shelf.name, schema=shelf.schema):
+                    shelf.create(connection)
+                    quarantine_index(shelf, self.dialect_name).create(connection)
 
     def find_mark(self, batch_id: str) -> str | None:
         """Settle a batch for good: its marker's payload if it committed, None if it never will.
@@ -306,15 +310,20 @@ class SqlStore(Store):
         return self._on_shelf(batch, "purge", quarantine.purge)
 
     def _on_shelf(self, batch: QuarantineBatch, doing: str,
-                  operation: Callable[[Connection, Reflected, sa.Table, str], tuple[Key, ...]],
+                  operation: Callable[[Connection, Reflected, sa.Table, QuarantineBatch],
+                                      tuple[Key, ...]],
                   ) -> tuple[Key, ...]:
         with self._errors(f"cannot {doing} batch {batch.batch_id}"), \
                 self.engine.begin() as conn:
             source = self._reflected(conn, batch.table)
             if source is None:
                 raise StoreError(self.name, f"table {batch.table!r} no longer exists")
-            return operation(conn, source, self.quarantine_table(conn, batch.table),
-                             batch.batch_id)
+            keys = operation(conn, source, self.quarantine_table(conn, batch.table), batch)
+            if len(keys) != batch.rows:  # exactly what was listed, or nothing (rolled back)
+                raise StoreError(self.name, f"batch {batch.batch_id} holds {len(keys)} rows, "
+                                 f"not the {batch.rows} listed; nothing was done",
+                                 "list the batches again")
+            return keys
 
     def close(self) -> None:
         """Dispose of both engines and their pooled connections."""
