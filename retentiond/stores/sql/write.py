@@ -31,7 +31,7 @@ from retentiond.stores.base import (
     Writer,
 )
 from retentiond.stores.sql.compile import after_key
-from retentiond.stores.sql.keeping import AT, BATCH, RELEASE, RULE, RUN, key_text
+from retentiond.stores.sql.keeping import AT, BATCH, RELEASE, RULE, RUN, batch_rows, key_text
 from retentiond.stores.sql.session import Session
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def key_in(columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[Key], family
         if family == "sqlite" and JSON_EACH:
             first = [key[0] for key in keys]
             kind = type(first[0]) if first else int
-            if kind in {int, str} and all(type(value) is kind for value in first):
+            if kind in {int, str} and set(map(type, first)) == {kind}:
                 # One JSON text instead of thousands of placeholders, each of which SQLAlchemy
                 # would otherwise render, name and coerce, and SQLite parse.
                 listed: sa.Select[Any] = sa.select(sa.column("value")).select_from(
@@ -173,21 +173,21 @@ class SqlWriter(Session, Writer):
             return Removal(removed=moved)
         names = [c.name for c in source.columns]
         with self._store._errors(f"cannot quarantine rows of {table!r}"):  # noqa: SLF001
-            inserted = []
+            inserted, removed = [], 0
             for chunk in chunks(keys, len(key_columns)):
+                chosen = self._key_in(key_columns, chunk)  # built once, for both statements
                 select = sa.select(*source.columns, *(sa.literal(v, sa.String).label(k)
                                                       for k, v in bookkeeping.items()))
                 inserted.append(self.connection.execute(sa.insert(target).from_select(
-                    [*names, *bookkeeping], select.where(self._key_in(key_columns, chunk))))
-                    .rowcount)
+                    [*names, *bookkeeping], select.where(chosen))).rowcount)
+                removed += self.connection.execute(sa.delete(source).where(chosen)).rowcount
             # SQLite and MySQL report what INSERT ... SELECT inserted; psycopg, through
             # SQLAlchemy, says -1.  Counting instead cost a lookup of the batch's rows.
             copied = sum(inserted) if min(inserted, default=0) >= 0 else -1
             if copied < 0:
                 copied = self.connection.execute(
                     sa.select(sa.func.count()).select_from(target)
-                    .where(target.c[BATCH] == batch_id)).scalar_one()
-            removed = self._delete_keys(table, keys, reflected=source, columns=key_columns)
+                    .where(batch_rows(target, batch_id, bookkeeping[AT]))).scalar_one()
         self._check_moved(table, copied, removed, len(keys))
         return Removal(removed=tuple(keys))
 
