@@ -482,7 +482,6 @@ class LegalHolds:
                                    release_reason=reason.strip())
 
 
-
 def _writing(statement: Any, doing: str, *, one_row: bool = False,  # noqa: ANN401 - DML
              ) -> Callable[[Connection], None]:
     """Change a hold in the ledger's transaction; AuditError (no values) if it fails.

@@ -75,6 +75,10 @@ def purge(connection: Connection, source: Reflected, shelf: sa.Table,
     return tuple(keys)
 
 
+_PAGES_PER_RANGE = 128
+"""Heap pages a BRIN summary covers: PostgreSQL's default, which quarantine_index keeps."""
+
+
 def _remove(connection: Connection, shelf: sa.Table, batch: QuarantineBatch) -> None:
     """Delete the batch's rows; on PostgreSQL, forget the BRIN summaries of their pages.
 
@@ -86,7 +90,8 @@ def _remove(connection: Connection, shelf: sa.Table, batch: QuarantineBatch) -> 
     ranges: list[int] = []
     brin = _brin_index(connection, shelf) if connection.dialect.name == "postgresql" else None
     if brin is not None:
-        block = sa.text("((ctid::text::point)[0]::bigint / 128) * 128")
+        block = sa.text(f"((ctid::text::point)[0]::bigint / {_PAGES_PER_RANGE}) "
+                        f"* {_PAGES_PER_RANGE}")
         ranges = list(connection.execute(
             sa.select(block).select_from(shelf).where(_rows(shelf, batch)).distinct())
             .scalars())
