@@ -193,7 +193,8 @@ class SelectionCompiler:
             return sa.and_(sa.func.length(column) == length,
                            sa.not_(column.op("GLOB", is_comparison=True)("*[^a-z2-7]*")))
         # The length first: real values (emails, names) mostly fail it, and then the regular
-        # expression is never run.  A PostgreSQL claim of 10,000 rows: ~43 ms, now ~33.
+        # expression is never run.  The claim's SQL, hand-written for psycopg, 10,000 rows of
+        # the bench table: ~43 ms, now ~33.
         return sa.and_(sa.func.char_length(column) == length,
                        self._matches(column, f"^[a-z2-7]{{{length}}}$"))
 
