@@ -143,9 +143,9 @@ class RuleRun:
                 raise exceeded
             self.ledger.append(self.entry(Kind.OVERRIDE, numbers))
             self.log.warning("brake.overridden", **numbers)
-        quarantined = [self.rule.table] if self.rule.action.type == "quarantine" else []
-        store.prepare(quarantine_of=quarantined,
-                      done_records=self.rule.action.type == "pseudonymize")
+        action = self.rule.action.type
+        store.prepare(quarantine_of=[self.rule.table] if action == "quarantine" else [],
+                      done_of=[self.rule.table] if action == "pseudonymize" else [])
 
     def _batches(self) -> None:
         after: Key | None = None

@@ -75,6 +75,8 @@ class StoreSettings(_Frozen):
     """Table in the store where each applied batch leaves its marker (created on first run)."""
     done_table: Annotated[str, Field(pattern=_IDENTIFIER)] = "retentiond_pseudonymized"
     """Keys each pseudonymize rule has rewritten, so a re-run rewrites nothing twice."""
+    done_bits_table: Annotated[str, Field(pattern=_IDENTIFIER)] = "retentiond_pseudonymized_bits"
+    """The same for one-column integer keys, as bits (32 keys a row)."""
     quarantine_prefix: Annotated[str, Field(pattern=_IDENTIFIER)] = "retentiond_q_"
     """Quarantined rows of table T go to ``<prefix>T`` in the same database and schema."""
 

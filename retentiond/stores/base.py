@@ -395,11 +395,11 @@ class Store(ABC):
         """A write transaction with short lock and statement timeouts."""
 
     @abstractmethod
-    def prepare(self, *, quarantine_of: Sequence[str] = (), done_records: bool = False) -> None:
+    def prepare(self, *, quarantine_of: Sequence[str] = (), done_of: Sequence[str] = ()) -> None:
         """Create, where missing, the marker table and the tables the actions need.
 
-        Those are the quarantine tables of ``quarantine_of``, and the table of pseudonymized
-        keys when ``done_records`` is set.
+        Those are the quarantine tables of ``quarantine_of``, and the table that records the
+        pseudonymized rows of the tables ``done_of``.
         """
 
     @abstractmethod

@@ -29,7 +29,7 @@ from retentiond.stores.base import (
     Selection,
     TableSchema,
 )
-from retentiond.stores.sql.keeping import key_text
+from retentiond.stores.sql.keeping import DoneTables, key_bit_recorded, key_text, records_bits
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement, KeyedColumnElement
@@ -86,7 +86,7 @@ class SelectionCompiler:
         family: Family = "sqlite",
         lookup: Lookup | None = None,
         alias: sa.FromClause | None = None,
-        done: Callable[[], sa.Table | None] | None = None,
+        done: Callable[[], DoneTables] | None = None,
     ) -> None:
         self._store = store
         self._table: sa.FromClause = alias if alias is not None else reflected.table
@@ -204,13 +204,17 @@ class SelectionCompiler:
         return subject.regexp_match(pattern)
 
     def _recorded(self, rule: str) -> ColumnElement[bool]:
-        """The row's key is in the table of keys ``rule`` pseudonymized."""
-        # Looked up only here: rules that rewrite nothing never ask the catalog for it.
-        done = self._done() if self._done is not None else None
-        if done is None:  # no such table yet: nothing was ever recorded
-            return sa.false()
+        """The row's key is among the keys ``rule`` pseudonymized."""
+        # Looked up only here: rules that rewrite nothing never ask the catalog for them.
+        done = self._done() if self._done is not None else DoneTables()
         columns: list[sa.ColumnElement[Any]] = [self.column(c) for c in self._schema.primary_key]
-        return sa.exists().where(done.c.rule == rule, done.c.row_key == key_text(columns))
+        found = []
+        if done.bits is not None and records_bits(self._schema):
+            found.append(key_bit_recorded(done.bits, rule, columns[0]))
+        if done.keys is not None:  # every other key, and integer keys recorded as text before
+            found.append(sa.exists().where(done.keys.c.rule == rule,
+                                           done.keys.c.row_key == key_text(columns)))
+        return sa.or_(*found) if found else sa.false()  # no table yet: nothing was recorded
 
     def _protects(self, guard: Guard) -> ColumnElement[bool]:
         condition = self._filter(guard.where) if guard.where is not None else sa.true()

@@ -1,4 +1,4 @@
-"""The tables retentiond keeps inside a store: batch markers and quarantine tables.
+"""The tables retentiond keeps inside a store: batch markers, done records, quarantine tables.
 
 A batch marker is written in the same transaction as the batch it describes, so after a crash
 the marker alone tells whether the batch happened (and what it did).  A quarantine table holds
@@ -8,10 +8,14 @@ rows moved out of one source table: the same columns, no constraints, and bookke
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
+
+from retentiond.stores.base import ColumnKind, TableSchema
 
 if TYPE_CHECKING:
     from retentiond.stores.sql.reflect import Reflected
@@ -58,13 +62,81 @@ def compress_payloads_with_lz4(connection: sa.Connection, markers: sa.Table) -> 
 
 
 def done_table(name: str) -> sa.Table:
-    """The table of rows each pseudonymize rule has rewritten: (rule, key as text)."""
+    """The table of rows each pseudonymize rule has rewritten: (rule, key as text).
+
+    For every key but a one-column integer one, and for integer keys recorded before the
+    done-bits table existed.
+    """
     return sa.Table(
         name,
         sa.MetaData(),
         sa.Column("rule", _bytewise(80), primary_key=True),
         sa.Column("row_key", _bytewise(255), primary_key=True),
     )
+
+
+WORD_BITS = 32
+"""Keys a row of the done-bits table covers, one bit each: a mask every database ORs as BIGINT."""
+_WORD_SHIFT = 5
+_UNSIGNED_64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class DoneTables:
+    """The tables recording the rows pseudonymize rules rewrote, each None while it is absent."""
+
+    keys: sa.Table | None = None
+    """(rule, key as text): any primary key."""
+    bits: sa.Table | None = None
+    """(rule, word, bits): one-column integer keys, 32 to a row."""
+
+
+def done_bits_table(name: str) -> sa.Table:
+    """The rows each pseudonymize rule rewrote, for one-column integer keys.
+
+    Key ``k`` is bit ``k & 31`` of the row ``(rule, k >> 5)``.  A batch of 10,000 keys sets
+    a few hundred rows instead of inserting 10,000 index entries: 4.5 ms against 44 ms for
+    the text table on PostgreSQL (psycopg, 60 batches from 1,000,000 keys scattered over 2M
+    ids), and the table is ~20 times smaller.
+    """
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("rule", _bytewise(80), primary_key=True),
+        sa.Column("word", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("bits", sa.BigInteger, nullable=False),
+    )
+
+
+def records_bits(schema: TableSchema) -> bool:
+    """Whether the done records of ``schema``'s rows are bits: a one-column integer key."""
+    key = schema.primary_key
+    return len(key) == 1 and schema.columns[key[0]].kind is ColumnKind.INTEGER
+
+
+def key_words(keys: Iterable[Any], family: str) -> dict[int, int]:
+    """The done-bits rows of ``keys``: word -> mask, the word as the database shifts it.
+
+    PostgreSQL and SQLite shift a signed BIGINT arithmetically (as Python shifts an int);
+    MySQL shifts its two's complement as unsigned, so a negative key's word differs there.
+    """
+    words: dict[int, int] = {}
+    unsigned = family == "mysql"
+    for key in keys:
+        word = ((key & _UNSIGNED_64) if unsigned else key) >> _WORD_SHIFT
+        words[word] = words.get(word, 0) | 1 << (key & (WORD_BITS - 1))
+    return words
+
+
+def key_bit_recorded(done: sa.Table, rule: str, key: sa.ColumnElement[int]
+                     ) -> sa.ColumnElement[bool]:
+    """Whether ``rule`` recorded the integer ``key`` in the done-bits table ``done``."""
+    # PostgreSQL shifts a BIGINT by an INTEGER only: the shift counts are INTEGERs.
+    bit = sa.cast(key.bitwise_and(WORD_BITS - 1), sa.Integer)
+    mask = sa.cast(sa.literal(1), sa.BigInteger).bitwise_lshift(bit)
+    word = key.bitwise_rshift(sa.literal(_WORD_SHIFT, sa.Integer, literal_execute=True))
+    return sa.exists().where(done.c.rule == rule, done.c.word == word,
+                             done.c.bits.bitwise_and(mask) != 0)
 
 
 def _bytewise(length: int) -> sa.types.TypeEngine[str]:

@@ -40,7 +40,7 @@ class Session:
         """A compiler for ``table`` that can follow foreign keys to the store's other tables."""
         return SelectionCompiler(self._store.name, self.table(table),
                                  family=self._store.dialect_name, lookup=self.table,
-                                 done=lambda: self._store.existing_done_table(self.connection))
+                                 done=lambda: self._store.existing_done_tables(self.connection))
 
     def compile(self, selection: Selection) -> Compiled:
         """The selection as expressions over its table (compiled once per transaction)."""

@@ -58,12 +58,15 @@ from retentiond.stores.sql._common import (
 )
 from retentiond.stores.sql.keeping import (
     VOID,
+    DoneTables,
     compress_payloads_with_lz4,
+    done_bits_table,
     done_table,
     marker_table,
     quarantine_index,
     quarantine_name,
     quarantine_table,
+    records_bits,
 )
 from retentiond.stores.sql.read import SqlReader
 from retentiond.stores.sql.reflect import Reflected, reflect_table, schema_foreign_keys
@@ -106,9 +109,10 @@ class SqlStore(Store):
         self._read_engine: Engine | None = None
         self._tables: dict[str, Reflected] = {}
         self._foreign_keys: dict[str | None, tuple[ForeignKey, ...]] = {}
-        self._done_exists = False
+        self._done_found: DoneTables | None = None
         self._markers: sa.Table | None = None
         self._done: sa.Table | None = None
+        self._done_bits: sa.Table | None = None
         self._shelves: dict[str, sa.Table] = {}
         self._last_compiled: tuple[Selection, Compiled] | None = None
 
@@ -151,6 +155,7 @@ class SqlStore(Store):
         """Drop cached reflections: of ``table`` (and the foreign keys of its schema), or all."""
         with self._lock:
             self._last_compiled = None
+            self._done_found = None  # and which done tables exist
             if table is None:
                 self._tables.clear()
                 self._foreign_keys.clear()
@@ -200,7 +205,7 @@ class SqlStore(Store):
         finally:
             connection.close()
 
-    def prepare(self, *, quarantine_of: Sequence[str] = (), done_records: bool = False) -> None:
+    def prepare(self, *, quarantine_of: Sequence[str] = (), done_of: Sequence[str] = ()) -> None:
         """Create, where missing, the marker table and the tables the actions need."""
         with self._errors("cannot create retentiond's tables"), self.engine.begin() as connection:
             markers = self.marker_table()
@@ -208,14 +213,18 @@ class SqlStore(Store):
                 markers.create(connection)
                 if self.dialect_name == "postgresql":
                     compress_payloads_with_lz4(connection, markers)
-            if done_records:
-                self.done_table().create(connection, checkfirst=True)
-                self._done_exists = True
+            for table in done_of:
+                reflected = self._reflected(connection, table)
+                bits = reflected is not None and records_bits(reflected.schema)
+                (self.done_bits_table() if bits else self.done_table()).create(
+                    connection, checkfirst=True)
             for table in quarantine_of:
                 shelf = self.quarantine_table(connection, table)
                 if not sa.inspect(connection).has_table(shelf.name, schema=shelf.schema):
                     shelf.create(connection)
                     quarantine_index(shelf, self.dialect_name).create(connection)
+        if done_of:
+            self._done_found = None  # looked up again, now that they exist
 
     def find_mark(self, batch_id: str) -> str | None:
         """Settle a batch for good: its marker's payload if it committed, None if it never will.
@@ -277,12 +286,28 @@ class SqlStore(Store):
             self._done = done_table(self.settings.done_table)
         return self._done
 
-    def existing_done_table(self, connection: Connection) -> sa.Table | None:
-        """The table of pseudonymized keys, or None while it does not exist (yet)."""
-        if not self._done_exists:
+    def done_bits_table(self) -> sa.Table:
+        """The table of one-column integer keys pseudonymize rules have rewritten, as bits."""
+        if self._done_bits is None:
+            self._done_bits = done_bits_table(self.settings.done_bits_table)
+        return self._done_bits
+
+    def existing_done_tables(self, connection: Connection) -> DoneTables:
+        """The tables of pseudonymized keys that exist, looked up once.
+
+        Absent stays absent until :meth:`prepare` creates one: the records a rule's claims
+        look for are its own, made after its run prepared their table (or, for integer keys
+        recorded as text by an earlier version, before this process started).
+        """
+        if self._done_found is None:
             with self._errors("cannot look for the pseudonymized keys"):
-                self._done_exists = sa.inspect(connection).has_table(self.settings.done_table)
-        return self.done_table() if self._done_exists else None
+                inspector = sa.inspect(connection)
+                self._done_found = DoneTables(
+                    keys=self.done_table() if inspector.has_table(self.settings.done_table)
+                    else None,
+                    bits=self.done_bits_table()
+                    if inspector.has_table(self.settings.done_bits_table) else None)
+        return self._done_found
 
     def quarantine_table(self, connection: Connection, table: str) -> sa.Table:
         """The quarantine table of ``table`` (described, not created)."""
