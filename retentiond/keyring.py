@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -77,9 +78,27 @@ class Keyring:
 
     def pseudonym(self, domain: str, value: object, length: int) -> str:
         """The pseudonym of ``value`` in ``domain``, ``length`` lowercase base32 characters."""
-        mac = self._domain(domain).copy()
-        mac.update(encode(value))
+        return self.pseudonymizer(domain, length)(value)
+
+    def pseudonymizer(self, domain: str, length: int) -> Callable[[object], str]:
+        """:meth:`pseudonym` of ``domain`` and ``length`` as a function of the value alone.
+
+        The domain's key and the cut are looked up once, and text is encoded in line, so a
+        batch's 10,000 values cost what a hand-written HMAC loop costs.
+        """
+        mac = self._domain(domain)
         # Base32 turns each 5 bytes into 8 characters, so the first ``length`` characters
         # come from the first 5 * ceil(length / 8) bytes alone: encoding just those gives
         # the same text at a fraction of the (pure Python) cost.
-        return base64.b32encode(mac.digest()[:(length + 7) // 8 * 5]).decode().lower()[:length]
+        cut = (length + 7) // 8 * 5
+
+        def pseudonym(value: object) -> str:
+            digest = mac.copy()
+            if type(value) is str:  # encode(value), in line for the usual case
+                payload = value.encode()
+                digest.update(b"s" + len(payload).to_bytes(8, "big") + payload)
+            else:
+                digest.update(encode(value))
+            return base64.b32encode(digest.digest()[:cut]).decode().lower()[:length]
+
+        return pseudonym

@@ -26,7 +26,7 @@ from retentiond.actions.base import (
 )
 from retentiond.errors import ConfigError
 from retentiond.policy.filters import Identifier, StrictModel
-from retentiond.stores.base import NotPseudonym, PendingCheck, TableSchema, Writer
+from retentiond.stores.base import NotPseudonym, PendingCheck, Row, TableSchema, Writer
 
 FULL_LENGTH = 52
 """Characters of an unpadded base32 SHA-256 digest."""
@@ -121,11 +121,19 @@ class PseudonymizeAction(Action[PseudonymizeOptions]):
         columns = list(self.options.columns)
         domains = [self.options.columns[c].domain for c in columns]
         sizes = [lengths[c] for c in columns]
-        changed = writer.record_done(
-            batch.table.name, batch.rule, batch.keys,
-            meanwhile=lambda: changed_rows(batch.rows, lambda _key, values: tuple(
-                None if value is None else keyring.pseudonym(domain, value, size)
-                for domain, size, value in zip(domains, sizes, values, strict=True))))
+        makers = [keyring.pseudonymizer(d, n) for d, n in zip(domains, sizes, strict=True)]
+
+        def pseudonymized() -> list[Row]:
+            if len(makers) == 1:  # the usual case, without a tuple and a call per value
+                make = makers[0]
+                return [(key, (new,)) for key, (value,) in batch.rows
+                        if value is not None and (new := make(value)) != value]
+            return changed_rows(batch.rows, lambda _key, values: tuple(
+                None if value is None else make(value)
+                for make, value in zip(makers, values, strict=True)))
+
+        changed = writer.record_done(batch.table.name, batch.rule, batch.keys,
+                                     meanwhile=pseudonymized)
         writer.rewrite(batch.table.name, columns, changed)
         return {"keys": [k for k, _ in changed], "count": len(changed),
                 "key_id": keyring.key_id,

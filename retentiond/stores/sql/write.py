@@ -9,6 +9,7 @@ bound parameters.
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -423,10 +424,13 @@ class SqlWriter(Session, Writer):
                 reflected.schema.columns[n].kind in _PLAIN_KINDS for n in names):
             # Integers and text need no conversion on the way in: the driver's executemany
             # takes plain tuples, without SQLAlchemy building and processing a dict per row.
-            order = [(name[0] == "k", int(name[2:])) for name in compiled.positiontup or ()]
+            # Each statement parameter's position in ``key + values``, picked in C per row.
+            width = len(key_columns)
+            positions = [int(name[2:]) + (0 if name[0] == "k" else width)
+                         for name in compiled.positiontup or ()]
+            pick = operator.itemgetter(*positions)  # a key and a value at least: tuples
             self.connection.exec_driver_sql(str(compiled), [
-                tuple(key[i] if is_key else values[i] for is_key, i in order)
-                for key, values in rows])
+                pick(key + values) for key, values in rows])
             return len(rows)
         parameters = [{**{f"k_{i}": v for i, v in enumerate(key)},
                        **{f"v_{i}": v for i, v in enumerate(values)}} for key, values in rows]
