@@ -34,6 +34,10 @@ has the change, the patch is obsolete (and may no longer apply).
             (months of moved rows).  At a53f620 (a B-tree on ``_rtd_batch`` everywhere) it
             took PostgreSQL from 0.77 to 1.04 of the hand-written loop, SQLite from 0.64 to
             0.65; since 3fbd58b PostgreSQL uses a BRIN index instead
+``timers``  NOT a change: wall-clock time of each step of a run (census, claim, act, marker,
+            ledger writes, store commit), summed over the batches and printed to stderr
+            when the contender's process ends.  A wrapper costs ~1 us a call, so unlike
+            ``--profile`` it leaves the run's speed as it is
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-PATCHES = ("any", "unnest", "audit", "nolock", "done", "tables", "noqindex")
+PATCHES = ("any", "unnest", "audit", "nolock", "done", "tables", "noqindex", "timers")
 
 
 def apply(names: Sequence[str], family: str) -> None:
@@ -276,3 +280,68 @@ def _patch_noqindex(family: str) -> None:
             """Create nothing."""
 
     store.quarantine_index = lambda *_args: NoIndex()
+
+
+def _patch_timers(family: str) -> None:
+    """Sum the wall-clock time of each step of a run; print the sums when the process ends.
+
+    Steps nest (a store commit happens inside no other step; ``record_done`` includes the
+    pseudonyms computed meanwhile), so the sums add up to the run less ``other``: Python
+    between the steps (key lists, JSON, the intent's digest) and the writer's set-up.
+    """
+    import atexit  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from retentiond import audit, enforce  # noqa: PLC0415
+    from retentiond.stores.sql import read, write  # noqa: PLC0415
+
+    totals: dict[str, float] = {}
+    calls: dict[str, int] = {}
+
+    def timed(owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                totals[label] = totals.get(label, 0.0) + time.perf_counter() - started
+                calls[label] = calls.get(label, 0) + 1
+        setattr(owner, name, wrapper)
+
+    timed(enforce.RuleRun, "__call__", "run")
+    timed(read.SqlReader, "census", "census")
+    for step in ("claim", "remove", "rewrite", "quarantine", "mark"):
+        timed(write.SqlWriter, step, step)
+    timed(write.SqlWriter, "record_done", "record_done (+ pseudonyms meanwhile)")
+    timed(audit.AuditLedger, "append", "ledger")
+    timed(audit.AuditLedger, "append_many", "ledger")
+    commit = sa.engine.Connection.commit
+
+    def store_commit(self: Any) -> None:
+        # The ledger's commits count as "ledger" (its database's name says "state").
+        if self.engine.url.database and "state" in str(self.engine.url.database):
+            commit(self)
+            return
+        started = time.perf_counter()
+        try:
+            commit(self)
+        finally:
+            totals["store commit"] = totals.get("store commit", 0.0) + time.perf_counter() - started
+            calls["store commit"] = calls.get("store commit", 0) + 1
+
+    sa.engine.Connection.commit = store_commit  # type: ignore[method-assign]
+
+    def report() -> None:
+        run = totals.pop("run", 0.0)
+        calls.pop("run", None)
+        print(f"[timers {family}] run {run:.3f} s", file=sys.stderr)
+        for label, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+            print(f"[timers {family}]   {label:40} {seconds:7.3f} s  {calls[label]:5} calls",
+                  file=sys.stderr)
+        print(f"[timers {family}]   {'other':40} {run - sum(totals.values()):7.3f} s",
+              file=sys.stderr)
+
+    atexit.register(report)
