@@ -20,7 +20,6 @@ from retentiond.stores.base import (
     ColumnKind,
     PendingCheck,
     Reach,
-    Removal,
     Row,
     Selection,
     TableSchema,
@@ -110,12 +109,6 @@ class Action(ABC, Generic[OptionsT]):
     @abstractmethod
     def apply(self, writer: Writer, batch: Batch) -> AuditBody:
         """Act on the batch through ``writer``; say what was done, in keys and counts."""
-
-
-def skipped(batch: Batch, removal: Removal) -> AuditBody:
-    """``{"skipped": n}`` for claimed rows a re-check left alone (changed or gone since)."""
-    left = len(batch.rows) - len(removal.removed)
-    return {"skipped": left} if left else {}
 
 
 def changed_rows(

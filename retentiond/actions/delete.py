@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding, skipped
+from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding
 from retentiond.stores.base import OnDelete, TableSchema, Writer
 
 
@@ -48,8 +48,7 @@ class DeleteAction(Action[DeleteOptions]):
                                 recheck=batch.recheck)
         return {"keys": list(removal.removed), "count": len(removal.removed),
                 "reached": {label: list(keys) for label, keys in removal.reached.items()},
-                "reached_count": sum(len(keys) for keys in removal.reached.values()),
-                **skipped(batch, removal)}
+                "reached_count": sum(len(keys) for keys in removal.reached.values())}
 
 
 def blocking(on_delete: OnDelete) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import ClassVar, Literal
 
-from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding, skipped
+from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding
 from retentiond.policy.periods import PeriodField
 from retentiond.stores.base import TableSchema, Writer
 
@@ -50,5 +50,4 @@ class QuarantineAction(Action[QuarantineOptions]):
                                     release_at=release_at.isoformat(timespec="seconds"),
                                     recheck=batch.recheck)
         return {"keys": list(removal.removed), "count": len(removal.removed),
-                "release_at": release_at.isoformat(timespec="seconds"),
-                **skipped(batch, removal)}
+                "release_at": release_at.isoformat(timespec="seconds")}

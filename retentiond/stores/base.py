@@ -337,8 +337,9 @@ class Writer(ABC):
     ) -> Removal:
         """Delete rows by key: children marked ``delete first`` go first, deepest first.
 
-        With ``recheck`` (and no ``reaches``), only the rows still eligible under it go, and
-        the removal lists just those.
+        With ``recheck`` (and no ``reaches``), the rows go only if every one of them is still
+        eligible under it; otherwise nothing goes and StoreUnavailable has the batch claimed
+        again.
         """
 
     @abstractmethod
@@ -352,7 +353,7 @@ class Writer(ABC):
     ) -> Removal:
         """Move rows into the table's quarantine table, in this transaction.
 
-        With ``recheck``, only the rows still eligible under it move (see :meth:`remove`).
+        With ``recheck``, all of them move or none (see :meth:`remove`).
         """
 
     @abstractmethod
