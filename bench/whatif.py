@@ -293,7 +293,7 @@ def _patch_timers(family: str) -> None:
     import sys  # noqa: PLC0415
     import time  # noqa: PLC0415
 
-    from retentiond import audit, enforce  # noqa: PLC0415
+    from retentiond import audit, enforce, engine  # noqa: PLC0415
     from retentiond.stores.sql import read, write  # noqa: PLC0415
 
     totals: dict[str, float] = {}
@@ -316,6 +316,9 @@ def _patch_timers(family: str) -> None:
     for step in ("claim", "remove", "rewrite", "quarantine", "mark"):
         timed(write.SqlWriter, step, step)
     timed(write.SqlWriter, "record_done", "record_done (+ pseudonyms meanwhile)")
+    timed(engine.Engine, "prepared", "prepared (holds re-read)")
+    timed(enforce, "canonical", "keys encoded")
+    timed(audit.AuditLedger, "key_digest", "key digest")
     timed(audit.AuditLedger, "append", "ledger")
     timed(audit.AuditLedger, "append_many", "ledger")
     commit = sa.engine.Connection.commit
