@@ -285,9 +285,9 @@ def _patch_noqindex(family: str) -> None:
 def _patch_timers(family: str) -> None:
     """Sum the wall-clock time of each step of a run; print the sums when the process ends.
 
-    Steps nest (a store commit happens inside no other step; ``record_done`` includes the
-    pseudonyms computed meanwhile), so the sums add up to the run less ``other``: Python
-    between the steps (key lists, JSON, the intent's digest) and the writer's set-up.
+    No step is timed inside another (``record_done`` includes the pseudonyms computed
+    meanwhile; the ledger's commits count as ``ledger``, not as store commits), so ``other``
+    is the run less the steps: Python between them and the writer's set-up.
     """
     import atexit  # noqa: PLC0415
     import sys  # noqa: PLC0415
@@ -299,6 +299,10 @@ def _patch_timers(family: str) -> None:
     totals: dict[str, float] = {}
     calls: dict[str, int] = {}
 
+    def add(label: str, started: float) -> None:
+        totals[label] = totals.get(label, 0.0) + time.perf_counter() - started
+        calls[label] = calls.get(label, 0) + 1
+
     def timed(owner: Any, name: str, label: str) -> None:
         original = getattr(owner, name)
 
@@ -307,8 +311,7 @@ def _patch_timers(family: str) -> None:
             try:
                 return original(*args, **kwargs)
             finally:
-                totals[label] = totals.get(label, 0.0) + time.perf_counter() - started
-                calls[label] = calls.get(label, 0) + 1
+                add(label, started)
         setattr(owner, name, wrapper)
 
     timed(enforce.RuleRun, "__call__", "run")
@@ -319,21 +322,18 @@ def _patch_timers(family: str) -> None:
     timed(engine.Engine, "prepared", "prepared (holds re-read)")
     timed(enforce, "canonical", "keys encoded")
     timed(audit.AuditLedger, "key_digest", "key digest")
-    timed(audit.AuditLedger, "append", "ledger")
-    timed(audit.AuditLedger, "append_many", "ledger")
+    timed(audit.AuditLedger, "append_many", "ledger")  # append() calls it too
     commit = sa.engine.Connection.commit
 
     def store_commit(self: Any) -> None:
-        # The ledger's commits count as "ledger" (its database's name says "state").
-        if self.engine.url.database and "state" in str(self.engine.url.database):
+        if "state" in str(self.engine.url.database or ""):  # the ledger's database
             commit(self)
             return
         started = time.perf_counter()
         try:
             commit(self)
         finally:
-            totals["store commit"] = totals.get("store commit", 0.0) + time.perf_counter() - started
-            calls["store commit"] = calls.get("store commit", 0) + 1
+            add("store commit", started)
 
     sa.engine.Connection.commit = store_commit  # type: ignore[method-assign]
 
