@@ -16,6 +16,7 @@ fork server and kill timing).  After every kill:
 (d) the hash chain verifies, and no batch has two outcomes.
 
 A last, unkilled run then pseudonymizes everything that is due, and one more acts on nothing.
+``RETENTIOND_CRASH_KILLS=N`` runs the long version, as for tests/test_crash.py.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import sqlalchemy as sa
 from test_crash import (
     BATCH_SIZE,
     KILLS,
+    LONG_KILLS,
     MOST_BATCHES,
     SEED,
     WINDOWS,
@@ -207,31 +209,28 @@ def make_site(root: Path, store_url: str, kind: str) -> Site:
     return Site(root, config, store_url, state_url, kind, "sqlite", cascade=False)
 
 
-def test_sigkill_during_pseudonymize_rewrites_each_row_once_and_records_it(server, backend,
-                                                                           tmp_path):
-    """KILLS runs killed at random points: rewrites, done bits and the ledger agree."""
-    rng = random.Random(f"{SEED}-pseudonymize-{server.kind}")  # noqa: S311
+def crash(server: Any, backend: str, tmp_path: Path, kills: int, rng: random.Random) -> None:
+    """Kill ``kills`` runs at random points, judging after each; then let two runs finish."""
     site = make_site(tmp_path, backend, server.kind)
     store = Members(backend, rng)
     state = StateDB(tagged(site.state_url))
     reading = Reading(AuditLedger(state))
     landings: Counter[str] = Counter()
-    kills = 0
+    killed = 0
     try:
         metadata.create_all(store.engine)
         due = store.add(ROWS)
         pace = Pace()
         worker = Worker(site.config, site.root)
         try:
-            for attempt in range(1, 4 * KILLS + 1):
-                if kills >= KILLS and all(landings[window] for window in WINDOWS):
+            for attempt in range(1, 4 * kills + 1):
+                if killed >= kills and all(landings[window] for window in WINDOWS):
                     break
                 if due < (MOST_BATCHES + 4) * BATCH_SIZE:
                     due += store.add(ROWS // 2)
                 run = worker.start()
                 how = pace.wait(worker, run, rng)
-                killed = worker.kill(run) == -signal.SIGKILL
-                kills += killed
+                killed += worker.kill(run) == -signal.SIGKILL
                 pace.learn(run)
                 wait_for_sessions_to_end([site.store_url])
                 problems, open_at = judge(reading, store)
@@ -251,13 +250,29 @@ def test_sigkill_during_pseudonymize_rewrites_each_row_once_and_records_it(serve
         assert store.old == store.recorded()
         ends = [r.entry.body for r in reading.ledger.records() if r.entry.kind is Kind.RUN_END]
         assert ("done", 0) == (ends[-1]["status"], ends[-1]["acted"])
-        print(f"\n{server.kind}: {kills} kills; open intents left by kills: "  # noqa: T201
+        print(f"\n{server.kind}: {killed} kills; open intents left by kills: "  # noqa: T201
               f"{dict(landings)}", file=sys.stderr)
-        assert KILLS <= kills
+        assert kills <= killed
         assert [True, True] == [landings[window] > 0 for window in WINDOWS], landings
     finally:
         state.close()
         store.close()
+
+
+def test_sigkill_during_pseudonymize_rewrites_each_row_once_and_records_it(server, backend,
+                                                                           tmp_path):
+    """KILLS runs killed at random points: rewrites, done bits and the ledger agree."""
+    crash(server, backend, tmp_path, KILLS,
+          random.Random(f"{SEED}-pseudonymize-{server.kind}"))  # noqa: S311
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LONG_KILLS, reason="set RETENTIOND_CRASH_KILLS=N for the long run")
+@pytest.mark.timeout(300 + 3 * LONG_KILLS)
+def test_sigkill_during_pseudonymize_at_many_more_points(server, backend, tmp_path):
+    """The long run: RETENTIOND_CRASH_KILLS kills per backend, the same checks."""
+    crash(server, backend, tmp_path, LONG_KILLS,
+          random.Random(f"{SEED}-pseudonymize-long-{server.kind}"))  # noqa: S311
 
 
 @pytest.mark.parametrize("server", [pytest.param("sqlite", marks=pytest.mark.sqlite)],
