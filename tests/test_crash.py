@@ -590,11 +590,11 @@ class Site:
 
 
 def make_site(root: Path, store_url: str, kind: str, state_url: str, extra: str = "", *,
-              cascade: bool = True) -> Site:
+              cascade: bool = True, policy: str = POLICY) -> Site:
     """Write the policy directory and a config naming ``store_url`` as store ``app``."""
     policies = root / "policies"
     policies.mkdir()
-    (policies / "emails.yaml").write_text(POLICY, encoding="utf-8")
+    (policies / "rules.yaml").write_text(policy, encoding="utf-8")
     config = root / "retentiond.toml"
     config.write_text(f'policy_dir = "{policies}"\nstate_url = "{state_url}"\n'
                       f'log_level = "info"\n\n[stores.app]\nurl = "{store_url}"\n{extra}',

@@ -46,6 +46,7 @@ from test_crash import (
     tagged,
     wait_for_sessions_to_end,
 )
+from test_crash import make_site as crash_site
 
 from retentiond.audit import AuditLedger, Kind
 from retentiond.keyring import Keyring
@@ -135,17 +136,12 @@ class Members:
                 return {}
             rows = connection.execute(sa.select(markers.c.batch_id, markers.c.payload)
                                       .where(markers.c.payload != VOID)).all()
-            return {batch_id: [key[0] for key in _loads(payload)["keys"]]
+            return {batch_id: [key[0] for key in json.loads(payload)["keys"]]
                     for batch_id, payload in rows}
 
     def close(self) -> None:
         """Dispose of the engine."""
         self.engine.dispose()
-
-
-def _loads(payload: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(payload)
-    return loaded
 
 
 def judge(reading: Reading, store: Members) -> tuple[list[str], Counter[str]]:
@@ -194,19 +190,12 @@ def judge(reading: Reading, store: Members) -> tuple[list[str], Counter[str]]:
 
 
 def make_site(root: Path, store_url: str, kind: str) -> Site:
-    """The policy, the pseudonym key, and a config naming ``store_url`` as store ``app``."""
-    policies = root / "policies"
-    policies.mkdir()
-    (policies / "members.yaml").write_text(POLICY, encoding="utf-8")
+    """The rule and its pseudonym key, a SQLite ledger, and a config naming ``store_url``."""
     key = root / "pseudonym.key"
     key.write_bytes(SECRET)
-    state_url = f"sqlite:///{root / 'state.db'}"
-    config = root / "retentiond.toml"
-    config.write_text(f'policy_dir = "{policies}"\nstate_url = "{state_url}"\n'
-                      f'log_level = "info"\n\n[stores.app]\nurl = "{store_url}"\n\n'
-                      f'[pseudonymize]\nkey_id = "k1"\n\n[pseudonymize.keys.k1]\nfile = "{key}"\n',
-                      encoding="utf-8")
-    return Site(root, config, store_url, state_url, kind, "sqlite", cascade=False)
+    return crash_site(root, store_url, kind, f"sqlite:///{root / 'state.db'}",
+                      f'\n[pseudonymize]\nkey_id = "k1"\n\n[pseudonymize.keys.k1]\n'
+                      f'file = "{key}"\n', cascade=False, policy=POLICY)
 
 
 def crash(server: Any, backend: str, tmp_path: Path, kills: int, rng: random.Random) -> None:

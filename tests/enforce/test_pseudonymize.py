@@ -37,6 +37,12 @@ OLD, YOUNG = at(2024, 2, 1), at(2026, 1, 1)
 PSEUDONYM = re.compile(r"^[a-z2-7]+$")
 
 
+def members_rule(columns="{login: {domain: login, length: 16}}"):
+    """A policy of one rule, ``members-pseudonymize``, over the ``members`` table."""
+    return "rules:\n" + RULE.format(id="members-pseudonymize", store="app", table="members",
+                                     columns=columns)
+
+
 def pseudonym(domain, value, length=52, secret=KEY_A):
     """The expected pseudonym, from the documented formula."""
     return reference_pseudonym(secret, domain, value, length)
@@ -183,9 +189,7 @@ def test_every_personal_value_is_replaced_even_one_shaped_like_a_pseudonym(db, r
            f"login VARCHAR(8))")
     db.insert("members", [{"id": n, "created_at": OLD, "login": login}
                           for n, login in enumerate(["ann", "jonathan", "michelle"], start=1)])
-    setup: Rig = rig(RULE.format(id="members-pseudonymize", store="app", table="members",
-                                 columns="{login: {domain: login}}").join(["rules:\n", ""]),
-                     keyring=keyring)
+    setup: Rig = rig(members_rule("{login: {domain: login}}"), keyring=keyring)
 
     setup.run("members-pseudonymize")
 
@@ -207,9 +211,7 @@ def test_rows_with_text_and_composite_keys_are_recorded_once_done(db, rig, keyri
     db.insert("members", [{"code": code, **({"n": 1} if composite else {}),
                            "created_at": OLD, "login": f"user-{i}"}
                           for i, code in enumerate(codes)])
-    setup: Rig = rig(RULE.format(id="members-pseudonymize", store="app", table="members",
-                                 columns="{login: {domain: login, length: 16}}")
-                     .join(["rules:\n", ""]), keyring=keyring)
+    setup: Rig = rig(members_rule(), keyring=keyring)
 
     first = setup.run("members-pseudonymize")
     again = setup.run("members-pseudonymize")
@@ -222,9 +224,7 @@ def test_a_done_row_whose_value_lost_the_pseudonym_shape_is_pseudonymized_again(
     db.run(f"CREATE TABLE members (id INTEGER PRIMARY KEY, created_at {stamp(db.kind)}, "
            f"login VARCHAR(20))")
     db.insert("members", [{"id": n, "created_at": OLD, "login": f"user-{n}"} for n in range(6)])
-    setup: Rig = rig(RULE.format(id="members-pseudonymize", store="app", table="members",
-                                 columns="{login: {domain: login, length: 16}}")
-                     .join(["rules:\n", ""]), keyring=keyring)
+    setup: Rig = rig(members_rule(), keyring=keyring)
     setup.run("members-pseudonymize")
     done = pseudonym("login", "user-0", 16)
     rewritten = {1: done.upper(), 2: done[:15] + "1", 3: done[:15], 4: done + "a",
@@ -263,9 +263,7 @@ def test_a_batch_whose_keys_cannot_be_recorded_is_rolled_back_whole(db, rig, key
     keys = list(range(1, 13)) if kind == "integer" else [f"k{n:02}" for n in range(1, 13)]
     db.insert("members", [{"id": k, "created_at": OLD, "login": f"user-{n}"}
                           for n, k in enumerate(keys, start=1)])
-    setup: Rig = rig(RULE.format(id="members-pseudonymize", store="app", table="members",
-                                 columns="{login: {domain: login, length: 16}}")
-                     .join(["rules:\n", ""]), keyring=keyring)
+    setup: Rig = rig(members_rule(), keyring=keyring)
 
     with pytest.raises(StoreError):
         setup.run("members-pseudonymize")
@@ -291,9 +289,7 @@ def test_integer_keys_are_recorded_one_bit_each(db, rig, keyring):
            f"login VARCHAR(20))")
     db.insert("members", [{"id": key, "created_at": OLD, "login": f"user{n}"}
                           for n, key in enumerate(KEYS)])
-    setup: Rig = rig(RULE.format(id="members-pseudonymize", store="app", table="members",
-                                 columns="{login: {domain: login, length: 16}}")
-                     .join(["rules:\n", ""]), keyring=keyring)
+    setup: Rig = rig(members_rule(), keyring=keyring)
     setup.run("members-pseudonymize")
     # Keys 2, 30 and 34 share words with done keys; their logins look like pseudonyms.
     shaped = "abcdefghijklmnop"
@@ -316,9 +312,7 @@ def test_integer_keys_recorded_as_text_by_an_earlier_version_stay_done(db, rig, 
     db.insert("members", [{"id": 1, "created_at": OLD, "login": done},
                           {"id": 2, "created_at": OLD, "login": done}])
     db.insert("retentiond_pseudonymized", [{"rule": "members-pseudonymize", "row_key": "1"}])
-    setup: Rig = rig(RULE.format(id="members-pseudonymize", store="app", table="members",
-                                 columns="{login: {domain: login, length: 16}}")
-                     .join(["rules:\n", ""]), keyring=keyring)
+    setup: Rig = rig(members_rule(), keyring=keyring)
 
     report = setup.run("members-pseudonymize")
 
