@@ -14,7 +14,6 @@ from datetime import datetime
 import structlog
 
 from retentiond.actions import action_for
-from retentiond.actions.delete import blocking
 from retentiond.errors import LimitExceeded, RetentionError, SchemaChanged, redact
 from retentiond.holds import HoldSource, PolicyHolds, guards_for
 from retentiond.policy.model import PolicySet, Rule
@@ -26,8 +25,8 @@ from retentiond.stores.base import (
     Census,
     Guard,
     Key,
-    OnDelete,
     Reach,
+    Reached,
     Selection,
     TableSchema,
 )
@@ -41,18 +40,37 @@ SAMPLE_KEYS = 5
 
 @dataclass(frozen=True)
 class Brakes:
-    """The most a rule may act on in one run: both limits apply."""
+    """The most a rule may act on in one run: both limits apply, to every table it changes."""
 
     max_rows: int
     max_percent: float
 
-    def check(self, rule: str, selected: int, population: int) -> LimitExceeded | None:
+    def check(self, rule: str, selected: int, population: int,
+              table: str | None = None) -> LimitExceeded | None:
         """The brake that ``selected`` of ``population`` rows would trip, or None."""
         if selected > self.max_rows:
-            return LimitExceeded(rule, "max_rows", self.max_rows, selected, population)
+            return LimitExceeded(rule, "max_rows", self.max_rows, selected, population,
+                                 table=table)
         if population and selected * 100 > self.max_percent * population:
-            return LimitExceeded(rule, "max_percent", self.max_percent, selected, population)
+            return LimitExceeded(rule, "max_percent", self.max_percent, selected, population,
+                                 table=table)
         return None
+
+    def check_all(self, rule: str, census: Census,
+                  reached: Sequence[Reached]) -> LimitExceeded | None:
+        """The first brake tripped by the rule's own rows or by the rows it reaches per table.
+
+        A row set NULL changes as much as a row deleted: both count.
+        """
+        exceeded = self.check(rule, census.eligible, census.population)
+        changed: dict[str, int] = {}
+        population: dict[str, int] = {}
+        for effect in reached:
+            changed[effect.table] = changed.get(effect.table, 0) + effect.rows
+            population[effect.table] = effect.population
+        for table, rows in changed.items():
+            exceeded = exceeded or self.check(rule, rows, population[table], table=table)
+        return exceeded
 
 
 @dataclass(frozen=True)
@@ -63,21 +81,6 @@ class GuardCount:
     id: str
     reason: str
     rows: int
-
-
-@dataclass(frozen=True)
-class ChildEffect:
-    """What removing the selected rows does to rows of a referencing table."""
-
-    table: str
-    columns: tuple[str, ...]
-    on_delete: OnDelete
-    rows: int
-
-    @property
-    def blocks(self) -> bool:
-        """Whether these children would refuse the parent's removal."""
-        return blocking(self.on_delete)
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,8 @@ class RulePlan:
     census: Census | None = None
     guards: tuple[GuardCount, ...] = ()
     samples: tuple[Key, ...] = ()
-    children: tuple[ChildEffect, ...] = ()
+    reached: tuple[Reached, ...] = ()
+    """Rows of other tables the removal deletes or nulls, per table and effect, distinct."""
     brakes: Brakes | None = None
     stopped_by: LimitExceeded | None = None
     error: str | None = None
@@ -144,8 +148,7 @@ class Engine:
         bound = AgeBound(rule.age.column, cutoff(rule.age.older_than, as_of, rule.age.timezone))
 
         def guards_of(name: str) -> tuple[Guard, ...]:
-            return guards_for(self.policies, self.hold_sources, store=rule.store, table=name,
-                              as_of=as_of)
+            return self.guards(rule.store, name, as_of=as_of)
 
         reach = Reaches()
         if not action.touched_columns():
@@ -156,6 +159,11 @@ class Engine:
                               guards=guards_of(rule.table), blockers=reach.blockers,
                               pending=action.pending(table, rule.id))
         return Prepared(selection=selection, reaches=reach.reaches, table=table)
+
+    def guards(self, store: str, table: str, *, as_of: datetime) -> tuple[Guard, ...]:
+        """Every hold and minimum retention protecting rows of ``store.table`` at ``as_of``."""
+        return guards_for(self.policies, self.hold_sources, store=store, table=table,
+                          as_of=as_of, partitions=self.stores.get(store).partitions())
 
     def brakes(self, rule: Rule) -> Brakes:
         """The rule's limits, unset ones taken from the defaults (never off)."""
@@ -175,17 +183,12 @@ class Engine:
         bound = log.bind(rule=rule.id, store=rule.store, table=rule.table)
         try:
             prepared = self.prepared(rule, as_of=as_of)
-            selection, table = prepared.selection, prepared.table
+            selection = prepared.selection
             store = self.stores.get(rule.store)
             with store.reader() as reader:
                 census = reader.census(selection)
                 keys = tuple(reader.keys(selection, after=None, limit=samples)) if samples else ()
-                children: tuple[ChildEffect, ...] = ()
-                if not action_for(rule.action).touched_columns():
-                    children = tuple(
-                        ChildEffect(fk.table, fk.columns, fk.on_delete,
-                                    reader.count_referencing(selection, fk))
-                        for fk in table.referenced_by)
+                reached = reader.reached(selection, prepared.reaches)
         except RetentionError as exc:
             bound.warning("plan.failed", error=redact(str(exc)))
             return RulePlan(rule=rule, as_of=as_of, cutoff=moment, action=words, error=str(exc))
@@ -193,8 +196,8 @@ class Engine:
         guards = tuple(self._guard_counts(rule, selection, census, as_of))
         plan = RulePlan(
             rule=rule, as_of=as_of, cutoff=moment, action=words, census=census,
-            guards=guards, samples=keys, children=children, brakes=brakes,
-            stopped_by=brakes.check(rule.id, census.eligible, census.population),
+            guards=guards, samples=keys, reached=reached, brakes=brakes,
+            stopped_by=brakes.check_all(rule.id, census, reached),
         )
         bound.info("plan.done", matched=census.matched, eligible=census.eligible,
                    held=census.held, protected=census.protected, null_age=census.null_age)

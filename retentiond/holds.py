@@ -13,7 +13,7 @@ from datetime import datetime
 
 from retentiond.policy.model import Hold, PolicySet
 from retentiond.policy.periods import cutoff
-from retentiond.stores.base import AgeBound, Guard
+from retentiond.stores.base import AgeBound, Guard, Partitions
 
 
 class HoldSource(ABC):
@@ -42,16 +42,25 @@ def guards_for(
     store: str,
     table: str,
     as_of: datetime,
+    partitions: Partitions | None = None,
 ) -> tuple[Guard, ...]:
-    """Every hold and minimum retention protecting records of ``store.table`` at ``as_of``."""
+    """Every hold and minimum retention protecting records of ``store.table`` at ``as_of``.
+
+    Of a partitioned table, guards on the table (or on a partition ``table`` belongs to) cover
+    every row; guards on a partition within it cover that partition's rows only.
+    """
     guards: list[Guard] = []
     seen: set[str] = set()
-    for source in sources:
-        for hold in source.active(store, table, as_of):
-            if hold.id not in seen:
-                seen.add(hold.id)
-                guards.append(Guard(kind="hold", id=hold.id, where=hold.where))
-    for retention in policies.retentions_on(store, table):
-        bound = AgeBound(retention.column, cutoff(retention.period, as_of, retention.timezone))
-        guards.append(Guard(kind="retention", id=retention.id, where=retention.where, age=bound))
+    for name, within in (partitions or Partitions()).scopes(table):
+        for source in sources:
+            for hold in source.active(store, name, as_of):
+                if hold.id not in seen:
+                    seen.add(hold.id)
+                    guards.append(Guard(kind="hold", id=hold.id, where=hold.where,
+                                        within=within))
+        for retention in policies.retentions_on(store, name):
+            bound = AgeBound(retention.column,
+                             cutoff(retention.period, as_of, retention.timezone))
+            guards.append(Guard(kind="retention", id=retention.id, where=retention.where,
+                                age=bound, within=within))
     return tuple(guards)

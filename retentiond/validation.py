@@ -16,7 +16,7 @@ from retentiond.actions.anonymize import value_fits
 from retentiond.errors import Problem, StoreError
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, NotOf, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule, Source
-from retentiond.stores.base import ColumnInfo, ColumnKind, TableSchema
+from retentiond.stores.base import ColumnInfo, ColumnKind, ForeignKey, Store, TableSchema
 from retentiond.stores.registry import Stores
 
 Path = tuple[str | int, ...]
@@ -73,6 +73,46 @@ def validate_live(
             continue
         problems.extend(problem(path, what, fix) for path, what, fix in _check(entry, table))
     return problems
+
+
+def schema_warnings(policies: PolicySet, stores: Stores) -> list[Problem]:
+    """What is valid but unsafe to leave as it is: partitions lacking their siblings' keys.
+
+    A rule still runs; the rows such a gap would orphan are kept (blocked) and say so in the
+    plan, until the key is added.  Stores that cannot be read are validation's problems.
+    """
+    warnings: list[Problem] = []
+    for rule in policies.rules:
+        if rule.store not in stores:
+            continue
+        source = policies.sources[rule.id]
+        try:
+            gaps = _unenforced_below(stores.get(rule.store), rule.table)
+        except StoreError:
+            continue
+        warnings.extend(Problem(
+            source.file, source.line_of(("table",)), rule.id,
+            f"partitions {', '.join(fk.within)} of table {fk.table!r} lack the foreign key "
+            f"({', '.join(fk.columns)}) -> {fk.ref_table} that their sibling partitions have; "
+            f"{fk.ref_table} rows their rows reference are kept, or they would be orphaned",
+            "add the foreign key to those partitions (ALTER TABLE ... ADD FOREIGN KEY)")
+            for fk in gaps)
+    return warnings
+
+
+def _unenforced_below(store: Store, table: str) -> list[ForeignKey]:
+    """Unenforced keys pointing at ``table`` or at any table below it."""
+    found: list[ForeignKey] = []
+    todo, seen = [table], {table}
+    while todo:
+        schema = store.schema(todo.pop())
+        for fk in schema.referenced_by if schema is not None else ():
+            if not fk.enforced:
+                found.append(fk)
+            elif fk.table not in seen:
+                seen.add(fk.table)
+                todo.append(fk.table)
+    return found
 
 
 def check_rule(rule: Rule, table: TableSchema) -> list[str]:

@@ -28,6 +28,7 @@ from retentiond.legal import (
     without_policy_holds,
 )
 from retentiond.render import plan_details, plan_table, plan_to_dict
+from retentiond.validation import schema_warnings
 
 WIDE = 160
 
@@ -43,6 +44,8 @@ def validate(app: App, *, offline: bool) -> None:
     else:
         with app.stores() as stores:
             policies = app.validated(stores)
+            for warning in schema_warnings(policies, stores):
+                click.echo(f"warning: {warning}", err=True)
     click.echo(f"ok: {len(policies.rules)} rules, {len(policies.holds)} holds, "
                f"{len(policies.retentions)} minimum retentions are valid")
 

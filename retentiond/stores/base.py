@@ -81,6 +81,58 @@ class ForeignKey:
     ref_columns: tuple[str, ...]
     on_delete: OnDelete
     name: str | None = None
+    within: tuple[str, ...] = ()
+    """Where ``table`` is partitioned and only some partitions carry the key: those partitions.
+
+    Empty: every row of ``table`` carries it (a plain table, or every partition does)."""
+    enforced: bool = True
+    """False for a key that partitions ``within`` lack while their siblings have it: the
+    database does nothing for their rows when a parent goes, so they would be orphaned."""
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """How a store's partitioned tables nest: every partition belongs to one logical table.
+
+    ``parents`` maps each partition to the table it is a partition of (itself maybe a
+    partition, for sub-partitions).  A policy names the logical table; holds on one partition
+    cover that partition's rows only.
+    """
+
+    parents: Mapping[str, str] = field(default_factory=dict)
+
+    def logical(self, table: str) -> str:
+        """The outermost partitioned table ``table`` belongs to (``table`` itself if none)."""
+        while table in self.parents:
+            table = self.parents[table]
+        return table
+
+    def leaves(self, table: str) -> tuple[str, ...]:
+        """The partitions that hold rows of ``table``, at the deepest level; () if unpartitioned."""
+        below = [name for name, parent in self.parents.items() if parent == table]
+        if not below:
+            return ()
+        return tuple(sorted(leaf for name in below for leaf in (self.leaves(name) or (name,))))
+
+    def scopes(self, table: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Whose holds apply to rows of ``table``: (name, the leaf partitions they cover).
+
+        The logical table and every partition above ``table`` cover all of its rows (``()``);
+        every partition below it covers its own leaves.
+        """
+        above = [table]
+        while above[-1] in self.parents:
+            above.append(self.parents[above[-1]])
+        below = [name for name in self.parents if table in self._ancestors(name)]
+        return (*((name, ()) for name in reversed(above)),
+                *((name, self.leaves(name) or (name,)) for name in sorted(below)))
+
+    def _ancestors(self, table: str) -> list[str]:
+        found = []
+        while table in self.parents:
+            table = self.parents[table]
+            found.append(table)
+        return found
 
 
 @dataclass(frozen=True)
@@ -124,6 +176,9 @@ class Guard:
     id: str
     where: Filter | None = None
     age: AgeBound | None = None
+    within: tuple[str, ...] = ()
+    """A guard placed on partitions of the table protects only rows in these (leaf) partitions;
+    empty: rows anywhere in the table."""
 
 
 @dataclass(frozen=True)
@@ -270,8 +325,13 @@ class Reader(ABC):
         """Eligible keys in primary-key order, strictly after ``after`` (keyset pagination)."""
 
     @abstractmethod
-    def count_referencing(self, selection: Selection, fk: ForeignKey) -> int:
-        """Rows of ``fk.table`` that reference an eligible row of the selection."""
+    def reached(self, selection: Selection, reaches: Sequence[Reach]) -> tuple[Reached, ...]:
+        """What removing every eligible row of the selection does to the rows ``reaches`` end at.
+
+        Per table: the distinct rows deleted (by any chain that deletes), the distinct rows
+        whose reference is set NULL and that no chain deletes, and the table's population.
+        Tables come nearest first, then by name.
+        """
 
 
 Row = tuple[Key, tuple[object, ...]]
@@ -299,6 +359,31 @@ class Reach:
     def label(self) -> str:
         """``table (effect)`` of the last table on the path."""
         return f"{self.path[-1].table} ({self.effect})"
+
+
+ReachEffect = Literal["delete", "set null"]
+"""What a removal does to a row it reaches: deletes it (cascade, delete first) or nulls it."""
+
+
+@dataclass(frozen=True)
+class Reached:
+    """Distinct rows of one table that a removal deletes, or sets NULL, of ``population`` rows."""
+
+    table: str
+    effect: ReachEffect
+    rows: int
+    population: int
+    via: tuple[str, ...] = ()
+    """How the chains reach these rows: ``cascade``, ``delete first`` or ``set null``."""
+
+
+def reach_order(reaches: Sequence[Reach]) -> list[str]:
+    """The tables ``reaches`` end at, nearest first (the shortest chain), then by name."""
+    depth: dict[str, int] = {}
+    for reach in reaches:
+        table = reach.path[-1].table
+        depth[table] = min(depth.get(table, len(reach.path)), len(reach.path))
+    return sorted(depth, key=lambda table: (depth[table], table))
 
 
 @dataclass(frozen=True)
@@ -382,6 +467,10 @@ class Store(ABC):
     @abstractmethod
     def schema(self, table: str) -> TableSchema | None:
         """The reflected table, or None when it does not exist."""
+
+    def partitions(self) -> Partitions:
+        """How the store's partitioned tables nest (none, for a store without partitions)."""
+        return Partitions()
 
     @abstractmethod
     def forget(self, table: str | None = None) -> None:

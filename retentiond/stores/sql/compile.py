@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.expression import ColumnClause
 
 from retentiond.errors import StoreError
 from retentiond.policy.filters import AllOf, AnyOf, Condition, NotOf, Op
@@ -16,6 +17,7 @@ from retentiond.stores.base import (
     Blocker,
     ColumnKind,
     Differs,
+    ForeignKey,
     Guard,
     Key,
     NotDerived,
@@ -135,6 +137,8 @@ class SelectionCompiler:
             child_alias = child.table.alias(f"blk{number}_{depth}")
             joins.extend(child_alias.c[c] == parent.c[r]
                          for c, r in zip(fk.columns, fk.ref_columns, strict=True))
+            if fk.within:
+                joins.append(in_partitions(child_alias, fk.within))
             parent = child_alias
         if child is None or child_alias is None:
             raise StoreError(self._store, f"blocker {blocker.id!r} has an empty path")
@@ -223,8 +227,10 @@ class SelectionCompiler:
                 raise StoreError(self._store, f"retention {guard.id!r} has no age column")
             age, cutoff = self._age(guard.age)
             condition = sa.and_(condition, sa.or_(age > cutoff, age.is_(None)))
-        elif guard.where is None:
+        elif guard.where is None and not guard.within:
             return sa.true()
+        if guard.within:
+            condition = sa.and_(condition, in_partitions(self._table, guard.within))
         # A condition that is NULL (a NULL in a filtered column) protects: doubt keeps the record.
         return sa.func.coalesce(condition, sa.true())
 
@@ -295,6 +301,43 @@ class SelectionCompiler:
                 "check the rule against the table (retentiond validate)",
             )
         return self._table.c[name]
+
+
+def referencing(
+    lookup: Lookup, path: Sequence[ForeignKey], parents: sa.Select[Any], target: sa.FromClause,
+    *, name: str,
+) -> ColumnElement[bool]:
+    """Whether a row of ``target`` references, through ``path``, a row ``parents`` selects.
+
+    ``target`` is an alias of the table ``path`` ends at; ``parents`` selects the columns the
+    first key references (``path[0].ref_columns``) of the rows the chain starts from.
+
+    The tables in between are aliased ``{name}_{depth}``: a table met twice on the way (a
+    self-reference, a cycle) is never mistaken for an enclosing one.
+    """
+    current = parents
+    for depth, fk in enumerate(path):
+        last = depth == len(path) - 1
+        child = target if last else lookup(fk.table).table.alias(f"{name}_{depth}")
+        references = [child.c[c] for c in fk.columns]
+        condition: ColumnElement[bool] = (references[0].in_(current) if len(references) == 1
+                     else sa.tuple_(*references).in_(current))
+        if fk.within:
+            condition = sa.and_(condition, in_partitions(child, fk.within))
+        if last:
+            return condition
+        current = sa.select(*(child.c[c] for c in path[depth + 1].ref_columns)).where(condition)
+    raise ValueError("a reach needs at least one foreign key")
+
+
+def in_partitions(table: sa.FromClause, partitions: Sequence[str]) -> ColumnElement[bool]:
+    """Rows of ``table`` stored in one of these (leaf) partitions: PostgreSQL's ``tableoid``."""
+    oid: ColumnClause[Any] = ColumnClause("tableoid", _selectable=table)
+    return oid.in_([sa.func.to_regclass(_quoted(name)) for name in partitions])
+
+
+def _quoted(name: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
 def after_key(columns: Sequence[sa.Column[Any]], after: Key, family: Family) -> ColumnElement[bool]:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
 from retentiond.errors import StoreError
-from retentiond.stores.base import Census, ForeignKey, Key, Reader, Selection
-from retentiond.stores.sql._common import split_name
-from retentiond.stores.sql.compile import after_key
+from retentiond.stores.base import (
+    Census,
+    Key,
+    Reach,
+    Reached,
+    ReachEffect,
+    Reader,
+    Selection,
+    reach_order,
+)
+from retentiond.stores.sql.compile import after_key, referencing
 from retentiond.stores.sql.session import Session
 
 
@@ -79,22 +89,38 @@ class SqlReader(Session, Reader):
         with self._store._errors(f"cannot read keys of {selection.table!r}"):  # noqa: SLF001
             return [tuple(row) for row in self.connection.execute(statement)]
 
-    def count_referencing(self, selection: Selection, fk: ForeignKey) -> int:
-        """Rows of ``fk.table`` whose ``fk.columns`` reference an eligible row of the selection."""
-        if split_name(fk.ref_table)[1] != split_name(selection.table)[1]:
-            raise StoreError(
-                self._store.name,
-                f"foreign key {fk.name or fk.columns} points at {fk.ref_table!r}, "
-                f"not at {selection.table!r}",
-            )
-        parent = self.compiler(selection.table)
-        compiled = parent.selection(selection)
-        child = self.table(fk.table).table
-        parents = sa.select(*(parent.column(c) for c in fk.ref_columns)).where(compiled.eligible)
-        children = [child.c[c] for c in fk.columns]
-        reference = (
-            children[0].in_(parents) if len(children) == 1 else sa.tuple_(*children).in_(parents)
-        )
-        statement = sa.select(sa.func.count()).select_from(child).where(reference)
-        with self._store._errors(f"cannot count rows referencing {selection.table!r}"):  # noqa: SLF001
-            return int(self.connection.execute(statement).scalar_one())
+    def reached(self, selection: Selection, reaches: Sequence[Reach]) -> tuple[Reached, ...]:
+        """Per table reached: distinct rows deleted, rows set NULL (and not deleted), population.
+
+        One statement per table; every chain ending there is a condition on the same row, so
+        a row reached by several chains counts once, as deleted if any chain deletes it.
+        """
+        if not reaches:
+            return ()
+        compiled = self.compile(selection)
+        found: list[Reached] = []
+        for name in reach_order(reaches):
+            target = self.table(name).table.alias("reached")
+            chains: dict[ReachEffect, list[sa.ColumnElement[bool]]] = {
+                "delete": [], "set null": []}
+            for number, reach in enumerate(r for r in reaches if r.path[-1].table == name):
+                parents = sa.select(*(compiled.table.c[c] for c in reach.path[0].ref_columns))
+                condition = referencing(self.table, reach.path, parents.where(compiled.eligible),
+                                        target, name=f"r{number}")
+                chains["set null" if reach.effect == "set null" else "delete"].append(condition)
+            deleted = sa.or_(*chains["delete"]) if chains["delete"] else sa.false()
+            nulled = sa.and_(sa.or_(*chains["set null"]), sa.not_(deleted)) \
+                if chains["set null"] else sa.false()
+            statement = sa.select(
+                sa.func.count(),
+                *(sa.func.sum(sa.case((c, 1), else_=0)) for c in (deleted, nulled)),
+            ).select_from(target)
+            with self._store._errors(f"cannot count the rows of {name!r} a removal reaches"):  # noqa: SLF001
+                population, gone, emptied = self.connection.execute(statement).one()
+            counts: dict[ReachEffect, int] = {"delete": gone, "set null": emptied}
+            ways = sorted({r.effect for r in reaches if r.path[-1].table == name})
+            found.extend(
+                Reached(name, effect, int(rows or 0), int(population),
+                        tuple(w for w in ways if (w == "set null") == (effect == "set null")))
+                for effect, rows in counts.items() if chains[effect])
+        return tuple(found)

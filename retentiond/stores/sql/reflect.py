@@ -30,8 +30,13 @@ def reflect_table(
     family: Family,
     table: str,
     foreign_keys: tuple[ForeignKey, ...],
+    *,
+    logical: str | None = None,
 ) -> Reflected:
-    """Reflect ``table`` into SQLAlchemy's Table and our TableSchema, with its foreign keys."""
+    """Reflect ``table`` into SQLAlchemy's Table and our TableSchema, with its foreign keys.
+
+    ``logical``: the partitioned table ``table`` is a partition of, whose keys it shares.
+    """
     schema, name = split_name(table)
     raw = inspector.get_columns(name, schema=schema)
     primary_key = tuple(inspector.get_pk_constraint(name, schema=schema)["constrained_columns"])
@@ -39,7 +44,7 @@ def reflect_table(
     columns = {
         c["name"]: _column_info(c, connection.dialect, family, primary_key, unique) for c in raw
     }
-    qualified = qualify(schema, name)
+    qualified = qualify(schema, name) if logical in {None, table} else logical
     info = TableSchema(
         name=table,
         columns=columns,

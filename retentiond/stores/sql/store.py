@@ -40,6 +40,7 @@ from retentiond.settings import masked_url
 from retentiond.stores.base import (
     ForeignKey,
     Key,
+    Partitions,
     QuarantineBatch,
     Selection,
     Store,
@@ -68,6 +69,7 @@ from retentiond.stores.sql.keeping import (
     quarantine_table,
     records_bits,
 )
+from retentiond.stores.sql.partitions import logical_foreign_keys, read_partitions
 from retentiond.stores.sql.read import SqlReader
 from retentiond.stores.sql.reflect import Reflected, reflect_table, schema_foreign_keys
 from retentiond.stores.sql.write import SqlWriter
@@ -109,6 +111,7 @@ class SqlStore(Store):
         self._read_engine: Engine | None = None
         self._tables: dict[str, Reflected] = {}
         self._foreign_keys: dict[str | None, tuple[ForeignKey, ...]] = {}
+        self._partitions: Partitions | None = None
         self._done_found: DoneTables | None = None
         self._markers: sa.Table | None = None
         self._done: sa.Table | None = None
@@ -156,6 +159,7 @@ class SqlStore(Store):
         with self._lock:
             self._last_compiled = None
             self._done_found = None  # and which done tables exist
+            self._partitions = None  # a partition attached or detached changes every key
             if table is None:
                 self._tables.clear()
                 self._foreign_keys.clear()
@@ -163,7 +167,23 @@ class SqlStore(Store):
                 return
             self._tables.pop(table, None)
             self._shelves.pop(table, None)  # its columns follow the source table's
-            self._foreign_keys.pop(split_name(table)[0], None)
+            self._foreign_keys.clear()
+
+    def partitions(self) -> Partitions:
+        """How the database's partitioned tables nest, read once until :meth:`forget`."""
+        if self._partitions is not None:
+            return self._partitions
+        with self._connect(self.engine, plan=False) as connection:
+            return self._partitions_of(connection)
+
+    def _partitions_of(self, connection: Connection) -> Partitions:
+        found = self._partitions
+        if found is None:
+            with self._errors("cannot read the partitions"):
+                found = read_partitions(connection, self._family)
+            with self._lock:
+                self._partitions = found
+        return found
 
     @contextmanager
     def reader(self) -> Iterator[SqlReader]:
@@ -513,7 +533,8 @@ class SqlStore(Store):
             if not inspector.has_table(name, schema=schema):
                 return None
             foreign_keys = self._schema_foreign_keys(connection, inspector, schema)
-            reflected = reflect_table(connection, inspector, self._family, table, foreign_keys)
+            reflected = reflect_table(connection, inspector, self._family, table, foreign_keys,
+                                      logical=self._partitions_of(connection).logical(table))
         with self._lock:
             self._tables[table] = reflected
         return reflected
@@ -526,7 +547,9 @@ class SqlStore(Store):
     ) -> tuple[ForeignKey, ...]:
         cached = self._foreign_keys.get(schema)
         if cached is None:
-            cached = schema_foreign_keys(connection, inspector, self._family, schema)
+            cached = logical_foreign_keys(
+                schema_foreign_keys(connection, inspector, self._family, schema),
+                self._partitions_of(connection))
             with self._lock:
                 self._foreign_keys[schema] = cached
         return cached

@@ -30,8 +30,9 @@ from retentiond.stores.base import (
     T,
     TableSchema,
     Writer,
+    reach_order,
 )
-from retentiond.stores.sql.compile import after_key
+from retentiond.stores.sql.compile import after_key, referencing
 from retentiond.stores.sql.keeping import (
     AT,
     BATCH,
@@ -141,13 +142,15 @@ class SqlWriter(Session, Writer):
             return Removal(removed=self._delete_rechecked(table, keys, recheck))
         reflected = self.table(table).table
         key_columns = self._key_columns(table)
-        reached: dict[str, list[Key]] = {}
         with self._store._errors(f"cannot delete from {table!r}"):  # noqa: SLF001
+            reached = self._reached_once(table, keys, reaches)
+            depth: dict[str, int] = {}
             for reach in reaches:
-                reached[reach.label] = self._reached(table, keys, reach)
-            first = [r for r in reaches if r.effect == "delete first"]
-            for reach in sorted(first, key=lambda r: len(r.path), reverse=True):
-                self._delete_keys(reach.path[-1].table, reached[reach.label])
+                if reach.effect == "delete first":
+                    name = reach.path[-1].table
+                    depth[name] = max(depth.get(name, 0), len(reach.path))
+            for name in sorted(depth, key=lambda n: depth[n], reverse=True):  # deepest first
+                self._delete_keys(name, reached.get(f"{name} (delete first)", []))
             removed = self._delete_keys(table, keys, reflected=reflected, columns=key_columns)
         if removed != len(keys):
             raise StoreError(self._store.name,
@@ -395,24 +398,42 @@ class SqlWriter(Session, Writer):
             removed += result.rowcount
         return removed
 
+    def _reached_once(self, table: str, keys: Sequence[Key], reaches: Sequence[Reach],
+                      ) -> dict[str, list[Key]]:
+        """Keys of the rows ``reaches`` end at, by ``table (effect)``, each row under one label.
+
+        A row reached by several chains is listed once: as deleted first, else as deleted by
+        a cascade, else as set NULL (a row that goes is not also nulled).
+        """
+        found: dict[str, dict[Key, str]] = {}
+        rank = {"delete first": 0, "cascade": 1, "set null": 2}
+        for reach in sorted(reaches, key=lambda r: rank[r.effect]):
+            rows = found.setdefault(reach.path[-1].table, {})
+            for key in self._reached(table, keys, reach):
+                rows.setdefault(key, reach.effect)
+        labelled: dict[str, list[Key]] = {}
+        for name in reach_order(reaches):
+            for key, effect in found[name].items():
+                labelled.setdefault(f"{name} ({effect})", []).append(key)
+        return labelled
+
     def _reached(self, table: str, keys: Sequence[Key], reach: Reach) -> list[Key]:
         """Keys of the rows at the end of ``reach.path`` that reference the given parents."""
         found: list[Key] = []
         parent_columns = self._key_columns(table)
         parent = self.table(table).table
+        child = self.table(reach.path[-1].table)
+        if not child.schema.primary_key:
+            raise StoreError(self._store.name, f"table {child.schema.name!r}, which a removal "
+                             "reaches, has no primary key: its rows cannot be audited",
+                             "add a primary key to it")
+        target = child.table.alias("reached")
         for chunk in chunks(keys, len(parent_columns)):
-            current: sa.Select[Any] = sa.select(*(parent.c[c] for c in reach.path[0].ref_columns))
-            current = current.where(self._key_in(parent_columns, chunk))
-            for depth, fk in enumerate(reach.path):
-                child = self.table(fk.table).table
-                references = [child.c[c] for c in fk.columns]
-                match = (references[0].in_(current) if len(references) == 1
-                         else sa.tuple_(*references).in_(current))
-                is_last = depth == len(reach.path) - 1
-                wanted = (self._key_columns(fk.table) if is_last
-                          else [child.c[c] for c in reach.path[depth + 1].ref_columns])
-                current = sa.select(*wanted).where(match)
-            found.extend(tuple(row) for row in self.connection.execute(current))
+            parents = (sa.select(*(parent.c[c] for c in reach.path[0].ref_columns))
+                       .where(self._key_in(parent_columns, chunk)))
+            condition = referencing(self.table, reach.path, parents, target, name="via")
+            statement = sa.select(*(target.c[c] for c in child.schema.primary_key))
+            found.extend(tuple(row) for row in self.connection.execute(statement.where(condition)))
         return found
 
     def _rewrite_many(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> int:
