@@ -126,17 +126,22 @@ class RuleRun:
         prepared = self.engine.prepared(self.rule, as_of=self.as_of)  # SchemaChanged on drift
         with store.reader() as reader:
             census = reader.census(prepared.selection)
+            reached = reader.reached(prepared.selection, prepared.reaches)
         self.report.census = census
         brakes = self.engine.brakes(self.rule)
         self.ledger.append(self.entry(Kind.RUN_START, {
             "as_of": self.as_of.isoformat(), "cutoff": prepared.selection.age.cutoff.aware,
             "policy_set": self.engine.policies.digest, "census": _census(census),
+            **({"reach": [{"table": r.table, "effect": r.effect, "rows": r.rows,
+                           "population": r.population} for r in reached]} if reached else {}),
             "limits": {"max_rows": brakes.max_rows, "max_percent": brakes.max_percent},
             "batch_size": self.engine.batch_size(self.rule)}))
-        exceeded = brakes.check(self.rule.id, census.eligible, census.population)
+        exceeded = brakes.check_all(self.rule.id, census, reached)
         if exceeded is not None:
-            numbers = {"limit": exceeded.limit, "allowed": exceeded.allowed,
-                       "selected": exceeded.selected, "population": exceeded.population}
+            numbers: dict[str, Any] = {
+                "limit": exceeded.limit, "allowed": exceeded.allowed,
+                "selected": exceeded.selected, "population": exceeded.population,
+                **({"table": exceeded.table} if exceeded.table else {})}
             if not self.options.allow_exceed:
                 self.ledger.append(self.entry(Kind.STOPPED, numbers))
                 self.log.warning("brake.stopped", **numbers)

@@ -128,15 +128,20 @@ class LimitExceeded(RetentionError):  # noqa: N818
     """A safety brake stopped a rule before it acted."""
 
     def __init__(
-        self, rule: str, limit: str, allowed: float, selected: int, population: int,
+        self, rule: str, limit: str, allowed: float, selected: int, population: int, *,
+        table: str | None = None,
     ) -> None:
         self.rule = rule
         self.limit = limit
         self.allowed = allowed
         self.selected = selected
         self.population = population
+        self.table = table
+        """None: the rule's own table; else the table whose reached rows trip the brake."""
+        what = (f"would act on {selected} of {population} rows" if table is None else
+                f"would change {selected} of {population} rows of {table} through foreign keys")
         super().__init__(
-            f"rule {rule!r}: would act on {selected} of {population} rows, "
+            f"rule {rule!r}: {what}, "
             f"over {limit}={allowed:g}; "
             "nothing was done. Check the rule with 'retentiond plan', raise the limit in the rule, "
             "or pass --allow-exceed once",

@@ -111,6 +111,20 @@ class Explanation:
     mentions: tuple[Mention, ...]
     scanned: int
     """Ledger records scanned for the key."""
+    reached_by: tuple[ReachedBy, ...] = ()
+    """Rules on other tables whose removals delete or change rows of this one."""
+
+
+@dataclass(frozen=True)
+class ReachedBy:
+    """A rule on another table whose removals reach this table through foreign keys."""
+
+    rule: str
+    table: str
+    ways: tuple[str, ...]
+    """``cascade``, ``delete first``, ``set null``."""
+    protected_by: tuple[str, ...]
+    """Holds and minimum retentions on this table: a row they protect keeps its parent."""
 
 
 def parse_key(table: TableSchema, texts: Sequence[str]) -> Key:
@@ -142,11 +156,14 @@ def explain(
         raise StoreError(store, f"table {table!r} does not exist", "check --store and --table")
     rules = [r for r in engine.policies.rules if r.store == store and r.table == table]
     mentions, scanned = _mentions(ledger, store, table, key) if ledger else ((), 0)
+    reached_by = tuple(_reached_by(engine, store, table, as_of))
     if not rules:
-        return Explanation(store, table, key, as_of, None, (), mentions, scanned)
-    holds = {h.id: h for source in engine.hold_sources
-             for h in source.active(store, table, as_of)}
-    retentions = {r.id: r for r in engine.policies.retentions_on(store, table)}
+        return Explanation(store, table, key, as_of, None, (), mentions, scanned, reached_by)
+    scopes = [name for name, _ in live.partitions().scopes(table)]
+    holds = {h.id: h for source in engine.hold_sources for name in scopes
+             for h in source.active(store, name, as_of)}
+    retentions = {r.id: r for name in scopes
+                  for r in engine.policies.retentions_on(store, name)}
     prepared: dict[str, Selection | RetentionError] = {}
     for rule in rules:
         try:
@@ -160,7 +177,24 @@ def explain(
         values = _values(reader, schema, store=store, table=table, key=key, columns=columns)
         verdicts = tuple(context.verdict(reader, rule, prepared[rule.id], values)
                          for rule in rules)
-    return Explanation(store, table, key, as_of, values is not None, verdicts, mentions, scanned)
+    return Explanation(store, table, key, as_of, values is not None, verdicts, mentions, scanned,
+                       reached_by)
+
+
+def _reached_by(engine: Engine, store: str, table: str, as_of: datetime) -> Iterator[ReachedBy]:
+    """Rules on other tables whose removals reach rows of ``table`` through foreign keys."""
+    logical = engine.stores.get(store).partitions().logical(table)
+    for rule in engine.policies.rules:
+        if rule.store != store or rule.table == logical:
+            continue
+        try:
+            prepared = engine.prepared(rule, as_of=as_of)
+        except RetentionError:
+            continue
+        ways = sorted({r.effect for r in prepared.reaches if r.path[-1].table == logical})
+        if ways:
+            guards = engine.guards(store, logical, as_of=as_of)
+            yield ReachedBy(rule.id, rule.table, tuple(ways), tuple(g.id for g in guards))
 
 
 @dataclass(frozen=True)
@@ -373,4 +407,6 @@ def explanation_to_dict(explanation: Explanation) -> dict[str, Any]:
                    "batch_id": m.batch_id, "status": m.status, "how": m.how}
                   for m in explanation.mentions],
         "audit_records_scanned": explanation.scanned,
+        "reached_by": [{"rule": r.rule, "table": r.table, "ways": list(r.ways),
+                        "protected_by": list(r.protected_by)} for r in explanation.reached_by],
     }

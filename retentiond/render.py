@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from retentiond.engine import RulePlan
-from retentiond.stores.base import Key
+from retentiond.stores.base import Key, Reached
 
 
 def _key(key: Key) -> str:
@@ -51,8 +51,8 @@ def plan_to_dict(plan: RulePlan) -> dict[str, Any]:
         "guards": [{"kind": g.kind, "id": g.id, "reason": g.reason, "rows": g.rows}
                    for g in plan.guards],
         "sample_keys": [[_jsonable(part) for part in key] for key in plan.samples],
-        "children": [{"table": c.table, "columns": list(c.columns),
-                      "on_delete": c.on_delete.value, "rows": c.rows} for c in plan.children],
+        "reached": [{"table": r.table, "effect": r.effect, "rows": r.rows,
+                     "population": r.population, "via": list(r.via)} for r in plan.reached],
         "limits": ({"max_rows": plan.brakes.max_rows, "max_percent": plan.brakes.max_percent}
                    if plan.brakes else None),
         "stopped_by": ({"limit": plan.stopped_by.limit, "allowed": plan.stopped_by.allowed}
@@ -63,6 +63,18 @@ def plan_to_dict(plan: RulePlan) -> dict[str, Any]:
 
 def _count(value: int) -> str:
     return f"{value:,}"
+
+
+def _reach_words(reached: Reached) -> str:
+    if reached.effect == "set null":
+        return "will have their reference set to NULL (ON DELETE SET NULL)"
+    if "delete first" in reached.via:
+        return "will be deleted first (on_children: delete)"
+    return "will be deleted with them (ON DELETE CASCADE)"
+
+
+def _rows(value: int) -> str:
+    return f"{value:,} row" if value == 1 else f"{value:,} rows"
 
 
 def plan_table(plans: Sequence[RulePlan]) -> Table:
@@ -93,7 +105,7 @@ def plan_table(plans: Sequence[RulePlan]) -> Table:
 
 
 def plan_details(plan: RulePlan) -> Group:
-    """Everything else one rule's plan says: promise, action, guards, samples, children."""
+    """Everything else one rule's plan says: promise, action, guards, reach, samples, brake."""
     lines: list[Text] = [Text(f"{plan.rule.id}", style="bold"),
                          Text(f"  promise: {plan.rule.description}"),
                          Text(f"  does:    {plan.action}")]
@@ -102,7 +114,7 @@ def plan_details(plan: RulePlan) -> Group:
         return Group(*lines)
     for guard in plan.guards:
         if guard.kind == "blocker":
-            lines.append(Text(f"  blocked by {guard.id}: {_count(guard.rows)} rows"))
+            lines.append(Text(f"  {_rows(guard.rows)} blocked: {guard.id}"))
             continue
         label = "held by" if guard.kind == "hold" else "retained by"
         lines.append(Text(f"  {label} {guard.id}: {_count(guard.rows)} rows ({guard.reason})"))
@@ -112,14 +124,8 @@ def plan_details(plan: RulePlan) -> Group:
     if plan.census and plan.census.null_age:
         lines.append(Text(f"  kept:    {_count(plan.census.null_age)} rows have no "
                           f"{plan.rule.age.column} (a missing date keeps the record)"))
-    for child in plan.children:
-        effect = {"cascade": "would be deleted with them",
-                  "set null": "would have the reference set to NULL",
-                  "set default": "would have the reference reset to its default"}.get(
-            child.on_delete.value, "block their parents (ON DELETE "
-            f"{child.on_delete.value.upper()})")
-        lines.append(Text(f"  children: {_count(child.rows)} rows of {child.table} "
-                          f"({', '.join(child.columns)}) {effect}"))
+    lines.extend(Text(f"  reaches: {_rows(r.rows)} of {r.table} {_reach_words(r)}, "
+                      f"of {_count(r.population)}") for r in plan.reached)
     if plan.samples:
         lines.append(Text("  sample keys: " + ", ".join(_key(k) for k in plan.samples)))
     if plan.stopped_by:

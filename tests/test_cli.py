@@ -83,7 +83,7 @@ holds:
 PLAN_KEYS = {
     "rule", "version", "description", "store", "table", "action", "does", "as_of", "cutoff",
     "population", "matched", "held", "protected", "null_age", "blocked", "done", "eligible",
-    "guards", "sample_keys", "children", "limits", "stopped_by", "error",
+    "guards", "sample_keys", "reached", "limits", "stopped_by", "error",
 }
 """The keys every rule's entry in ``plan --json`` has (render.plan_to_dict)."""
 
@@ -95,7 +95,7 @@ EXPECTED = {
         "done": 0, "eligible": 2,
         "guards": [{"kind": "hold", "id": "complaint-4711",
                     "reason": "Complaint by customer 4711.", "rows": 1}],
-        "sample_keys": [[2], [3]], "children": [],
+        "sample_keys": [[2], [3]], "reached": [],
         "limits": {"max_rows": 100_000, "max_percent": 100.0}, "stopped_by": None, "error": None,
     },
     ANONYMIZE_ID: {
@@ -105,7 +105,7 @@ EXPECTED = {
         "done": 0, "eligible": 4,
         "guards": [{"kind": "hold", "id": "complaint-4711",
                     "reason": "Complaint by customer 4711.", "rows": 1}],
-        "sample_keys": [[2], [3], [4], [7]], "children": [],
+        "sample_keys": [[2], [3], [4], [7]], "reached": [],
         "limits": {"max_rows": 100_000, "max_percent": 50.0},
         "stopped_by": {"limit": "max_percent", "allowed": 50.0}, "error": None,
     },

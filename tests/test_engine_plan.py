@@ -15,7 +15,6 @@ import pytest
 from retentiond.engine import Brakes, Engine
 from retentiond.policy.loader import load_policies
 from retentiond.settings import Defaults, StoreSettings
-from retentiond.stores.base import OnDelete
 from retentiond.stores.registry import Stores
 from retentiond.validation import validate_live
 
@@ -308,7 +307,7 @@ HOLD_10 = hold("customer-10", "{column: customer_id, value: 10}")
 
 @pytest.mark.usefixtures("children")
 def test_a_delete_reports_what_it_does_to_children(plan):
-    """Each referencing table is reported with its ON DELETE and the rows of eligible parents.
+    """Each table a removal reaches is reported with its effect and its distinct rows reached.
 
     Customer 10 (events 1, 2) is held.  With ``on_children: refuse`` the events that locks
     (RESTRICT) reference, 6 and 8, are blocked, so no lock is reached; of the eligible events
@@ -318,12 +317,10 @@ def test_a_delete_reports_what_it_does_to_children(plan):
 
     assert ((7, 2, 0, 1, 3), 2, [3, 4, 10]) == (counts(result), result.census.blocked,
                                                 keys(result))
-    assert {
-        "locks": (OnDelete.RESTRICT, 0, True),
-        "notes": (OnDelete.CASCADE, 2, False),
-        "tags": (OnDelete.SET_NULL, 1, False),
-    } == {c.table: (c.on_delete, c.rows, c.blocks) for c in result.children}
-    assert [("hold", "customer-10", 2), ("blocker", "children: locks.event_id", 2)] == [
+    assert [("notes", "delete", 2, 5), ("tags", "set null", 1, 2)] == [
+        (r.table, r.effect, r.rows, r.population) for r in result.reached]
+    assert [("hold", "customer-10", 2),
+            ("blocker", "restricted by locks (via locks.event_id)", 2)] == [
         (g.kind, g.id, g.rows) for g in result.guards]
 
 
@@ -336,7 +333,7 @@ def test_a_delete_of_children_first_reaches_restricting_children(plan):
 
     assert ((7, 2, 0, 1, 5), 0, [3, 4, 6, 8, 10]) == (counts(result), result.census.blocked,
                                                       keys(result))
-    assert {"locks": 3, "notes": 2, "tags": 1} == {c.table: c.rows for c in result.children}
+    assert {"locks": 3, "notes": 2, "tags": 1} == {r.table: r.rows for r in result.reached}
 
 
 @pytest.mark.usefixtures("children")
@@ -360,7 +357,7 @@ def test_a_rule_that_rewrites_columns_has_no_effect_on_children(plan):
 
     result = plan(policy(rule=rule, holds=[HOLD_10]))
 
-    assert ((7, 2, 0, 1, 5), 0, ()) == (counts(result), result.census.blocked, result.children)
+    assert ((7, 2, 0, 1, 5), 0, ()) == (counts(result), result.census.blocked, result.reached)
 
 
 BRAKE_CASES = {

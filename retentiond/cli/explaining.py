@@ -58,10 +58,15 @@ def _lines(found: Explanation) -> list[str]:
     key = ", ".join(str(part) for part in found.key)
     lines = [f"{found.store}.{found.table} key {key}, as of {found.as_of:%Y-%m-%d %H:%M %Z}"]
     if found.exists is None:
-        lines.append("  no rule acts on this table")
+        lines.append("  no rule of its own acts on this table")
     else:
         lines.append("  the record is in the table" if found.exists
                      else "  the record is not in the table (any more)")
+    for reached in found.reached_by:
+        protected = (f"; a row protected by {', '.join(reached.protected_by)} keeps its parent"
+                     if reached.protected_by else "")
+        lines.append(f"  rows go with their parent in {reached.table} under rule {reached.rule} "
+                     f"({', '.join(reached.ways)}){protected}")
     for verdict in found.verdicts:
         lines.extend(_verdict(verdict))
     lines.append(f"audit records about this key ({found.scanned} ledger records scanned):")

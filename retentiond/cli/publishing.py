@@ -10,8 +10,15 @@ import click
 
 from retentiond.attest import auditor_for
 from retentiond.cli.app import EXIT_FINDINGS, App, parse_as_of, pass_app
+from retentiond.engine import Engine
 from retentiond.publish.report import Window, build_report, render_report
-from retentiond.publish.schedule import build_schedule, read_state, render, state_holds
+from retentiond.publish.schedule import (
+    build_schedule,
+    reached_tables,
+    read_state,
+    render,
+    state_holds,
+)
 
 output_option = click.option(
     "--output", type=click.Path(path_type=Path, dir_okay=False, writable=True), metavar="FILE",
@@ -31,7 +38,13 @@ def schedule(app: App, fmt: str, as_of: str | None, output: Path | None) -> None
     moment = parse_as_of(as_of)
     with read_state(app.settings.state_url) as engine:
         held = state_holds(engine)
-    text = render(build_schedule(policies, as_of=moment, state_holds=held), fmt)
+    with app.stores() as stores:  # the reach needs no holds: the policy's own engine will do
+        reached, unknown = reached_tables(Engine(policies, stores, app.settings.defaults),
+                                          as_of=moment)
+    for store in unknown:
+        click.echo(f"warning: store {store!r} could not be read: the tables its rules reach "
+                   "through foreign keys are not listed", err=True)
+    text = render(build_schedule(policies, as_of=moment, state_holds=held, reached=reached), fmt)
     if output is None:
         click.echo(text, nl=False)
     else:

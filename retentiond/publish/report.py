@@ -274,8 +274,9 @@ class Collector:
                 tally.brake_stops += 1
             else:
                 tally.overrides += 1
+        reached = f" of {body['table']} (reached through foreign keys)" if body.get("table") else ""
         numbers = (f"would act on {number(int(body.get('selected', 0)))} of "
-                   f"{number(int(body.get('population', 0)))} records; "
+                   f"{number(int(body.get('population', 0)))} records{reached}; "
                    f"{body.get('limit')} allows {body.get('allowed')}")
         self._incident(record, "brake stopped the rule" if stopped else "brake overridden",
                        numbers)

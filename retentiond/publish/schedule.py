@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import structlog
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import (
     Engine,
@@ -38,12 +39,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from retentiond.actions import action_for
-from retentiond.errors import AuditError
+from retentiond.errors import AuditError, RetentionError, redact
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
 from retentiond.publish.template import esc, page
 
-FORMAT = "retentiond-schedule/1"
+if TYPE_CHECKING:
+    from retentiond.engine import Engine as RuleEngine
+
+log = structlog.get_logger("retentiond.schedule")
+
+FORMAT = "retentiond-schedule/2"
 """The ``format`` of the JSON document; a change of its keys gets a new number."""
 
 OUTCOMES = {
@@ -130,6 +136,29 @@ class TableSchedule:
     rules: tuple[ScheduledRule, ...]
     retentions: tuple[MinimumRetention, ...]
     holds: tuple[HoldView, ...]
+    goes_with: tuple[GoesWith, ...] = ()
+    """Rules on other tables whose removals take (or change) these records with them."""
+
+
+@dataclass(frozen=True)
+class GoesWith:
+    """A rule on a parent table that reaches this table's records through foreign keys."""
+
+    rule: str
+    parent: str
+    period: str
+    ways: tuple[str, ...]
+    """``cascade``, ``delete first``, ``set null``."""
+
+    def words(self) -> str:
+        """What happens to these records, in words."""
+        effects = []
+        if any(way != "set null" for way in self.ways):
+            effects.append(f"deleted with the {self.parent} record they belong to")
+        if "set null" in self.ways:
+            effects.append(f"their reference to a {self.parent} record is cleared")
+        return (f"{' and '.join(effects)} when rule {self.rule} removes that record, "
+                f"{self.period} after its date")
 
 
 @dataclass(frozen=True)
@@ -194,8 +223,15 @@ class StateHold:
 
 
 def build_schedule(policies: PolicySet, *, as_of: datetime,
-                   state_holds: Sequence[StateHold] = ()) -> Schedule:
-    """The schedule of ``policies`` at ``as_of``, with the holds in force then."""
+                   state_holds: Sequence[StateHold] = (),
+                   reached: Mapping[tuple[str, str], Sequence[GoesWith]] | None = None,
+                   ) -> Schedule:
+    """The schedule of ``policies`` at ``as_of``, with the holds in force then.
+
+    ``reached``: per (store, table), the rules on other tables whose removals reach it (see
+    :func:`reached_tables`); such a table is listed even without rules of its own.
+    """
+    reached = reached or {}
     holds = [hold_view(h, source="policy", active=True) for h in policies.holds
              if h.active(as_of)]
     holds += [state_hold_view(s, active=True) for s in state_holds if s.active(as_of)]
@@ -207,6 +243,8 @@ def build_schedule(policies: PolicySet, *, as_of: datetime,
     for hold in holds:
         if hold.store is not None and hold.table is not None:
             tables.setdefault((hold.store, hold.table), _humanize(hold.table))
+    for store, table in reached:
+        tables.setdefault((store, table), _humanize(table))
     made = []
     for (store, table), category in tables.items():
         rules = sorted((rule_view(r) for r in policies.rules
@@ -214,9 +252,33 @@ def build_schedule(policies: PolicySet, *, as_of: datetime,
                        key=lambda r: (not r.enabled, _days(policies.rule(r.id))))
         retentions = tuple(retention_view(r) for r in policies.retentions_on(store, table))
         on_table = tuple(h for h in holds if (h.store, h.table) == (store, table))
-        made.append(TableSchedule(category, store, table, tuple(rules), retentions, on_table))
+        made.append(TableSchedule(category, store, table, tuple(rules), retentions, on_table,
+                                  tuple(reached.get((store, table), ()))))
     across = tuple(h for h in holds if h.store is None or h.table is None)
     return Schedule(as_of, policies.digest, tuple(made), across)
+
+
+def reached_tables(engine: RuleEngine, *, as_of: datetime,
+                   ) -> tuple[dict[tuple[str, str], list[GoesWith]], list[str]]:
+    """Which tables each enabled rule's removals reach; and the stores that could not say."""
+    found: dict[tuple[str, str], list[GoesWith]] = {}
+    unknown: list[str] = []
+    for rule in engine.rules():
+        if rule.store in unknown:
+            continue
+        try:
+            reaches = engine.prepared(rule, as_of=as_of).reaches
+        except RetentionError as exc:
+            unknown.append(rule.store)
+            log.warning("schedule.reach_unknown", store=rule.store, error=redact(str(exc)))
+            continue
+        ways: dict[str, set[str]] = {}
+        for reach in reaches:
+            ways.setdefault(reach.path[-1].table, set()).add(reach.effect)
+        for table, effects in ways.items():
+            found.setdefault((rule.store, table), []).append(GoesWith(
+                rule.id, rule.table, str(rule.age.older_than), tuple(sorted(effects))))
+    return found, unknown
 
 
 def rule_view(rule: Rule) -> ScheduledRule:
@@ -447,7 +509,8 @@ def _table_json(table: TableSchedule) -> dict[str, Any]:
     return {"store": table.store, "table": table.table,
             "rules": [asdict(r) for r in table.rules],
             "minimum_retentions": [asdict(r) for r in table.retentions],
-            "holds": [_hold_json(h) for h in table.holds]}
+            "holds": [_hold_json(h) for h in table.holds],
+            "goes_with": [{**asdict(g), "ways": list(g.ways)} for g in table.goes_with]}
 
 
 def _hold_json(hold: HoldView) -> dict[str, Any]:
@@ -494,6 +557,7 @@ def to_markdown(schedule: Schedule) -> str:
         for table in tables:
             lines += ["", f"### Records of `{table.table}` (store `{table.store}`)", ""]
             lines += _md_periods(table)
+            lines += [f"- {_md(_sentence(g.words()))}" for g in table.goes_with]
             if table.holds:
                 lines += ["", "Legal holds in force:", ""]
                 lines += [f"- {_md(h.id + _hold_words(h))}" for h in table.holds]
@@ -505,7 +569,7 @@ def to_markdown(schedule: Schedule) -> str:
 
 def _md_periods(table: TableSchedule) -> list[str]:
     if not table.rules and not table.retentions:
-        return ["No retention period is set for these records; they are kept while held."]
+        return [_no_period(table), ""] if table.goes_with else [_no_period(table)]
     lines = ["| Kept for | Then | Applies to | Promise or reason |", "|---|---|---|---|"]
     for rule in table.rules:
         off = " (not enforced at present)" if not rule.enabled else ""
@@ -545,6 +609,10 @@ def schedule_section(schedule: Schedule, *, level: int) -> str:
                          f'<span class="muted">(store <code>{esc(table.store)}</code>)</span>'
                          f"</h{sub}>")
             parts.append(_html_periods(table))
+            if table.goes_with:
+                items = "".join(f'<li data-rule="{esc(g.rule)}">{esc(_sentence(g.words()))}</li>'
+                                for g in table.goes_with)
+                parts.append(f'<ul class="goes-with">{items}</ul>')
             if table.holds:
                 parts.append(f"<h{sub + 1}>Legal holds in force</h{sub + 1}>")
                 parts.append(_holds_html(table.holds))
@@ -554,9 +622,15 @@ def schedule_section(schedule: Schedule, *, level: int) -> str:
     return "\n".join(parts)
 
 
+def _no_period(table: TableSchedule) -> str:
+    if table.goes_with:
+        return "No retention period of their own is set for these records; they go with:"
+    return "No retention period is set for these records; they are kept while held."
+
+
 def _html_periods(table: TableSchedule) -> str:
     if not table.rules and not table.retentions:
-        return "<p>No retention period is set for these records; they are kept while held.</p>"
+        return f"<p>{esc(_no_period(table))}</p>"
     rows = []
     for rule in table.rules:
         off = ' <span class="badge off">not enforced at present</span>' if not rule.enabled else ""

@@ -64,8 +64,9 @@ def test_the_json_document_has_stable_keys(shared_world):
     retentions = [r for t in tables for r in t["minimum_retentions"]]
     assert ({"as_of", "categories", "format", "holds_across_tables", "policy_set"}
             == set(document))
-    assert "retentiond-schedule/1" == document["format"]
-    assert {frozenset({"holds", "minimum_retentions", "rules", "store", "table"})} == {
+    assert "retentiond-schedule/2" == document["format"]
+    assert {frozenset({"goes_with", "holds", "minimum_retentions", "rules", "store",
+                       "table"})} == {
         frozenset(t) for t in tables}
     assert {frozenset({"action", "age_column", "applies_to", "description", "details",
                        "enabled", "id", "outcome", "period", "runs", "timezone"})} == {

@@ -10,7 +10,7 @@ import pytest
 from retentiond.errors import StoreError
 from retentiond.policy.filters import AllOf, AnyOf, Condition, NotOf
 from retentiond.policy.periods import Cutoff
-from retentiond.stores.base import AgeBound, Census, Guard, Selection
+from retentiond.stores.base import AgeBound, Census, Guard, Reach, Reached, Selection
 
 STAMP = {"sqlite": "DATETIME", "postgresql": "TIMESTAMP", "mariadb": "DATETIME"}
 
@@ -300,7 +300,7 @@ def _walk(store, selection, *, limit):
 # -- rows referencing the selection ---------------------------------------------------------------
 
 
-def test_count_referencing_counts_children_of_eligible_rows(db, sql_store):
+def test_reached_counts_children_of_eligible_rows(db, sql_store):
     """Children of eligible parents are counted; children of held or young parents are not."""
     stamp = STAMP[db.kind]
     db.run(
@@ -350,11 +350,12 @@ def test_count_referencing_counts_children_of_eligible_rows(db, sql_store):
 
     with sql_store.reader() as reader:
         actual = (
-            reader.count_referencing(customers, orders_fk),
-            reader.count_referencing(accounts, logins_fk),
+            reader.reached(customers, [Reach((orders_fk,), "cascade")]),
+            reader.reached(accounts, [Reach((logins_fk,), "set null")]),
         )
 
-    assert (4, 4) == actual
+    assert ((Reached("orders", "delete", 4, 9, ("cascade",)),),
+            (Reached("logins", "set null", 4, 6, ("set null",)),)) == actual
 
 
 def test_age_bound_compares_on_the_columns_own_kind(db, sql_store):
