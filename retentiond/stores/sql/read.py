@@ -17,7 +17,7 @@ from retentiond.stores.base import (
     Selection,
     reach_order,
 )
-from retentiond.stores.sql.compile import after_key, referencing
+from retentiond.stores.sql.compile import SelectionCompiler, after_key, referencing
 from retentiond.stores.sql.session import Session
 
 
@@ -108,6 +108,12 @@ class SqlReader(Session, Reader):
                 condition = referencing(self.table, reach.path, parents.where(compiled.eligible),
                                         target, name=f"r{number}")
                 chains["set null" if reach.effect == "set null" else "delete"].append(condition)
+            if name == selection.table:  # rows the rule removes itself are not reached too
+                removed = SelectionCompiler(
+                    self._store.name, self.table(name), family=self._store.dialect_name,
+                    lookup=self.table, alias=target).selection(selection).eligible
+                chains = {effect: [sa.and_(c, sa.not_(removed)) for c in conditions]
+                          for effect, conditions in chains.items()}
             deleted = sa.or_(*chains["delete"]) if chains["delete"] else sa.false()
             nulled = sa.and_(sa.or_(*chains["set null"]), sa.not_(deleted)) \
                 if chains["set null"] else sa.false()

@@ -407,10 +407,13 @@ class SqlWriter(Session, Writer):
         """
         found: dict[str, dict[Key, str]] = {}
         rank = {"delete first": 0, "cascade": 1, "set null": 2}
+        removed = set(keys)  # a row of the batch that references another is not reached too
         for reach in sorted(reaches, key=lambda r: rank[r.effect]):
-            rows = found.setdefault(reach.path[-1].table, {})
+            name = reach.path[-1].table
+            rows = found.setdefault(name, {})
             for key in self._reached(table, keys, reach):
-                rows.setdefault(key, reach.effect)
+                if name != table or key not in removed:
+                    rows.setdefault(key, reach.effect)
         labelled: dict[str, list[Key]] = {}
         for name in reach_order(reaches):
             for key, effect in found[name].items():
