@@ -37,7 +37,15 @@ from retentiond.legal import day_after, typed_value
 from retentiond.policy.filters import AllOf, Condition, Filter
 from retentiond.policy.model import Hold, Retention, Rule
 from retentiond.policy.periods import Cutoff, Period, zone
-from retentiond.stores.base import AgeBound, Census, Key, Reader, Selection, TableSchema
+from retentiond.stores.base import (
+    AgeBound,
+    Census,
+    ColumnKind,
+    Key,
+    Reader,
+    Selection,
+    TableSchema,
+)
 from retentiond.stores.sql.read import SqlReader
 
 END_OF_TIME = Cutoff(local=datetime(9999, 12, 31), aware=datetime(9999, 12, 31, tzinfo=UTC),  # noqa: DTZ001 - naive on purpose: compared with naive columns
@@ -341,15 +349,34 @@ def _values(reader: Reader, schema: TableSchema, *, store: str, table: str, key:
     if not isinstance(reader, SqlReader):  # pragma: no cover - every store is a SQL store
         raise StoreError(store, "explaining needs a SQL store")
     compiler = reader.compiler(table)
-    wanted = [*schema.primary_key,
-              *(c for c in columns if c in schema.columns and c not in schema.primary_key)]
-    statement = sa.select(*(compiler.column(c) for c in wanted)).where(
+    dates = [c for c in columns if c in schema.columns and c not in schema.primary_key]
+    # Read as text and parsed here: SQLite keeps whatever was stored ("yesterday"), which
+    # the driver's own conversion would fail on.  A value that is no date is no date.
+    statement = sa.select(*(compiler.column(c) for c in schema.primary_key),
+                          *(sa.type_coerce(compiler.column(c), sa.String) for c in dates)).where(
         *(compiler.column(c) == v for c, v in zip(schema.primary_key, key, strict=True)))
     try:
         row = reader.connection.execute(statement).first()
     except SQLAlchemyError as exc:
         raise StoreError(store, f"cannot read the record: {type(exc).__name__}") from None
-    return None if row is None else dict(zip(wanted, row, strict=True))
+    if row is None:
+        return None
+    width = len(schema.primary_key)
+    values: dict[str, object] = dict(zip(schema.primary_key, row[:width], strict=True))
+    values.update({c: _stored_time(v, schema.columns[c].kind)
+                   for c, v in zip(dates, row[width:], strict=True)})
+    return values
+
+
+def _stored_time(value: object, kind: ColumnKind) -> object:
+    """A date or time read back as text, parsed; None for anything that is not one."""
+    if isinstance(value, datetime | date) or value is None:
+        return value
+    try:
+        parsed = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        return None
+    return parsed.date() if kind is ColumnKind.DATE else parsed
 
 
 def _mentions(ledger: AuditLedger, store: str, table: str,

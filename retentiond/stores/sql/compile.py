@@ -73,6 +73,9 @@ _IPV4_NETWORK = r"^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.0$"
 _IPV6_NETWORK = r"^([0-9a-f]{1,4}(:[0-9a-f]{1,4}){0,2})?::$"
 """What ``generalize: network`` writes: a /24 or a /48 network address, nothing else."""
 
+_ISO_DATE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
+"""A text value SQLite can compare as a date or time: it begins with YYYY-MM-DD."""
+
 Lookup = Callable[[str], "Reflected"]
 """Finds another reflected table of the same store (for blockers that follow foreign keys)."""
 
@@ -101,6 +104,7 @@ class SelectionCompiler:
     def selection(self, selection: Selection) -> Compiled:
         """The selection's filter, age bound, guards, blockers and pending checks as expressions."""
         age, cutoff = self._age(selection.age)
+        dated = self._dated(age)
         guards = [(guard, self._protects(guard)) for guard in selection.guards]
         holds = [p for g, p in guards if g.kind == "hold"]
         retentions = [p for g, p in guards if g.kind == "retention"]
@@ -110,8 +114,8 @@ class SelectionCompiler:
             table=self._reflected.table,
             schema=self._schema,
             passing=self._filter(selection.where) if selection.where is not None else sa.true(),
-            due=age <= cutoff,
-            undated=age.is_(None),
+            due=age <= cutoff if dated is None else sa.and_(dated, age <= cutoff),
+            undated=age.is_(None) if dated is None else sa.or_(age.is_(None), sa.not_(dated)),
             guards=guards,
             held=sa.or_(*holds) if holds else sa.false(),
             retained=sa.or_(*retentions) if retentions else sa.false(),
@@ -226,13 +230,27 @@ class SelectionCompiler:
             if guard.age is None:
                 raise StoreError(self._store, f"retention {guard.id!r} has no age column")
             age, cutoff = self._age(guard.age)
-            condition = sa.and_(condition, sa.or_(age > cutoff, age.is_(None)))
+            dated = self._dated(age)
+            young = age > cutoff if dated is None else sa.or_(age > cutoff, sa.not_(dated))
+            condition = sa.and_(condition, sa.or_(young, age.is_(None)))
         elif guard.where is None and not guard.within:
             return sa.true()
         if guard.within:
             condition = sa.and_(condition, in_partitions(self._table, guard.within))
         # A condition that is NULL (a NULL in a filtered column) protects: doubt keeps the record.
         return sa.func.coalesce(condition, sa.true())
+
+    def _dated(self, age: KeyedColumnElement[Any]) -> ColumnElement[bool] | None:
+        """Whether an age value can be compared as a time at all; None: whenever it is set.
+
+        SQLite keeps whatever an application stored in a DATE or DATETIME column, and compares
+        it as text: ``'01/03/2026'`` or ``''`` would sort before any ISO cutoff and look due,
+        an epoch number before any text.  Only values that begin with an ISO date are dates;
+        the others are in doubt, and doubt keeps the record (counted with the missing dates).
+        """
+        if self._family != "sqlite":
+            return None
+        return age.op("GLOB", is_comparison=True)(_ISO_DATE)
 
     def _age(self, bound: AgeBound) -> tuple[KeyedColumnElement[Any], date | datetime]:
         column = self.column(bound.column)
