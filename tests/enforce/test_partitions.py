@@ -8,9 +8,11 @@ partition; the foreign key to ``customers`` is declared on each partition, not o
 from __future__ import annotations
 
 import pytest
-from enforce_kit import AS_OF, Rig, at
+from enforce_kit import AS_OF, ROOMY, Rig, at
 
+from retentiond.engine import Engine
 from retentiond.explain import explain
+from retentiond.legal import HoldRequest, LegalHolds, StateHolds, parse_term
 from retentiond.validation import schema_warnings
 
 RULE = """\
@@ -166,3 +168,22 @@ def test_explain_says_which_rule_reaches_a_table_without_rules_and_what_protects
 
     assert [("customers-delete", "customers", ("delete first",), ("big-payments",))] == [
         (r.rule, r.table, r.ways, r.protected_by) for r in found.reached_by]
+
+
+def test_a_hold_placed_at_run_time_on_the_partitioned_parent_protects_its_rows(db, rig, state):
+    """``hold add`` on ``payments`` (amount > 100) keeps customers 1 and 4 and their payments."""
+    payments(db)
+    setup: Rig = rig(RULE.format(options=", on_children: delete"))
+    request = HoldRequest(reason="Disputed payments.", by="counsel", store="app",
+                          table="payments", where=(parse_term("amount>100"),))
+    LegalHolds(state, setup.ledger).place(request, policies=setup.engine.policies,
+                                          stores=setup.engine.stores, now=AS_OF)
+    engine = Engine(setup.engine.policies, setup.engine.stores, ROOMY,
+                    (StateHolds(state, setup.engine.policies, setup.engine.stores),))
+    held = Rig(engine, setup.ledger, state=state)
+
+    plan = engine.plan(held.rule("customers-delete"), as_of=AS_OF)
+    held.run("customers-delete")
+
+    assert (4, 2) == (plan.census.eligible, plan.census.blocked)
+    assert ([1, 4, 7], [1, 4, 6]) == (ids(db, "customers"), ids(db, "payments"))
