@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from retentiond.audit import AuditLedger, Kind, Record
+from retentiond.state import StateDB
 
 RULES = """
 rules:
@@ -137,3 +142,35 @@ def test_run_without_once_or_dry_run_is_refused(tmp_path):
     assert 10 == _count(store, "tickets")
     assert result.stderr.startswith("error: ")
     assert 1 == len(result.stderr.strip().splitlines())
+
+
+def test_sigterm_finishes_the_batch_in_flight_records_the_stop_and_exits_3(tmp_path):
+    """Run --once under a timer, stopped by SIGTERM: no open intent, run.end says stopped."""
+    config, store = _setup(tmp_path, rows=12)
+    policy = tmp_path / "policies" / "tickets.yaml"
+    policy.write_text(policy.read_text() + "    throttle: 3\n")  # 1 s between batches of 3
+    state = StateDB(f"sqlite:///{tmp_path}/state.db")
+    ledger = AuditLedger(state)
+    command = [sys.executable, "-m", "retentiond", "--config", str(config), "run", "--once"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as process:
+        deadline = time.monotonic() + 60
+        while not any(r.entry.kind is Kind.OUTCOME for r in _records(ledger)):
+            assert time.monotonic() < deadline, "no batch was recorded within a minute"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=30)
+
+    records = _records(ledger)
+    intents = {r.entry.batch_id for r in records if r.entry.kind is Kind.INTENT}
+    outcomes = {r.entry.batch_id for r in records if r.entry.kind is Kind.OUTCOME}
+    ends = [r.entry.body["status"] for r in records if r.entry.kind is Kind.RUN_END]
+    state.close()
+    assert (3, ["stopped"], intents) == (process.returncode, ends, outcomes), errors
+    assert "stopped by SIGTERM" in errors
+    assert 0 < _count(store, "tickets") < 12
+    assert 0 == _cli(config, "audit", "verify").returncode
+
+
+def _records(ledger: AuditLedger) -> list[Record]:
+    return list(ledger.records())

@@ -29,6 +29,8 @@ EXIT_FINDINGS = 1
 """A check found something: a broken ledger, a rule that failed or was stopped by a brake."""
 EXIT_BAD_INPUT = 2
 """Config, policies or a store are wrong; nothing was changed."""
+EXIT_STOPPED = 3
+"""SIGTERM or SIGINT stopped ``run --once``: the batch in flight finished, the rest waits."""
 
 
 @dataclass

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import uuid
+from typing import Self
 
 import click
 from rich.console import Console
@@ -14,6 +17,7 @@ from retentiond.attest import Signer, certify, write_checkpoint
 from retentiond.audit import AuditLedger
 from retentiond.cli.app import (
     EXIT_FINDINGS,
+    EXIT_STOPPED,
     App,
     as_of_option,
     check_rule_ids,
@@ -50,16 +54,44 @@ def run(app: App, rule_ids: tuple[str, ...], as_of: str | None, *, dry_run: bool
                                "(the daemon enforces on schedule)")
     if as_of is not None:
         raise click.UsageError("--as-of only goes with --dry-run: enforcement uses the real time")
-    reports, failures = _enforce(app, rule_ids, allow_exceed=allow_exceed)
+    with _StopOnSignal() as stop:
+        reports, failures = _enforce(app, rule_ids, allow_exceed=allow_exceed, stop=stop)
     _print_reports(reports)
     for line in failures:
         click.echo(f"error: {line}", err=True)
+    if stop.is_set():
+        click.echo(f"stopped by {stop.signal_name}: the batch in flight was finished and "
+                   "recorded; the rest is left for the next run", err=True)
+        sys.exit(EXIT_STOPPED)
     if failures:
         sys.exit(EXIT_FINDINGS)
 
 
-def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool
-             ) -> tuple[list[RuleReport], list[str]]:
+class _StopOnSignal(threading.Event):
+    """SIGTERM and SIGINT ask the run to stop between batches, as the daemon does.
+
+    Under a timer or cron a run is stopped with SIGTERM; dying mid-batch would leave an open
+    intent and no ``run.end``.  The handlers are the previous ones again afterwards.
+    """
+
+    signal_name = ""
+
+    def __enter__(self) -> Self:
+        self._previous = {number: signal.signal(number, self._on_signal)
+                          for number in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _on_signal(self, number: int, _frame: object) -> None:
+        self.signal_name = signal.Signals(number).name
+        self.set()
+
+
+def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
+             stop: threading.Event) -> tuple[list[RuleReport], list[str]]:
     reports: list[RuleReport] = []
     failures: list[str] = []
     with app.stores() as stores, app.state() as state:
@@ -71,11 +103,17 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool
         rules = engine.rules(rule_ids or None)
         keyring = (Keyring.from_settings(app.settings.pseudonymize)
                    if any(r.action.type == "pseudonymize" for r in rules) else None)
-        options = Options(allow_exceed=allow_exceed, keyring=keyring)
+        def pause(seconds: float) -> None:  # a throttle's pause ends at once on a stop
+            stop.wait(seconds)
+
+        options = Options(allow_exceed=allow_exceed, keyring=keyring, should_stop=stop.is_set,
+                          sleep=pause)
         run_id = str(uuid.uuid4())
         as_of = utc_now()
         done: list[tuple[Rule, RuleReport]] = []
         for rule in rules:
+            if stop.is_set():  # the rules not begun are left for the next run
+                break
             # The same lease as the daemon's: never two runs of one rule at once, anywhere.
             with leases.hold(rule.id) as taken:
                 if not taken:
@@ -93,7 +131,7 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool
                                     "was done)")
                 done.append((rule, run.report))
         try:
-            for batch, rows in quarantine.purge_due(stores, ledger):
+            for batch, rows in () if stop.is_set() else quarantine.purge_due(stores, ledger):
                 click.echo(f"purged quarantine batch {batch.batch_id} ({rows} rows of "
                            f"{batch.table}, released {batch.release_at})")
         except RetentionError as exc:
