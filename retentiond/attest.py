@@ -6,9 +6,11 @@ configured).  The daemon writes one after every run and at least every interval.
 
 Verifying: :class:`EvidenceAuditor` rides along :meth:`AuditLedger.verify` and checks that
 every checkpoint is signed by the configured key and matches the chain where it stands, that
-checkpoints are never further apart than the interval, that every intent has exactly one
-outcome, that nothing but a short unsigned tail follows the last checkpoint, and that the
-ledger still reaches the checkpoint kept outside the database.
+every intent has exactly one outcome, and that the ledger still reaches the checkpoint kept
+outside the database.  Checkpoints further apart than the interval, and records that follow
+the last checkpoint unsigned (a new install, a crash before a run's checkpoint, a hold placed
+between daily runs), are warnings about liveness, not breaks: only the copy kept outside the
+database proves a tail was not cut.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class EvidenceAuditor:
     pairing: list[tuple[int, str]] = field(default_factory=list)
     """Duplicate and orphaned intents/outcomes, as the ledger's own query found them."""
     _heads: dict[int, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """Findings about liveness, not integrity: long gaps between checkpoints, unsigned tails."""
 
     def see(self, record: Record, chain_before: str) -> str | None:
         """Check one record: checkpoint signatures and spacing, intent/outcome pairing."""
@@ -125,8 +129,11 @@ class EvidenceAuditor:
             return (f"the checkpoint signs {signed.size} records up to another head than the "
                     "ledger holds before it")
         if self._last_checkpoint is not None and at - self._last_checkpoint > self.interval:
-            return (f"checkpoints are {at - self._last_checkpoint} apart, more than the "
-                    f"configured {self.interval}")
+            # A daily timer, a daemon stopped for maintenance: a gap in liveness, which the
+            # chain and the signatures around it still vouch for.
+            self.warnings.append(
+                f"checkpoints at records {self._last_checkpoint_seq} and {record.seq} are "
+                f"{at - self._last_checkpoint} apart, more than the configured {self.interval}")
         self._last_checkpoint, self._last_checkpoint_seq = at, record.seq
         return None
 
@@ -148,12 +155,19 @@ class EvidenceAuditor:
                                            "the database")
         if self.public is None:
             return None
+        # A new install (a hold placed before the first run), a crash before a run's
+        # checkpoint, a hold placed between daily runs: records not signed yet are no break.
+        # Only a checkpoint kept outside the database (above) proves a tail was not cut.
         if self._last_checkpoint is None:
-            return (None, "no signed checkpoint in the ledger") if records else None
+            if records:
+                self.warnings.append(f"no signed checkpoint yet: the {records} records are "
+                                     "not signed (the next run signs them)")
+            return None
         if records > self._last_checkpoint_seq and self.now - self._last_checkpoint > self.interval:
-            return (self._last_checkpoint_seq + 1,
-                    f"records follow the last checkpoint, which is older than "
-                    f"{self.interval}: the tail may have been cut or the checkpoints stopped")
+            self.warnings.append(
+                f"records {self._last_checkpoint_seq + 1}-{records} follow the last checkpoint, "
+                f"which is older than {self.interval}: not signed yet (checkpoints stopped, or "
+                "no run since); a checkpoint_file kept elsewhere is what detects a cut tail")
         return None
 
 

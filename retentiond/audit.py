@@ -167,6 +167,9 @@ class Verification:
     head: str
     broken_seq: int | None = None
     reason: str | None = None
+    warnings: tuple[str, ...] = ()
+    """What is not a break of integrity but wants a look: gaps between checkpoints (the daemon
+    was not running), records not signed yet."""
 
     @property
     def ok(self) -> bool:
@@ -372,11 +375,15 @@ class AuditLedger:
             found = auditor.finish(count, chain)
             if found is not None:
                 return Verification(count, chain, found[0], found[1])
-        return Verification(count, chain)
+        return Verification(count, chain,
+                            warnings=tuple(auditor.warnings) if auditor is not None else ())
 
 
 class Auditor(Protocol):
     """Checks of its own that :meth:`AuditLedger.verify` runs along the chain."""
+
+    warnings: list[str]
+    """Findings that are no break of integrity, gathered along the way."""
 
     def see(self, record: Record, chain_before: str) -> str | None:
         """What is wrong with ``record`` (``chain_before``: the head before it), or None."""

@@ -38,6 +38,8 @@ def verify(app: App) -> None:
     signed = "checkpoints verified" if auditor.public is not None else (
         "no verify_key configured: checkpoints not checked")
     click.echo(f"ok: {result.records} records, chain head {result.head}; {signed}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}")
     if open_intents:
         click.echo(f"{len(open_intents)} batch intent(s) have no outcome yet; the next run "
                    "settles them from the stores' batch markers")

@@ -381,6 +381,8 @@ def check_ledger(ledger: AuditLedger, auditor: EvidenceAuditor | None = None) ->
     if auditor is not None and auditor.public is not None:
         summary = ("every checkpoint is signed by the configured key and matches the chain"
                    if result.ok else f"verification failed: {result.reason}")
+        if result.ok and result.warnings:
+            summary += "; " + "; ".join(result.warnings)
         checkpoints = CheckpointStatus(ok=result.ok, summary=summary)
     return LedgerCheck(records=result.records, head=result.head, ok=result.ok,
                        broken_seq=result.broken_seq, reason=result.reason,
