@@ -227,10 +227,12 @@ class Engine:
     def _guard_counts(
         self, rule: Rule, selection: Selection, census: Census, as_of: datetime,
     ) -> Iterable[GuardCount]:
-        reasons = {hold.id: hold.reason for source in self.hold_sources
-                   for hold in source.active(rule.store, rule.table, as_of)}
-        reasons.update({r.id: r.reason for r in self.policies.retentions_on(rule.store,
-                                                                             rule.table)})
+        # A partitioned table's guards may sit on its partitions: read each one's reason too.
+        names = [name for name, _ in self.stores.get(rule.store).partitions().scopes(rule.table)]
+        reasons = {hold.id: hold.reason for source in self.hold_sources for name in names
+                   for hold in source.active(rule.store, name, as_of)}
+        reasons.update({r.id: r.reason for name in names
+                        for r in self.policies.retentions_on(rule.store, name)})
         for guard in selection.guards:
             yield GuardCount(guard.kind, guard.id, reasons.get(guard.id, ""),
                              census.by_guard.get(guard.id, 0))

@@ -187,3 +187,18 @@ def test_a_hold_placed_at_run_time_on_the_partitioned_parent_protects_its_rows(d
 
     assert (4, 2) == (plan.census.eligible, plan.census.blocked)
     assert ([1, 4, 7], [1, 4, 6]) == (ids(db, "customers"), ids(db, "payments"))
+
+
+def test_a_rule_on_the_partitioned_table_honours_a_hold_on_one_partition(db, rig):
+    """Deleting old payments: January's partition is held; the plan names the hold and why."""
+    payments(db, on_delete="CASCADE")
+    rule = RULE.format(options="").replace("customers-delete", "payments-delete").replace(
+        "table: customers", "table: payments").replace("column: left_at", "column: paid_at")
+    setup: Rig = rig(rule + hold_on("payments_2023_01"))
+
+    plan = setup.engine.plan(setup.rule("payments-delete"), as_of=AS_OF)
+    setup.run("payments-delete")
+
+    assert [("hold", "big-payments", "Disputed payments.", 2)] == [
+        (g.kind, g.id, g.reason, g.rows) for g in plan.guards]
+    assert [1, 2] == ids(db, "payments")
