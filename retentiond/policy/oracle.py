@@ -26,6 +26,16 @@ The semantics it models:
   row references through it: the database would cascade round the cycle to any depth.  A
   reached row (deleted or nulled) that a guard of its own table protects blocks the row.
   Quarantine moves rows: any referencing row blocks.
+- A partitioned table (PostgreSQL's declarative partitioning) is one logical table: its rows
+  are routed to a leaf partition by the partition bounds (a range partition takes the values
+  in its ``[from, to)``, a list partition the values it lists, else the default partition;
+  sub-partitions route again).  A foreign key may be declared on the logical table (all its
+  rows) or on partitions (the rows in their leaves); a leaf that lacks a key some of its
+  siblings declare is *unenforced*: its rows referencing a row being deleted (however
+  reached) block that row, whatever the action, since the database would orphan them.
+  Sibling partitions declaring one key with different ON DELETE each apply their own to
+  their rows.  A guard on the logical table or on a partition covers the rows stored in its
+  leaves (the logical table: all of them).
 """
 
 from __future__ import annotations
@@ -195,22 +205,119 @@ def protects(where: Filter | None, row: Row) -> bool:
 # -- schema, rule and guards ------------------------------------------------------------------
 
 
+def _before(value: object, bound: object) -> bool:
+    """``value < bound`` on comparable values (ints, dates, datetimes of one kind)."""
+    return bool(value < bound)  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition of a table: a range, a list, or the default.
+
+    A range partition takes ``[low, high)`` (None: MINVALUE / MAXVALUE), a list partition its
+    ``values``; ``sub`` when it is partitioned in turn.
+    """
+
+    name: str
+    low: object = None
+    high: object = None
+    values: tuple[object, ...] | None = None
+    default: bool = False
+    sub: Partitioning | None = None
+
+    def takes(self, value: object) -> bool:
+        """Whether a row whose partition key is ``value`` belongs here (not as a default)."""
+        if self.default:
+            return False
+        if self.values is not None:
+            return value in self.values
+        if value is None:
+            raise ValueError(f"a NULL range partition key has no partition in {self.name!r}")
+        return ((self.low is None or not _before(value, self.low))
+                and (self.high is None or _before(value, self.high)))
+
+    def leaves(self) -> tuple[str, ...]:
+        """The leaf partitions below (itself, for a leaf)."""
+        return self.sub.leaves() if self.sub is not None else (self.name,)
+
+    def names(self) -> tuple[str, ...]:
+        """Itself and every partition below it."""
+        return (self.name, *(self.sub.names() if self.sub is not None else ()))
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    """``PARTITION BY RANGE|LIST (column)`` and the partitions of it."""
+
+    column: str
+    kind: Literal["range", "list"]
+    partitions: tuple[Partition, ...]
+
+    def route(self, row: Row) -> tuple[str, ...]:
+        """The partitions the row lands in, outermost first, down to its leaf."""
+        value = row[self.column]
+        chosen = next((p for p in self.partitions if p.takes(value)), None)
+        if chosen is None:
+            chosen = next((p for p in self.partitions if p.default), None)
+        if chosen is None:
+            raise ValueError(f"no partition takes {self.column} = {value!r}")
+        return (chosen.name, *(chosen.sub.route(row) if chosen.sub is not None else ()))
+
+    def leaves(self) -> tuple[str, ...]:
+        """Every leaf partition."""
+        return tuple(leaf for p in self.partitions for leaf in p.leaves())
+
+    def names(self) -> tuple[str, ...]:
+        """Every partition, at every level."""
+        return tuple(name for p in self.partitions for name in p.names())
+
+    def find(self, name: str) -> Partition | None:
+        """The partition called ``name``, at any level."""
+        for partition in self.partitions:
+            if partition.name == name:
+                return partition
+            found = partition.sub.find(name) if partition.sub is not None else None
+            if found is not None:
+                return found
+        return None
+
+
 @dataclass(frozen=True)
 class Table:
-    """A table: its columns and its primary key."""
+    """A table: its columns, its primary key and, if partitioned, its partitions."""
 
     name: str
     columns: tuple[str, ...]
     primary_key: tuple[str, ...]
+    partitioning: Partitioning | None = None
 
     def key(self, row: Row) -> Key:
         """The primary key of ``row``."""
         return tuple(row[c] for c in self.primary_key)
 
+    def places(self, row: Row) -> tuple[str, ...]:
+        """The table and the partitions ``row`` is stored in, outermost first."""
+        if self.partitioning is None:
+            return (self.name,)
+        return (self.name, *self.partitioning.route(row))
+
+    def leaves_of(self, name: str) -> frozenset[str] | None:
+        """The leaves of partition ``name`` of this table (None: the table itself)."""
+        if name == self.name:
+            return None
+        found = self.partitioning.find(name) if self.partitioning is not None else None
+        if found is None:
+            raise KeyError(name)
+        return frozenset(found.leaves())
+
 
 @dataclass(frozen=True)
 class Reference:
-    """A foreign key: ``table(columns)`` references ``parent(parent_columns)``."""
+    """A foreign key: ``table(columns)`` references ``parent(parent_columns)``.
+
+    ``table`` may name a partition of a partitioned table (the key is declared on it);
+    ``parent`` names a logical table.
+    """
 
     table: str
     columns: tuple[str, ...]
@@ -232,6 +339,24 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A foreign key between logical tables, as it applies to some rows of the child.
+
+    ``reference`` names the logical child table; ``leaves`` limits it to rows stored in those
+    leaf partitions (None: every row).  An unenforced link (``enforced`` False) stands for
+    leaves lacking a key their siblings declare: the database does nothing for their rows.
+    """
+
+    reference: Reference
+    leaves: frozenset[str] | None = None
+    enforced: bool = True
+
+    def applies(self, places: Sequence[str]) -> bool:
+        """Whether the key covers a row stored in ``places`` (see :meth:`Table.places`)."""
+        return self.leaves is None or places[-1] in self.leaves
+
+
+@dataclass(frozen=True)
 class Schema:
     """Tables and the foreign keys between them (in any shape: chains, self-references, cycles)."""
 
@@ -239,20 +364,63 @@ class Schema:
     references: tuple[Reference, ...] = ()
 
     def table(self, name: str) -> Table:
-        """The table called ``name``."""
+        """The table called ``name`` (a logical table, never a partition)."""
         for table in self.tables:
             if table.name == name:
                 return table
         raise KeyError(name)
 
-    def referencing(self, name: str) -> tuple[Reference, ...]:
-        """The foreign keys that point at ``name``."""
-        return tuple(r for r in self.references if r.parent == name)
+    def logical(self, name: str) -> Table:
+        """The logical table ``name`` is, or is a partition of."""
+        for table in self.tables:
+            if table.name == name or (table.partitioning is not None
+                                      and name in table.partitioning.names()):
+                return table
+        raise KeyError(name)
+
+    def places(self, name: str, row: Row) -> tuple[str, ...]:
+        """The logical table ``name`` and the partitions ``row`` is stored in."""
+        return self.table(name).places(row)
+
+    def referencing(self, name: str) -> tuple[Link, ...]:
+        """The foreign keys that point at ``name``, per logical child table and rows covered.
+
+        Declarations of one key (the same columns to the same parent columns) on partitions of
+        one table each cover their partitions' leaves; leaves none covers get an unenforced
+        link of their own.
+        """
+        groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[Reference]] = {}
+        for ref in self.references:
+            if self.logical(ref.parent).name == name:
+                child = self.logical(ref.table).name
+                groups.setdefault((child, ref.columns, ref.parent_columns), []).append(ref)
+        links: list[Link] = []
+        for (child, _, _), declared in groups.items():
+            table = self.table(child)
+            covered: set[str] = set()
+            for ref in declared:
+                leaves = table.leaves_of(ref.table)
+                links.append(Link(Reference(child, ref.columns, name, ref.parent_columns,
+                                            ref.on_delete), leaves))
+                if leaves is not None:
+                    covered |= leaves
+                elif table.partitioning is not None:
+                    covered |= set(table.partitioning.leaves())
+            if table.partitioning is not None:
+                missing = frozenset(table.partitioning.leaves()) - covered
+                if missing:
+                    ref = declared[0]
+                    links.append(Link(Reference(child, ref.columns, name, ref.parent_columns,
+                                                "no action"), missing, enforced=False))
+        return tuple(links)
 
 
 @dataclass(frozen=True)
 class Hold:
-    """A legal hold on ``table``: rows its filter covers (no filter: all of them)."""
+    """A legal hold on ``table``: rows its filter covers (no filter: all of them).
+
+    ``table`` may be a partition: then only rows stored in it (in its leaves) are covered.
+    """
 
     id: str
     table: str
@@ -261,7 +429,10 @@ class Hold:
 
 @dataclass(frozen=True)
 class Retain:
-    """A minimum retention on ``table``: covered rows whose ``column`` is after ``cutoff``."""
+    """A minimum retention on ``table``: covered rows whose ``column`` is after ``cutoff``.
+
+    ``table`` may be a partition, as for :class:`Hold`.
+    """
 
     id: str
     table: str
@@ -283,17 +454,17 @@ class Guards:
     holds: tuple[Hold, ...] = ()
     retains: tuple[Retain, ...] = ()
 
-    def held(self, table: str, row: Row) -> bool:
-        """Whether a hold on ``table`` covers the row."""
-        return any(h.table == table and protects(h.where, row) for h in self.holds)
+    def held(self, places: Sequence[str], row: Row) -> bool:
+        """Whether a hold covers the row stored in ``places`` (see :meth:`Schema.places`)."""
+        return any(h.table in places and protects(h.where, row) for h in self.holds)
 
-    def retained(self, table: str, row: Row) -> bool:
-        """Whether a minimum retention on ``table`` protects the row."""
-        return any(r.table == table and r.protects(row) for r in self.retains)
+    def retained(self, places: Sequence[str], row: Row) -> bool:
+        """Whether a minimum retention protects the row stored in ``places``."""
+        return any(r.table in places and r.protects(row) for r in self.retains)
 
-    def keep(self, table: str, row: Row) -> bool:
-        """Whether any guard protects the row."""
-        return self.held(table, row) or self.retained(table, row)
+    def keep(self, places: Sequence[str], row: Row) -> bool:
+        """Whether any guard protects the row stored in ``places``."""
+        return self.held(places, row) or self.retained(places, row)
 
 
 @dataclass(frozen=True)
@@ -394,20 +565,22 @@ def reach_of(schema: Schema, tables: Tables, decree: Decree, guards: Guards,
     reach = Reach()
 
     def walk(name: str, row: Row, path: tuple[str, ...]) -> None:
-        for ref in schema.referencing(name):
+        for link in schema.referencing(name):
+            ref = link.reference
             child = schema.table(ref.table)
-            children = [c for c in tables.get(ref.table, ()) if ref.refers(c, row)]
+            children = [c for c in tables.get(ref.table, ())
+                        if ref.refers(c, row) and link.applies(child.places(c))]
             if not children:
                 continue
             cycle = ref.table in path
-            if decree.action == "quarantine" or (
+            if not link.enforced or decree.action == "quarantine" or (
                     ref.restricts and (not decree.delete_children or cycle)) or (
                     cycle and ref.on_delete == "cascade"):
                 reach.blocked = True
                 continue
             for found in children:
                 key = child.key(found)
-                if guards.keep(ref.table, found):
+                if guards.keep(child.places(found), found):
                     reach.blocked = True
                 if ref.on_delete == "set null":
                     reach.nulled.setdefault(ref.table, {}).setdefault(key, set()).update(
@@ -439,9 +612,9 @@ def decide(schema: Schema, tables: Tables, decree: Decree, guards: Guards) -> De
             status[key] = "null_age"
         elif not decree.cutoff.reached_by(age):
             status[key] = "young"
-        elif guards.held(decree.table, row):
+        elif guards.held(own.places(row), row):
             status[key] = "held"
-        elif guards.retained(decree.table, row):
+        elif guards.retained(own.places(row), row):
             status[key] = "protected"
         elif reach_of(schema, tables, decree, guards, [row]).blocked:
             status[key] = "blocked"
@@ -461,8 +634,14 @@ def decide(schema: Schema, tables: Tables, decree: Decree, guards: Guards) -> De
 
 
 def key_order(key: Key) -> tuple[str, ...]:
-    """Primary-key order for integer and lowercase text keys (as every backend sorts them)."""
-    return tuple(f"{v:+021d}" if isinstance(v, int) else f"~{v}" for v in key)
+    """Primary-key order for integer, lowercase text, date and time keys (as backends sort them).
+
+    Aware times compare as instants; naive ones and dates as written.
+    """
+    return tuple(f"{v:+021d}" if isinstance(v, int)
+                 else f"{v.astimezone(UTC).isoformat()}" if isinstance(v, datetime)
+                 and v.tzinfo is not None
+                 else v.isoformat() if isinstance(v, date) else f"~{v}" for v in key)
 
 
 # -- a whole run ------------------------------------------------------------------------------

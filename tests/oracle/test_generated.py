@@ -2,7 +2,9 @@
 
 Each example loads a random shape (see ``oracle_kit``) into a fresh database, then compares
 the plan's census and eligible keys, and what a run changes in every table and writes to the
-ledger, with :mod:`retentiond.policy.oracle`.
+ledger, with :mod:`retentiond.policy.oracle`.  A partitioned table (PostgreSQL) is compared as
+its logical table, read through its parent, and the ledger names it; that the database stores
+each row in the partition the oracle routes it to is checked first.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from oracle_kit import (
     contents,
     examples,
     load,
+    routed,
     shapes,
+    stored_in,
     trial,
 )
 
@@ -38,13 +42,17 @@ def _pick(keys, *, distinct):
     return set(keys) if distinct else sorted(keys, key=key_order)
 
 
-def ledger_reach(outcomes, *, distinct=True):
-    """Keys reached by applied outcomes: ({table: keys deleted}, {table: keys nulled})."""
+def ledger_reach(shape, outcomes, *, distinct=True):
+    """Keys reached by applied outcomes: ({table: keys deleted}, {table: keys nulled}).
+
+    Labels name logical tables (never a partition); keys are read back from the ledger's JSON.
+    """
     deleted, nulled = defaultdict(list), defaultdict(list)
     for body in outcomes:
         for label, keys in body.get("reached", {}).items():
             table, effect = label.rsplit(" (", 1)
-            (nulled if effect == "set null)" else deleted)[table].extend(map(tuple, keys))
+            (nulled if effect == "set null)" else deleted)[table].extend(
+                shape.table(table).decode(key) for key in keys)
     return ({t: _pick(k, distinct=distinct) for t, k in deleted.items()},
             {t: _pick(k, distinct=distinct) for t, k in nulled.items()})
 
@@ -69,12 +77,16 @@ def test_plan_counts_and_selects_what_the_oracle_decides(server, fresh, data):
     place = fresh()
     load(place.engine, shape, server.kind)
     assert by_key(shape, shape.rows) == contents(place.engine, shape)
+    assert routed(shape) == stored_in(place.engine, shape)
     with trial(place.url, shape, place.directory) as setup:
         decree, guards = oracle.from_policy(setup.policies, setup.rule, shape.as_of)
         decision = oracle.decide(shape.schema, shape.rows, decree, guards)
         note(f"oracle: {decision.counts} eligible {decision.eligible}")
         event(f"eligible: {min(len(decision.eligible), 3)}, "
               f"blocked: {decision.counts.blocked > 0}")
+        event(f"partitioned: {shape.partitioned}")
+        for feature in shape.partition_features():
+            event(f"partitioned: {feature}")
 
         plan = setup.engine.plan(setup.rule, as_of=shape.as_of)
         assert plan.error is None
@@ -102,6 +114,9 @@ def test_a_run_changes_exactly_what_the_oracle_predicts(server, fresh, data):
         note(f"oracle: run {predicted.batches}")
         event(f"reaches: {any(b.deleted for b in predicted.batches)} deletes, "
               f"{any(b.nulled for b in predicted.batches)} nulls")
+        event(f"partitioned: {shape.partitioned}")
+        for feature in shape.partition_features():
+            event(f"partitioned: {feature}")
 
         plan = setup.engine.plan(setup.rule, as_of=shape.as_of)
         report = setup.run(shape.as_of)
@@ -110,15 +125,19 @@ def test_a_run_changes_exactly_what_the_oracle_predicts(server, fresh, data):
 
     assert (report.status, report.error) == ("done", None)
     assert by_key(shape, predicted.tables) == after
-    guarded = {name: {key: row for key, row in rows.items() if guards.keep(name, row)}
+    schema = shape.schema
+    guarded = {name: {key: row for key, row in rows.items()
+                      if guards.keep(schema.places(name, row), row)}
                for name, rows in before.items()}
     assert guarded == {name: {key: after[name].get(key) for key in rows}
                        for name, rows in guarded.items()}
-    acted = sorted((tuple(key) for body in outcomes for key in body["keys"]), key=key_order)
+    own = shape.table(setup.rule.table)
+    acted = sorted((own.decode(key) for body in outcomes for key in body["keys"]),
+                   key=key_order)
     assert sorted(predicted.acted, key=key_order) == acted
-    assert predicted_reach(predicted) == ledger_reach(outcomes)
+    assert predicted_reach(predicted) == ledger_reach(shape, outcomes)
     if REACHED_ONCE:
-        assert predicted_reach(predicted, distinct=False) == ledger_reach(outcomes,
+        assert predicted_reach(predicted, distinct=False) == ledger_reach(shape, outcomes,
                                                                           distinct=False)
     # The dry run is the run; except where one batch unblocks rows of a later one (see
     # test_findings), the plan counted exactly the rows acted on.
