@@ -155,7 +155,7 @@ class SqlStore(Store):
         return reflected.schema if reflected is not None else None
 
     def forget(self, table: str | None = None) -> None:
-        """Drop cached reflections: of ``table`` (and the foreign keys of its schema), or all."""
+        """Drop cached reflections: of ``table`` (and every foreign key and partition), or all."""
         with self._lock:
             self._last_compiled = None
             self._done_found = None  # and which done tables exist
