@@ -7,7 +7,7 @@ so a dry run shows exactly what the real run would do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +16,7 @@ import structlog
 from retentiond.actions import action_for
 from retentiond.errors import LimitExceeded, RetentionError, SchemaChanged, redact
 from retentiond.holds import HoldSource, PolicyHolds, guards_for
-from retentiond.policy.model import PolicySet, Rule
+from retentiond.policy.model import Hold, PolicySet, Retention, Rule
 from retentiond.policy.periods import cutoff
 from retentiond.reach import Reaches, reaches_of
 from retentiond.settings import Defaults
@@ -81,6 +81,14 @@ class GuardCount:
     id: str
     reason: str
     rows: int
+
+
+@dataclass(frozen=True)
+class Reaching:
+    """Per (store, table): the rules whose removals reach it and how; stores not read."""
+
+    rules: Mapping[tuple[str, str], Sequence[tuple[Rule, tuple[str, ...]]]]
+    unknown: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,42 @@ class Engine:
         return guards_for(self.policies, self.hold_sources, store=store, table=table,
                           as_of=as_of, partitions=self.stores.get(store).partitions())
 
+    def guarding(self, store: str, table: str, *, as_of: datetime,
+                 ) -> tuple[dict[str, Hold], dict[str, Retention]]:
+        """The holds and minimum retentions behind :meth:`guards`, by id, with their reasons.
+
+        A partitioned table's may be placed on its partitions: each one is read too.
+        """
+        names = [name for name, _ in self.stores.get(store).partitions().scopes(table)]
+        holds = {hold.id: hold for source in self.hold_sources for name in names
+                 for hold in source.active(store, name, as_of)}
+        retentions = {r.id: r for name in names for r in self.policies.retentions_on(store, name)}
+        return holds, retentions
+
+    def reaching(self, *, as_of: datetime, store: str | None = None) -> Reaching:
+        """Which tables the enabled rules' removals reach through foreign keys, and how.
+
+        A store that cannot be read is listed in ``unknown`` (and logged), not raised: what
+        asks (the schedule, explain) says so and carries on.
+        """
+        found: dict[tuple[str, str], list[tuple[Rule, tuple[str, ...]]]] = {}
+        unknown: list[str] = []
+        for rule in self.rules():
+            if rule.store in unknown or store not in {None, rule.store}:
+                continue
+            try:
+                reaches = self.prepared(rule, as_of=as_of).reaches
+            except RetentionError as exc:
+                unknown.append(rule.store)
+                log.warning("reach.unknown", store=rule.store, error=redact(str(exc)))
+                continue
+            ways: dict[str, set[str]] = {}
+            for reach in reaches:
+                ways.setdefault(reach.path[-1].table, set()).add(reach.effect)
+            for table, effects in ways.items():
+                found.setdefault((rule.store, table), []).append((rule, tuple(sorted(effects))))
+        return Reaching(found, tuple(unknown))
+
     def brakes(self, rule: Rule) -> Brakes:
         """The rule's limits, unset ones taken from the defaults (never off)."""
         return Brakes(
@@ -227,12 +271,9 @@ class Engine:
     def _guard_counts(
         self, rule: Rule, selection: Selection, census: Census, as_of: datetime,
     ) -> Iterable[GuardCount]:
-        # A partitioned table's guards may sit on its partitions: read each one's reason too.
-        names = [name for name, _ in self.stores.get(rule.store).partitions().scopes(rule.table)]
-        reasons = {hold.id: hold.reason for source in self.hold_sources for name in names
-                   for hold in source.active(rule.store, name, as_of)}
-        reasons.update({r.id: r.reason for name in names
-                        for r in self.policies.retentions_on(rule.store, name)})
+        holds, retentions = self.guarding(rule.store, rule.table, as_of=as_of)
+        reasons = {hold_id: hold.reason for hold_id, hold in holds.items()}
+        reasons.update({r_id: r.reason for r_id, r in retentions.items()})
         for guard in selection.guards:
             yield GuardCount(guard.kind, guard.id, reasons.get(guard.id, ""),
                              census.by_guard.get(guard.id, 0))

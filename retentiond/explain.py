@@ -167,11 +167,7 @@ def explain(
     reached_by = tuple(_reached_by(engine, store, table, as_of))
     if not rules:
         return Explanation(store, table, key, as_of, None, (), mentions, scanned, reached_by)
-    scopes = [name for name, _ in live.partitions().scopes(table)]
-    holds = {h.id: h for source in engine.hold_sources for name in scopes
-             for h in source.active(store, name, as_of)}
-    retentions = {r.id: r for name in scopes
-                  for r in engine.policies.retentions_on(store, name)}
+    holds, retentions = engine.guarding(store, table, as_of=as_of)
     prepared: dict[str, Selection | RetentionError] = {}
     for rule in rules:
         try:
@@ -192,17 +188,11 @@ def explain(
 def _reached_by(engine: Engine, store: str, table: str, as_of: datetime) -> Iterator[ReachedBy]:
     """Rules on other tables whose removals reach rows of ``table`` through foreign keys."""
     logical = engine.stores.get(store).partitions().logical(table)
-    for rule in engine.policies.rules:
-        if rule.store != store or rule.table == logical:
-            continue
-        try:
-            prepared = engine.prepared(rule, as_of=as_of)
-        except RetentionError:
-            continue
-        ways = sorted({r.effect for r in prepared.reaches if r.path[-1].table == logical})
-        if ways:
-            guards = engine.guards(store, logical, as_of=as_of)
-            yield ReachedBy(rule.id, rule.table, tuple(ways), tuple(g.id for g in guards))
+    reaching = engine.reaching(as_of=as_of, store=store).rules.get((store, logical), ())
+    guards = tuple(g.id for g in engine.guards(store, logical, as_of=as_of)) if reaching else ()
+    for rule, ways in reaching:
+        if rule.table != logical:
+            yield ReachedBy(rule.id, rule.table, ways, guards)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import structlog
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import (
     Engine,
@@ -39,7 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from retentiond.actions import action_for
-from retentiond.errors import AuditError, RetentionError, redact
+from retentiond.errors import AuditError
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
 from retentiond.publish.template import esc, page
@@ -47,7 +46,6 @@ from retentiond.publish.template import esc, page
 if TYPE_CHECKING:
     from retentiond.engine import Engine as RuleEngine
 
-log = structlog.get_logger("retentiond.schedule")
 
 FORMAT = "retentiond-schedule/2"
 """The ``format`` of the JSON document; a change of its keys gets a new number."""
@@ -261,24 +259,11 @@ def build_schedule(policies: PolicySet, *, as_of: datetime,
 def reached_tables(engine: RuleEngine, *, as_of: datetime,
                    ) -> tuple[dict[tuple[str, str], list[GoesWith]], list[str]]:
     """Which tables each enabled rule's removals reach; and the stores that could not say."""
-    found: dict[tuple[str, str], list[GoesWith]] = {}
-    unknown: list[str] = []
-    for rule in engine.rules():
-        if rule.store in unknown:
-            continue
-        try:
-            reaches = engine.prepared(rule, as_of=as_of).reaches
-        except RetentionError as exc:
-            unknown.append(rule.store)
-            log.warning("schedule.reach_unknown", store=rule.store, error=redact(str(exc)))
-            continue
-        ways: dict[str, set[str]] = {}
-        for reach in reaches:
-            ways.setdefault(reach.path[-1].table, set()).add(reach.effect)
-        for table, effects in ways.items():
-            found.setdefault((rule.store, table), []).append(GoesWith(
-                rule.id, rule.table, str(rule.age.older_than), tuple(sorted(effects))))
-    return found, unknown
+    reaching = engine.reaching(as_of=as_of)
+    found = {place: [GoesWith(rule.id, rule.table, str(rule.age.older_than), ways)
+                     for rule, ways in rules]
+             for place, rules in reaching.rules.items()}
+    return found, list(reaching.unknown)
 
 
 def rule_view(rule: Rule) -> ScheduledRule:

@@ -103,9 +103,7 @@ class Partitions:
 
     def logical(self, table: str) -> str:
         """The outermost partitioned table ``table`` belongs to (``table`` itself if none)."""
-        while table in self.parents:
-            table = self.parents[table]
-        return table
+        return [table, *self._ancestors(table)][-1]
 
     def leaves(self, table: str) -> tuple[str, ...]:
         """The partitions that hold rows of ``table``, at the deepest level; () if unpartitioned."""
@@ -120,14 +118,13 @@ class Partitions:
         The logical table and every partition above ``table`` cover all of its rows (``()``);
         every partition below it covers its own leaves.
         """
-        above = [table]
-        while above[-1] in self.parents:
-            above.append(self.parents[above[-1]])
+        above = [table, *self._ancestors(table)]
         below = [name for name in self.parents if table in self._ancestors(name)]
         return (*((name, ()) for name in reversed(above)),
                 *((name, self.leaves(name) or (name,)) for name in sorted(below)))
 
     def _ancestors(self, table: str) -> list[str]:
+        """The partitioned tables above ``table``, nearest first."""
         found = []
         while table in self.parents:
             table = self.parents[table]
