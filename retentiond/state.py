@@ -53,6 +53,7 @@ audit_log = Table(
     Column("body", Text, nullable=False),
     Column("record_hash", String(64), nullable=False),
     Column("chain_hash", String(64), nullable=False),
+    Column("signature", String(128)),
     Index("audit_log_batch", "batch_id", "kind"),
     Index("audit_log_run", "run_id"),
 )
