@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptography.exceptions import InvalidSignature
+
 from retentiond import __version__
 from retentiond.actions import action_for
 from retentiond.audit import Entry, Kind, Record, canonical
@@ -63,6 +65,51 @@ class Signer:
             return None
         return cls(settings.origin, load_private_key(settings.signing_key.read()))
 
+    def vouch(self, record_hash: str) -> str:
+        """The signature (hex) by which the writer vouches that it wrote this record."""
+        return self.key.sign(record_message(self.origin, record_hash)).hex()
+
+
+def record_message(origin: str, record_hash: str) -> bytes:
+    """What a record's signature signs: its hash, under a header no checkpoint note has."""
+    return f"retentiond record signature v1\n{origin}\n{record_hash}\n".encode()
+
+
+def vouched(public: Ed25519PublicKey, origin: str, record: Record) -> bool:
+    """Whether ``record`` carries a signature by ``public`` over its hash."""
+    try:
+        public.verify(bytes.fromhex(record.signature or ""), record_message(origin,
+                                                                       record.record_hash))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+WRITTEN_BY_HAND = frozenset({Kind.HOLD_PLACED, Kind.HOLD_RELEASED})
+"""Kinds that people write through the CLI, where the daemon's signing key may be out of reach.
+
+Every other kind is written by a run (the daemon or ``run --once``), which holds the key."""
+
+
+@dataclass
+class Span:
+    """Sequence numbers seen, in bounded memory: how many, the first and the last."""
+
+    count: int = 0
+    first: int = 0
+    last: int = 0
+
+    def add(self, seq: int) -> None:
+        """Count ``seq`` in."""
+        self.count += 1
+        self.first = self.first or seq
+        self.last = seq
+
+    def __str__(self) -> str:
+        if self.count == 1:
+            return f"record {self.first}"
+        return f"{self.count} records between {self.first} and {self.last}"
+
 
 def write_checkpoint(ledger: AuditLedger, signer: Signer, *, file: Path | None = None) -> Record:
     """Sign the ledger's current head; the checkpoint record follows what it signs."""
@@ -71,7 +118,7 @@ def write_checkpoint(ledger: AuditLedger, signer: Signer, *, file: Path | None =
         note = sign(Checkpoint(signer.origin, seq, head), signer.key)
         return Entry(kind=Kind.CHECKPOINT, body={"size": seq, "head": head, "note": note})
 
-    record = ledger.append_at_tail(make)
+    record = ledger.append_at_tail(make, vouch=signer.vouch)
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         temporary = file.with_suffix(file.suffix + ".tmp")
@@ -99,9 +146,15 @@ class EvidenceAuditor:
     _heads: dict[int, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     """Findings about liveness, not integrity: long gaps between checkpoints, unsigned tails."""
+    _first_signed: int | None = None
+    _before_signing: Span = field(default_factory=Span)
+    _by_hand: Span = field(default_factory=Span)
 
     def see(self, record: Record, chain_before: str) -> str | None:
-        """Check one record: checkpoint signatures and spacing, intent/outcome pairing."""
+        """Check one record: its signature, checkpoints and their spacing, intent pairing."""
+        unvouched = self._vouched(record)
+        if unvouched is not None:
+            return unvouched
         at = datetime.fromisoformat(record.at)
         if self.outside is not None and record.seq == self.outside.size:
             self._heads[record.seq] = record.chain_hash
@@ -116,6 +169,47 @@ class EvidenceAuditor:
         elif entry.kind is Kind.OUTCOME:
             self._open.pop(pair, None)
         return None
+
+    def _vouched(self, record: Record) -> str | None:
+        """Whether the writer of ``record`` signed it, where it should have.
+
+        A forger who knows the algorithm but not the key can append records and recompute
+        the chain, and the next checkpoint would sign them; only each record's own signature
+        tells the daemon's records from those.  Unsigned records before the first signed one
+        predate signing (an upgrade, a key configured later); holds placed through the CLI
+        may be written where the key cannot be read.  Both are listed, not broken.
+        """
+        if self.public is None:
+            return None
+        if record.signature is not None:
+            if not vouched(self.public, self.origin, record):
+                return "the record's signature does not verify with the configured key"
+            if self._first_signed is None:
+                self._first_signed = record.seq
+            return None
+        if record.entry.kind in WRITTEN_BY_HAND:
+            self._by_hand.add(record.seq)
+        elif self._first_signed is None:
+            self._before_signing.add(record.seq)
+        else:
+            return (f"the record ({record.entry.kind.value}) is not signed, though the daemon "
+                    f"signs every record since {self._first_signed}: it was forged, or written "
+                    "without the signing key")
+        return None
+
+    def _unsigned(self) -> None:
+        """Warn of the records no signature covers (see :meth:`_vouched`)."""
+        if self._before_signing.count:
+            self.warnings.append(
+                f"{self._before_signing} {'is' if self._before_signing.count == 1 else 'are'} "
+                "not signed: written before records were signed (an older version, or no "
+                "signing key then); the chain and later checkpoints still cover them")
+        if self._by_hand.count:
+            self.warnings.append(
+                f"{self._by_hand} of holds placed or released "
+                f"{'is' if self._by_hand.count == 1 else 'are'} not signed: written where the "
+                "signing key could not be read (the CLI); the chain and later checkpoints "
+                "still cover them")
 
     def _checkpoint(self, record: Record, chain_before: str, at: datetime) -> str | None:
         body = record.entry.body
@@ -155,6 +249,7 @@ class EvidenceAuditor:
                                            "the database")
         if self.public is None:
             return None
+        self._unsigned()
         # A new install (a hold placed before the first run), a crash before a run's
         # checkpoint, a hold placed between daily runs: records not signed yet are no break.
         # Only a checkpoint kept outside the database (above) proves a tail was not cut.

@@ -30,6 +30,9 @@ from retentiond.state import StateDB, audit_log
 
 GENESIS = "0" * 64
 
+Vouch = Callable[[str], str]
+"""Signs a record hash (hex in, hex signature out): the writer vouching for its record."""
+
 
 class Kind(StrEnum):
     """What a ledger record says happened."""
@@ -94,6 +97,22 @@ class Body(Mapping[str, Any]):
                 f"{canonical(name)}:{known[name] if name in known else canonical(value)}"
                 for name, value in sorted(self._data.items())) + "}"
 
+    @classmethod
+    def stored(cls, data: Mapping[str, Any], text: str) -> Body:
+        """A body as read from the ledger: ``text`` is the stored text, byte for byte.
+
+        The record hash is checked against these bytes, not against a re-encoding of what
+        they parse to, so two texts that parse alike (a duplicate key, other spacing) never
+        pass for one another.
+        """
+        body = cls.__new__(cls)
+        body._data, body.text = dict(data), text  # noqa: SLF001 - our own class
+        return body
+
+    def is_canonical(self) -> bool:
+        """Whether the text is the canonical JSON of the data (always, for a body we made)."""
+        return canonical(self._data) == self.text
+
     def __getitem__(self, key: str) -> Any:  # noqa: ANN401 - JSON values
         return self._data[key]
 
@@ -133,6 +152,8 @@ class Record:
     entry: Entry
     record_hash: str
     chain_hash: str
+    signature: str | None = None
+    """The writer's Ed25519 signature over ``record_hash`` (hex), when it held the key."""
 
     def fields(self) -> dict[str, object]:
         """Everything the record hash covers."""
@@ -180,9 +201,11 @@ class Verification:
 class AuditLedger:
     """Append to, read and verify the ledger in the state database."""
 
-    def __init__(self, state: StateDB) -> None:
+    def __init__(self, state: StateDB, *, vouch: Vouch | None = None) -> None:
+        """``vouch`` signs each record as it is written: the writer holds the signing key."""
         self._state = state
         self._digest_key = state.secret("audit-digest-key")
+        self._vouch = vouch
 
     @property
     def state(self) -> StateDB:
@@ -218,10 +241,14 @@ class AuditLedger:
                 at = datetime.now(tz=UTC).isoformat(timespec="microseconds")
                 record_hash = _sha256(Record(seq, at, entry, "", "").hashed_text(body))
                 chain = _sha256(chain + record_hash)
-                records.append(Record(seq, at, entry, record_hash, chain))
+                records.append(Record(seq, at, entry, record_hash, chain,
+                                      self._signature(record_hash)))
             conn.execute(insert(audit_log),
                          [_row(r, body) for r, body in zip(records, bodies, strict=True)])
         return records
+
+    def _signature(self, record_hash: str) -> str | None:
+        return None if self._vouch is None else self._vouch(record_hash)
 
     def key_digest(self, keys: Iterable[Sequence[object]] | str) -> str:
         """A keyed digest of primary keys: commits to them without revealing them.
@@ -327,10 +354,12 @@ class AuditLedger:
         with self._state.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(audit_log)).scalar_one())
 
-    def append_at_tail(self, make: Callable[[int, str], Entry]) -> Record:
+    def append_at_tail(self, make: Callable[[int, str], Entry], *,
+                       vouch: Vouch | None = None) -> Record:
         """Append the entry ``make(last_seq, chain_head)`` builds, inside the append lock.
 
         For checkpoints: what they sign is the tail, so nothing may slip in between.
+        ``vouch`` signs the record in place of the ledger's own signer.
         """
         with self._state.appending() as conn:
             tail = conn.execute(
@@ -340,7 +369,9 @@ class AuditLedger:
             entry = make(seq, chain)
             at = datetime.now(tz=UTC).isoformat(timespec="microseconds")
             record_hash = Record(seq + 1, at, entry, "", "").expected_hash()
-            record = Record(seq + 1, at, entry, record_hash, _sha256(chain + record_hash))
+            signature = vouch(record_hash) if vouch else self._signature(record_hash)
+            record = Record(seq + 1, at, entry, record_hash, _sha256(chain + record_hash),
+                            signature)
             conn.execute(insert(audit_log), [_row(record, encoded(entry.body))])
         return record
 
@@ -362,6 +393,13 @@ class AuditLedger:
             if record.expected_hash() != record.record_hash:
                 return Verification(count, chain, record.seq,
                                     "the record's contents do not match its hash")
+            if not _canonical_body(record):
+                # Its hash may match (it covers the stored bytes), but a reader could take
+                # another value from it than the writer meant: {"count":1,"count":2000}.
+                return Verification(count, chain, record.seq,
+                                    "the record's body is not its canonical JSON (a duplicate "
+                                    "key, or keys out of order or spaced): it was not written "
+                                    "by retentiond")
             before, chain = chain, _sha256(chain + record.record_hash)
             if chain != record.chain_hash:
                 return Verification(count, chain, record.seq,
@@ -408,17 +446,35 @@ def _row(record: Record, body: str) -> dict[str, object]:
             "rule": e.rule, "rule_version": e.rule_version, "store": e.store,
             "table_name": e.table, "action": e.action, "batch_id": e.batch_id,
             "body": body, "record_hash": record.record_hash,
-            "chain_hash": record.chain_hash}
+            "chain_hash": record.chain_hash, "signature": record.signature}
 
 
 def _record(row: RowMapping) -> Record:
+    text = row["body"]
     try:
-        body = json.loads(row["body"])
-        kind = Kind(row["kind"])
+        body = Body.stored(json.loads(text, object_pairs_hook=_unique_keys), text)
     except (ValueError, TypeError):
-        body, kind = {"unreadable": row["body"]}, Kind.ERROR
+        body = Body.stored({"unreadable": True}, str(text))
+    try:
+        kind = Kind(row["kind"])
+    except ValueError:
+        kind = Kind.ERROR  # the hash, made with the stored kind, then fails
     entry = Entry(kind=kind, run_id=row["run_id"], rule=row["rule"],
                   rule_version=row["rule_version"], store=row["store"],
                   table=row["table_name"], action=row["action"], batch_id=row["batch_id"],
                   body=body)
-    return Record(row["seq"], row["at"], entry, row["record_hash"], row["chain_hash"])
+    return Record(row["seq"], row["at"], entry, row["record_hash"], row["chain_hash"],
+                  row["signature"])
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members; ValueError on a key given twice (readers would disagree)."""
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("a duplicate key")
+    return members
+
+
+def _canonical_body(record: Record) -> bool:
+    body = record.entry.body
+    return not isinstance(body, Body) or body.is_canonical()

@@ -142,7 +142,7 @@ class Daemon:
         configure_logging(runtime.settings.log_format, runtime.settings.log_level)
         self._runtime = runtime
         self._state = StateDB(runtime.settings.state_url)
-        self._ledger = AuditLedger(self._state)
+        self._ledger = _signing_ledger(self._state, Signer.from_settings(runtime.settings.audit))
         self._leases = leases_for(self._state)
         daemon = runtime.settings.daemon
         if daemon.metrics_port is not None:
@@ -196,6 +196,11 @@ class Daemon:
         self._notifier.reloading()
         try:
             fresh = load_runtime(self._config, self._policy_dir)
+            try:
+                signer = Signer.from_settings(fresh.settings.audit)
+            except RetentionError:
+                fresh.close()
+                raise
         except PolicyError as exc:
             log.error("reload.rejected", problems=[str(p) for p in exc.problems])
             self._notifier.ready("reload rejected; the previous policies stay in force")
@@ -204,6 +209,8 @@ class Daemon:
             log.error("reload.rejected", problems=[redact(str(exc))])
             self._notifier.ready("reload rejected; the previous policies stay in force")
             return
+        if self._state is not None:  # jobs running now keep the ledger they began with
+            self._ledger = _signing_ledger(self._state, signer)
         with self._lock:
             old, self._runtime = self._runtime, fresh
             if old is not None:
@@ -402,3 +409,8 @@ class Daemon:
         if running:
             return f"running {', '.join(running)}; {count} rules scheduled"
         return f"idle; {count} rules scheduled"
+
+
+def _signing_ledger(state: StateDB, signer: Signer | None) -> AuditLedger:
+    """The ledger, with every record the daemon writes signed by its key (when configured)."""
+    return AuditLedger(state, vouch=signer.vouch if signer is not None else None)

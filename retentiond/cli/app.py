@@ -10,9 +10,10 @@ from pathlib import Path
 
 import click
 
+from retentiond.attest import Signer
 from retentiond.audit import AuditLedger
 from retentiond.engine import Engine
-from retentiond.errors import PolicyError
+from retentiond.errors import ConfigError, PolicyError
 from retentiond.legal import StateHolds
 from retentiond.logs import configure_logging
 from retentiond.policy.loader import load_policies
@@ -76,6 +77,27 @@ class App:
         """The audit ledger in the state database, closed when the command is done."""
         with self.state() as state:
             yield AuditLedger(state)
+
+    def signer(self) -> Signer | None:
+        """The configured signing key; ConfigError when it is configured but unreadable."""
+        return Signer.from_settings(self.settings.audit)
+
+    def writer(self, state: StateDB, *, by_hand: bool = False) -> AuditLedger:
+        """The ledger, signing each record it writes with the configured key.
+
+        A run must have the key (ConfigError before anything is done).  Holds placed or
+        released ``by_hand`` may be written where the key cannot be read (the key is the
+        service's credential): unsigned then, which ``audit verify`` lists, and said here.
+        """
+        try:
+            signer = self.signer()
+        except ConfigError as exc:
+            if not by_hand:
+                raise
+            click.echo(f"note: this record is not signed ({exc.what}); 'audit verify' "
+                       "will list it", err=True)
+            signer = None
+        return AuditLedger(state, vouch=signer.vouch if signer is not None else None)
 
     def engine(self, policies: PolicySet, stores: Stores, state: StateDB, *,
                without: Collection[str] = ()) -> Engine:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retentiond import quarantine
-from retentiond.attest import Signer, certify, write_checkpoint
+from retentiond.attest import certify, write_checkpoint
 from retentiond.audit import AuditLedger
 from retentiond.cli.app import (
     EXIT_FINDINGS,
@@ -95,7 +95,8 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
     reports: list[RuleReport] = []
     failures: list[str] = []
     with app.stores() as stores, app.state() as state:
-        ledger = AuditLedger(state)
+        signer = app.signer()  # read before anything is done: every record is signed with it
+        ledger = AuditLedger(state, vouch=signer.vouch if signer is not None else None)
         policies = app.validated(stores)
         check_rule_ids(policies, rule_ids)
         engine = app.engine(policies, stores, state)
@@ -136,7 +137,6 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
                            f"{batch.table}, released {batch.release_at})")
         except RetentionError as exc:
             failures.append(f"quarantine purge: {exc}")
-        signer = Signer.from_settings(app.settings.audit)
         certify(ledger, signer, run_id=run_id, settings=app.settings, reports=done,
                 started=as_of, ended=utc_now())
         if signer is not None:

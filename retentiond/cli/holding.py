@@ -11,7 +11,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from retentiond.audit import AuditLedger
 from retentiond.cli.app import EXIT_BAD_INPUT, App, json_option, pass_app
 from retentiond.errors import PolicyError
 from retentiond.legal import (
@@ -86,7 +85,7 @@ def add(app: App, *, store: str | None, table: str | None, where: tuple[str, ...
     with app.stores() as stores, app.state() as state:
         policies = app.policies() if who is not None else None
         try:
-            placed = LegalHolds(state, AuditLedger(state)).place(
+            placed = LegalHolds(state, app.writer(state, by_hand=True)).place(
                 request, policies=policies, stores=stores)
         except PolicyError as exc:
             _refuse(exc, "placed")
@@ -127,7 +126,7 @@ def release(app: App, hold_id: str, reason: str, by: str | None) -> None:
     """Release a hold.  See first what it frees: 'retentiond plan --without-hold ID'."""
     with app.state() as state:
         try:
-            released = LegalHolds(state, AuditLedger(state)).release(
+            released = LegalHolds(state, app.writer(state, by_hand=True)).release(
                 hold_id, reason=reason, by=by if by is not None else _user())
         except PolicyError as exc:
             _refuse(exc, "released")

@@ -1,0 +1,89 @@
+"""``audit verify`` on a site whose daemon signs: forgeries a key-less attacker can make.
+
+These drive the real CLI on a SQLite state database and forge with plain SQL, so they say the
+same thing of any version of retentiond: they failed before records were signed and their
+stored bytes hashed, and pass since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from evidence_kit import EMAIL_ROWS, EMAILS, POLICY, Site, make_site
+
+from retentiond.audit import Entry, Kind, Record
+
+FORGED_BODY = '{"count":1}'
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    """The emails site with a signing key and its public half configured, after one run."""
+    made = make_site(tmp_path, {"app": {EMAILS: EMAIL_ROWS}}, POLICY)
+    made.ok("audit", "keygen", "--out", str(tmp_path / "keys"))
+    with made.config.open("a", encoding="utf-8") as config:
+        config.write(f'\n[audit]\norigin = "retentiond.test/forgery"\n'
+                     f'signing_key = {{ file = "{tmp_path / "keys" / "signing.key"}" }}\n'
+                     f'verify_key = "{tmp_path / "keys" / "verify.pub"}"\n')
+    made.ok("run", "--once")
+    return made
+
+
+def _state(site: Site) -> sqlite3.Connection:
+    conn = sqlite3.connect(site.state_url.removeprefix("sqlite:///"))
+    conn.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
+    conn.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
+    return conn
+
+
+def _forge_tail(site: Site) -> int:
+    """Append an intent and an outcome with a recomputed chain; the first forged seq."""
+    with closing(_state(site)) as conn, conn:
+        seq, at, chain = conn.execute(
+            "SELECT seq, at, chain_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        first = seq + 1
+        for kind in (Kind.INTENT, Kind.OUTCOME):
+            seq += 1
+            entry = Entry(kind, rule="emails-12-months", action="delete", batch_id="forged")
+            record_hash = hashlib.sha256(Record(seq, at, entry, "", "").hashed_text(
+                FORGED_BODY).encode()).hexdigest()
+            chain = hashlib.sha256((chain + record_hash).encode()).hexdigest()
+            conn.execute(
+                "INSERT INTO audit_log (seq, at, kind, rule, action, batch_id, body, "
+                "record_hash, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (seq, at, kind.value, entry.rule, entry.action, entry.batch_id, FORGED_BODY,
+                 record_hash, chain))
+    return first
+
+
+def test_a_forged_tail_is_broken_before_and_after_the_next_genuine_run(site):
+    """An intent and outcome appended by someone without the key: exit 1 now and after a run."""
+    first = _forge_tail(site)
+    before = site.cli("audit", "verify")
+    site.ok("run", "--once")
+    after = site.cli("audit", "verify")
+    expected = (f"BROKEN at record {first}: the record (batch.intent) is not signed, though "
+                "the daemon signs every record since 1: it was forged, or written without the "
+                "signing key")
+    assert (1, 1) == (before.returncode, after.returncode)
+    assert [expected, expected] == [result.stderr.strip().rsplit(" (", 1)[0]  # "(N records read)"
+                                    for result in (before, after)]
+
+
+def test_a_body_with_a_duplicate_key_is_broken(site):
+    """A second ``count`` before the real one: Python reads the old value, SQLite the new."""
+    with closing(_state(site)) as conn, conn:
+        seq, body = conn.execute("SELECT seq, body FROM audit_log WHERE kind = 'batch.outcome' "
+                                 "ORDER BY seq LIMIT 1").fetchone()
+        conn.execute("UPDATE audit_log SET body = ? WHERE seq = ?",
+                     ('{"count":2000,' + body[1:], seq))
+        read_by_sqlite = conn.execute("SELECT json_extract(body, '$.count') FROM audit_log "
+                                      "WHERE seq = ?", (seq,)).fetchone()[0]
+    result = site.cli("audit", "verify")
+    assert (2000, 1) == (read_by_sqlite, result.returncode)
+    assert result.stderr.startswith(f"BROKEN at record {seq}: the record's contents do not "
+                                    "match its hash")
