@@ -3,7 +3,7 @@
 Every record becomes one line with these columns, in this order (see the README)::
 
     seq, at, kind, run_id, rule, rule_version, store, table, action, batch_id,
-    status, count, keys, record_hash, chain_hash
+    status, count, keys, record_hash, chain_hash, signature
 
 JSON Lines adds ``body``, the record's whole body.  ``status``, ``count`` and ``keys`` are
 taken from the body where it has them (batch outcomes); ``keys`` is a JSON array of primary
@@ -24,7 +24,7 @@ from typing import Any
 from retentiond.audit import AuditLedger, Record, canonical
 
 COLUMNS = ("seq", "at", "kind", "run_id", "rule", "rule_version", "store", "table", "action",
-           "batch_id", "status", "count", "keys", "record_hash", "chain_hash")
+           "batch_id", "status", "count", "keys", "record_hash", "chain_hash", "signature")
 """The export's columns, in order; JSON Lines adds ``body``."""
 
 FORMATS = ("csv", "jsonl")
@@ -87,7 +87,8 @@ def row_of(record: Record) -> dict[str, Any]:
             "status": body.get("status") if isinstance(body.get("status"), str) else None,
             "count": count if isinstance(count, int) else None,
             "keys": keys if isinstance(keys, list) else [],
-            "record_hash": record.record_hash, "chain_hash": record.chain_hash, "body": body}
+            "record_hash": record.record_hash, "chain_hash": record.chain_hash,
+            "signature": record.signature, "body": body}
 
 
 def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:

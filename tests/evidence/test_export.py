@@ -29,7 +29,8 @@ def test_csv_has_the_documented_columns_and_every_record(enforced):
 
     assert [str(r.seq) for r in records] == [r["seq"] for r in rows]
     assert ["seq", "at", "kind", "run_id", "rule", "rule_version", "store", "table", "action",
-            "batch_id", "status", "count", "keys", "record_hash", "chain_hash"] == list(COLUMNS)
+            "batch_id", "status", "count", "keys", "record_hash", "chain_hash",
+            "signature"] == list(COLUMNS)
     assert (RULE, "app", "emails", "delete", "applied", "1", "[[1]]") == (
         outcome["rule"], outcome["store"], outcome["table"], outcome["action"],
         outcome["status"], outcome["count"], outcome["keys"])

@@ -87,3 +87,29 @@ def test_a_body_with_a_duplicate_key_is_broken(site):
     assert (2000, 1) == (read_by_sqlite, result.returncode)
     assert result.stderr.startswith(f"BROKEN at record {seq}: the record's contents do not "
                                     "match its hash")
+
+
+def test_a_hold_placed_where_the_key_cannot_be_read_is_listed_not_broken(site, tmp_path):
+    """Counsel's ``hold add`` away from the service's key: said at once, a warning in verify."""
+    key = tmp_path / "keys" / "signing.key"
+    key.rename(tmp_path / "elsewhere.key")
+    placed = site.cli("hold", "add", "--store", "app", "--table", "emails", "--where",
+                      "customer_id=4711", "--reason", "Complaint.")
+    key.parent.joinpath("signing.key").symlink_to(tmp_path / "elsewhere.key")
+    result = site.cli("audit", "verify")
+    seq = len(site.records())
+    assert (0, True) == (placed.returncode, placed.stderr.startswith(
+        "note: this record is not signed (cannot read the key file"))
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning:")]
+    assert (0, [f"warning: record {seq} of holds placed or released is not signed: written "
+                "where the signing key could not be read (the CLI); the chain and later "
+                "checkpoints still cover them"]) == (result.returncode, warnings)
+
+
+def test_a_hold_placed_with_the_key_at_hand_is_signed(site):
+    """Where the key can be read, a hold's record is signed like a run's: nothing to list."""
+    site.ok("hold", "add", "--store", "app", "--table", "emails", "--where", "customer_id=4711",
+            "--reason", "Complaint.")
+    result = site.cli("audit", "verify")
+    assert (0, []) == (result.returncode, [line for line in result.stdout.splitlines()
+                                           if line.startswith("warning:")])
