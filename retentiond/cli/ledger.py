@@ -35,8 +35,8 @@ def verify(app: App) -> None:
         click.echo(f"BROKEN at {where}: {result.reason} ({result.records} records read)",
                    err=True)
         sys.exit(EXIT_FINDINGS)
-    signed = "checkpoints verified" if auditor.public is not None else (
-        "no verify_key configured: checkpoints not checked")
+    signed = "record signatures and checkpoints verified" if auditor.public is not None else (
+        "no verify_key configured: signatures and checkpoints not checked")
     click.echo(f"ok: {result.records} records, chain head {result.head}; {signed}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}")
