@@ -1,14 +1,16 @@
-"""``audit verify`` on a site whose daemon signs: forgeries a key-less attacker can make.
+"""``audit verify`` through the CLI: forgeries a key-less attacker can make, and no false alarms.
 
-These drive the real CLI on a SQLite state database and forge with plain SQL, so they say the
-same thing of any version of retentiond: they failed before records were signed and their
-stored bytes hashed, and pass since.
+These drive the real CLI on a SQLite state database and tamper with plain SQL, so they say the
+same of any version of retentiond: each failed before issue 13 (a forged tail and a duplicate
+key verified; a gap between daily runs and a hold on a new install were BROKEN) and passes
+since.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -113,3 +115,37 @@ def test_a_hold_placed_with_the_key_at_hand_is_signed(site):
     result = site.cli("audit", "verify")
     assert (0, []) == (result.returncode, [line for line in result.stdout.splitlines()
                                            if line.startswith("warning:")])
+
+
+def test_daily_runs_further_apart_than_the_interval_verify_with_a_warning(tmp_path):
+    """Two runs more than ``checkpoint_interval_seconds`` apart: exit 0, the gap a warning.
+
+    The CLI takes no clock, so the gap is a real one: a second between two runs, with the
+    interval at one second (a daily timer against the default hour, scaled down).
+    """
+    made = make_site(tmp_path, {"app": {EMAILS: EMAIL_ROWS}}, POLICY)
+    made.ok("audit", "keygen", "--out", str(tmp_path / "keys"))
+    with made.config.open("a", encoding="utf-8") as config:
+        config.write(f'\n[audit]\ncheckpoint_interval_seconds = 1\n'
+                     f'signing_key = {{ file = "{tmp_path / "keys" / "signing.key"}" }}\n'
+                     f'verify_key = "{tmp_path / "keys" / "verify.pub"}"\n')
+    made.ok("run", "--once")
+    time.sleep(1.1)
+    made.ok("run", "--once")
+    result = made.cli("audit", "verify")
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning:")]
+    assert (0, "", 1) == (result.returncode, result.stderr, len(warnings))
+    assert warnings[0].startswith("warning: checkpoints at records ")
+
+
+def test_a_hold_on_a_new_install_verifies_as_nothing_signed_yet(tmp_path):
+    """``hold add`` before the first run, then verify: intact, exit 0, nothing signed yet."""
+    made = make_site(tmp_path, {"app": {EMAILS: EMAIL_ROWS}}, POLICY)
+    made.ok("audit", "keygen", "--out", str(tmp_path / "keys"))
+    with made.config.open("a", encoding="utf-8") as config:
+        config.write(f'\n[audit]\nverify_key = "{tmp_path / "keys" / "verify.pub"}"\n')
+    made.ok("hold", "add", "--store", "app", "--table", "emails", "--where", "customer_id=4711",
+            "--reason", "Complaint.")
+    result = made.cli("audit", "verify")
+    assert (0, "") == (result.returncode, result.stderr)
+    assert "warning: no signed checkpoint yet: the 1 records are not signed" in result.stdout
