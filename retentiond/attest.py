@@ -2,7 +2,8 @@
 
 Writing: :func:`write_checkpoint` appends a ``checkpoint`` record that signs the chain head
 of every record before it (and keeps a copy of the note in a file outside the database, if
-configured).  The daemon writes one after every run and at least every interval.
+configured), and publishes the note to the witnesses (:mod:`retentiond.witness`).  The daemon
+writes one after every run and at least every interval.
 
 Verifying: :class:`EvidenceAuditor` rides along :meth:`AuditLedger.verify` and checks that
 every checkpoint is signed by the configured key and matches the chain where it stands, that
@@ -33,8 +34,11 @@ from retentiond.checkpoint import (
     open_note,
     sign,
 )
+from retentiond.witness import publish_to
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
         Ed25519PrivateKey,
         Ed25519PublicKey,
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
     from retentiond.enforce import RuleReport
     from retentiond.policy.model import Rule
     from retentiond.settings import AuditSettings, Settings
+    from retentiond.witness import Witness
 
 OPEN_INTENT_GRACE = timedelta(minutes=10)
 """An intent younger than this may belong to a batch in flight; older ones are a finding."""
@@ -64,8 +69,13 @@ class Signer:
         return cls(settings.origin, load_private_key(settings.signing_key.read()))
 
 
-def write_checkpoint(ledger: AuditLedger, signer: Signer, *, file: Path | None = None) -> Record:
-    """Sign the ledger's current head; the checkpoint record follows what it signs."""
+def write_checkpoint(ledger: AuditLedger, signer: Signer, *, file: Path | None = None,
+                     witnesses: Sequence[Witness] = ()) -> Record:
+    """Sign the ledger's current head; the checkpoint record follows what it signs.
+
+    Then the note goes to ``file`` and to the ``witnesses``; when a witness does not keep it
+    (WitnessError), the record is in the ledger all the same.
+    """
 
     def make(seq: int, head: str) -> Entry:
         note = sign(Checkpoint(signer.origin, seq, head), signer.key)
@@ -77,6 +87,8 @@ def write_checkpoint(ledger: AuditLedger, signer: Signer, *, file: Path | None =
         temporary = file.with_suffix(file.suffix + ".tmp")
         temporary.write_text(str(record.entry.body["note"]), encoding="utf-8")
         temporary.replace(file)
+    body = record.entry.body
+    publish_to(witnesses, str(body["note"]), int(body["size"]), str(body["head"]))
     return record
 
 
