@@ -8,10 +8,10 @@ writes one after every run and at least every interval.
 Verifying: :class:`EvidenceAuditor` rides along :meth:`AuditLedger.verify` and checks that
 every checkpoint is signed by the configured key and matches the chain where it stands, that
 every intent has exactly one outcome, and that the ledger still reaches the checkpoint kept
-outside the database.  Checkpoints further apart than the interval, and records that follow
-the last checkpoint unsigned (a new install, a crash before a run's checkpoint, a hold placed
-between daily runs), are warnings about liveness, not breaks: only the copy kept outside the
-database proves a tail was not cut.
+outside the database and every checkpoint a witness saw.  Checkpoints further apart than the
+interval, and records that follow the last checkpoint unsigned (a new install, a crash before
+a run's checkpoint, a hold placed between daily runs), are warnings about liveness, not
+breaks: only a copy kept outside the database (the file, a witness) proves a tail was not cut.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from retentiond.checkpoint import (
     open_note,
     sign,
 )
-from retentiond.witness import publish_to
+from retentiond.witness import WitnessCheck, publish_to, witnesses_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         Ed25519PublicKey,
     )
 
-    from retentiond.audit import AuditLedger
+    from retentiond.audit import AuditLedger, Auditor
     from retentiond.enforce import RuleReport
     from retentiond.policy.model import Rule
     from retentiond.settings import AuditSettings, Settings
@@ -111,9 +111,14 @@ class EvidenceAuditor:
     _heads: dict[int, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     """Findings about liveness, not integrity: long gaps between checkpoints, unsigned tails."""
+    witnessed: Sequence[Auditor] = ()
+    """Checks against the checkpoints witnesses saw (:class:`retentiond.witness.WitnessCheck`)."""
 
     def see(self, record: Record, chain_before: str) -> str | None:
         """Check one record: checkpoint signatures and spacing, intent/outcome pairing."""
+        for witness in self.witnessed:
+            if (problem := witness.see(record, chain_before)) is not None:
+                return problem
         at = datetime.fromisoformat(record.at)
         if self.outside is not None and record.seq == self.outside.size:
             self._heads[record.seq] = record.chain_hash
@@ -149,8 +154,14 @@ class EvidenceAuditor:
         self._last_checkpoint, self._last_checkpoint_seq = at, record.seq
         return None
 
-    def finish(self, records: int, head: str) -> tuple[int | None, str] | None:
+    def finish(  # noqa: C901 - the checks in order of weight, each one flat
+            self, records: int, head: str) -> tuple[int | None, str] | None:
         """After the last record: open intents, the unsigned tail, the outside checkpoint."""
+        for witness in self.witnessed:
+            found = witness.finish(records, head)
+            self.warnings.extend(witness.warnings)
+            if found is not None:
+                return found
         del head
         if self.pairing:
             return self.pairing[0]
@@ -183,11 +194,15 @@ class EvidenceAuditor:
         return None
 
 
-def auditor_for(settings: AuditSettings, ledger: AuditLedger, *,
-                now: datetime | None = None) -> EvidenceAuditor:
-    """The auditor the settings ask for (checkpoint checks only with a verify key)."""
+def auditor_for(settings: AuditSettings, ledger: AuditLedger, *, now: datetime | None = None,
+                witnesses: Sequence[Witness] | None = None) -> EvidenceAuditor:
+    """The auditor the settings ask for (checkpoint checks only with a verify key).
+
+    ``witnesses``: those to check against instead of the configured ``witness_dir``.
+    """
     public = (load_public_key(settings.verify_key.read_bytes())
               if settings.verify_key is not None else None)
+    chosen = witnesses_for(settings) if witnesses is None else witnesses
     outside = None
     if settings.checkpoint_file is not None and settings.checkpoint_file.exists() and public:
         try:
@@ -198,7 +213,8 @@ def auditor_for(settings: AuditSettings, ledger: AuditLedger, *,
     return EvidenceAuditor(settings.origin, public,
                            timedelta(seconds=settings.checkpoint_interval_seconds),
                            now or datetime.now(tz=UTC), outside,
-                           pairing=ledger.pairing_problems())
+                           pairing=ledger.pairing_problems(),
+                           witnessed=[WitnessCheck(w, settings.origin, public) for w in chosen])
 
 
 def config_digest(settings: Settings) -> str:
