@@ -15,6 +15,7 @@ from retentiond.errors import (
     SchemaChanged,
     StoreError,
     StoreUnavailable,
+    WitnessError,
 )
 from retentiond.policy.loader import load_policies
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
@@ -40,6 +41,7 @@ __all__ = [
     "Settings",
     "StoreError",
     "StoreUnavailable",
+    "WitnessError",
     "__version__",
     "load_policies",
     "load_settings",

@@ -2,15 +2,16 @@
 
 Writing: :func:`write_checkpoint` appends a ``checkpoint`` record that signs the chain head
 of every record before it (and keeps a copy of the note in a file outside the database, if
-configured).  The daemon writes one after every run and at least every interval.
+configured), and publishes the note to the witnesses (:mod:`retentiond.witness`).  The daemon
+writes one after every run and at least every interval.
 
 Verifying: :class:`EvidenceAuditor` rides along :meth:`AuditLedger.verify` and checks that
 every checkpoint is signed by the configured key and matches the chain where it stands, that
 every intent has exactly one outcome, and that the ledger still reaches the checkpoint kept
-outside the database.  Checkpoints further apart than the interval, and records that follow
-the last checkpoint unsigned (a new install, a crash before a run's checkpoint, a hold placed
-between daily runs), are warnings about liveness, not breaks: only the copy kept outside the
-database proves a tail was not cut.
+outside the database and every checkpoint a witness saw.  Checkpoints further apart than the
+interval, and records that follow the last checkpoint unsigned (a new install, a crash before
+a run's checkpoint, a hold placed between daily runs), are warnings about liveness, not
+breaks: only a copy kept outside the database (the file, a witness) proves a tail was not cut.
 """
 
 from __future__ import annotations
@@ -35,17 +36,21 @@ from retentiond.checkpoint import (
     open_note,
     sign,
 )
+from retentiond.witness import WitnessCheck, publish_to, witnesses_for
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
         Ed25519PrivateKey,
         Ed25519PublicKey,
     )
 
-    from retentiond.audit import AuditLedger
+    from retentiond.audit import AuditLedger, Auditor
     from retentiond.enforce import RuleReport
     from retentiond.policy.model import Rule
     from retentiond.settings import AuditSettings, Settings
+    from retentiond.witness import Witness
 
 OPEN_INTENT_GRACE = timedelta(minutes=10)
 """An intent younger than this may belong to a batch in flight; older ones are a finding."""
@@ -111,8 +116,13 @@ class Span:
         return f"{self.count} records between {self.first} and {self.last}"
 
 
-def write_checkpoint(ledger: AuditLedger, signer: Signer, *, file: Path | None = None) -> Record:
-    """Sign the ledger's current head; the checkpoint record follows what it signs."""
+def write_checkpoint(ledger: AuditLedger, signer: Signer, *, file: Path | None = None,
+                     witnesses: Sequence[Witness] = ()) -> Record:
+    """Sign the ledger's current head; the checkpoint record follows what it signs.
+
+    Then the note goes to ``file`` and to the ``witnesses``; when a witness does not keep it
+    (WitnessError), the record is in the ledger all the same.
+    """
 
     def make(seq: int, head: str) -> Entry:
         note = sign(Checkpoint(signer.origin, seq, head), signer.key)
@@ -124,6 +134,8 @@ def write_checkpoint(ledger: AuditLedger, signer: Signer, *, file: Path | None =
         temporary = file.with_suffix(file.suffix + ".tmp")
         temporary.write_text(str(record.entry.body["note"]), encoding="utf-8")
         temporary.replace(file)
+    body = record.entry.body
+    publish_to(witnesses, str(body["note"]), int(body["size"]), str(body["head"]))
     return record
 
 
@@ -149,12 +161,17 @@ class EvidenceAuditor:
     _first_signed: int | None = None
     _before_signing: Span = field(default_factory=Span)
     _by_hand: Span = field(default_factory=Span)
+    witnessed: Sequence[Auditor] = ()
+    """Checks against the checkpoints witnesses saw (:class:`retentiond.witness.WitnessCheck`)."""
 
     def see(self, record: Record, chain_before: str) -> str | None:
-        """Check one record: its signature, checkpoints and their spacing, intent pairing."""
+        """Check one record: its signature, what witnesses saw, checkpoints, intent pairing."""
         unvouched = self._vouched(record)
         if unvouched is not None:
             return unvouched
+        for witness in self.witnessed:
+            if (problem := witness.see(record, chain_before)) is not None:
+                return problem
         at = datetime.fromisoformat(record.at)
         if self.outside is not None and record.seq == self.outside.size:
             self._heads[record.seq] = record.chain_hash
@@ -231,8 +248,14 @@ class EvidenceAuditor:
         self._last_checkpoint, self._last_checkpoint_seq = at, record.seq
         return None
 
-    def finish(self, records: int, head: str) -> tuple[int | None, str] | None:
+    def finish(  # noqa: C901 - the checks in order of weight, each one flat
+            self, records: int, head: str) -> tuple[int | None, str] | None:
         """After the last record: open intents, the unsigned tail, the outside checkpoint."""
+        for witness in self.witnessed:
+            found = witness.finish(records, head)
+            self.warnings.extend(witness.warnings)
+            if found is not None:
+                return found
         del head
         if self.pairing:
             return self.pairing[0]
@@ -266,11 +289,15 @@ class EvidenceAuditor:
         return None
 
 
-def auditor_for(settings: AuditSettings, ledger: AuditLedger, *,
-                now: datetime | None = None) -> EvidenceAuditor:
-    """The auditor the settings ask for (checkpoint checks only with a verify key)."""
+def auditor_for(settings: AuditSettings, ledger: AuditLedger, *, now: datetime | None = None,
+                witnesses: Sequence[Witness] | None = None) -> EvidenceAuditor:
+    """The auditor the settings ask for (checkpoint checks only with a verify key).
+
+    ``witnesses``: those to check against instead of the configured ``witness_dir``.
+    """
     public = (load_public_key(settings.verify_key.read_bytes())
               if settings.verify_key is not None else None)
+    chosen = witnesses_for(settings) if witnesses is None else witnesses
     outside = None
     if settings.checkpoint_file is not None and settings.checkpoint_file.exists() and public:
         try:
@@ -281,7 +308,8 @@ def auditor_for(settings: AuditSettings, ledger: AuditLedger, *,
     return EvidenceAuditor(settings.origin, public,
                            timedelta(seconds=settings.checkpoint_interval_seconds),
                            now or datetime.now(tz=UTC), outside,
-                           pairing=ledger.pairing_problems())
+                           pairing=ledger.pairing_problems(),
+                           witnessed=[WitnessCheck(w, settings.origin, public) for w in chosen])
 
 
 def config_digest(settings: Settings) -> str:

@@ -44,6 +44,7 @@ from retentiond.notify import Notifier, watchdog_interval
 from retentiond.runtime import Runtime, load_runtime
 from retentiond.scheduler import missed, trigger_for
 from retentiond.state import StateDB
+from retentiond.witness import witnesses_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -365,7 +366,8 @@ class Daemon:
             certify(ledger, signer, run_id=run.report.run_id, settings=runtime.settings,
                     reports=[(rule, run.report)], started=started, ended=_now())
             if signer is not None:
-                write_checkpoint(ledger, signer, file=runtime.settings.audit.checkpoint_file)
+                write_checkpoint(ledger, signer, file=runtime.settings.audit.checkpoint_file,
+                                 witnesses=witnesses_for(runtime.settings.audit))
         except RetentionError as exc:
             log.error("audit.attest_failed", rule=rule.id, error=redact(str(exc)))
 
@@ -386,7 +388,8 @@ class Daemon:
         with leases.hold(CHECKPOINT_JOB) as taken:
             if taken:
                 try:
-                    write_checkpoint(ledger, signer, file=runtime.settings.audit.checkpoint_file)
+                    write_checkpoint(ledger, signer, file=runtime.settings.audit.checkpoint_file,
+                                     witnesses=witnesses_for(runtime.settings.audit))
                 except RetentionError as exc:
                     log.error("audit.checkpoint_failed", error=redact(str(exc)))
 

@@ -11,6 +11,7 @@ Every error a user can cause, or a store can throw at us, is one of these::
     +- ActionError          an action could not be applied to a batch
     +- LimitExceeded        a safety brake: the rule would act on more than it may
     +- AuditError           the audit ledger could not be written; the action is not done
+    +- WitnessError         a witness did not keep a checkpoint (the ledger has it) or is unreadable
 
 Messages are composed in ``__init__`` from attributes that stay on the instance,
 so the CLI, the log and the tests can all read them (``err.problems``,
@@ -154,3 +155,12 @@ class AuditError(RetentionError):
     def __init__(self, what: str) -> None:
         self.what = what
         super().__init__(f"audit ledger: {what}")
+
+
+class WitnessError(RetentionError):
+    """A witness did not keep a checkpoint, or cannot be read; the ledger's record stands."""
+
+    def __init__(self, witness: str, what: str) -> None:
+        self.witness = witness
+        self.what = what
+        super().__init__(f"witness {witness}: {what}")

@@ -231,6 +231,10 @@ class AuditSettings(_Frozen):
     checkpoint_file: Path | None = None
     """A copy of the newest checkpoint kept outside the database: truncating the ledger
     below it is detected even by someone who can rewrite the database."""
+    witness_dir: Path | None = None
+    """A directory where the daemon can add files but not remove or change them (another
+    machine's mount, ``chattr +a``): every checkpoint is published there as a file of its own,
+    and verification checks the ledger against each; see :mod:`retentiond.witness`."""
 
 
 class Settings(BaseSettings):

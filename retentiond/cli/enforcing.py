@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retentiond import quarantine
-from retentiond.attest import certify, write_checkpoint
+from retentiond.attest import Signer, certify, write_checkpoint
 from retentiond.audit import AuditLedger
 from retentiond.cli.app import (
     EXIT_FINDINGS,
@@ -27,11 +27,12 @@ from retentiond.cli.app import (
 )
 from retentiond.cli.planning import show_plan
 from retentiond.enforce import Options, RuleReport, RuleRun, recover
-from retentiond.errors import LimitExceeded, RetentionError
+from retentiond.errors import LimitExceeded, RetentionError, WitnessError
 from retentiond.keyring import Keyring
 from retentiond.leases import leases_for
 from retentiond.policy.model import Rule
 from retentiond.policy.periods import utc_now
+from retentiond.witness import witnesses_for
 
 
 @click.command()
@@ -140,10 +141,20 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
         certify(ledger, signer, run_id=run_id, settings=app.settings, reports=done,
                 started=as_of, ended=utc_now())
         if signer is not None:
-            write_checkpoint(ledger, signer, file=app.settings.audit.checkpoint_file)
+            failures += _checkpoint(app, ledger, signer)
         click.echo(f"run {run_id}: certificate in the ledger "
                    f"('retentiond audit certificate --run {run_id}')")
     return reports, failures
+
+
+def _checkpoint(app: App, ledger: AuditLedger, signer: Signer) -> list[str]:
+    """Sign the ledger's head; a witness that did not keep the checkpoint fails the run."""
+    try:
+        write_checkpoint(ledger, signer, file=app.settings.audit.checkpoint_file,
+                         witnesses=witnesses_for(app.settings.audit))
+    except WitnessError as exc:
+        return [f"{exc} (the checkpoint is in the ledger)"]
+    return []
 
 
 def _print_reports(reports: list[RuleReport]) -> None:

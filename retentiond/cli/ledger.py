@@ -15,6 +15,7 @@ from retentiond.cli.app import EXIT_FINDINGS, App, pass_app
 from retentiond.cli.exporting import export
 from retentiond.cli.publishing import report
 from retentiond.review import summarize
+from retentiond.witness import DirectoryWitness, witnesses_for
 
 
 @click.group()
@@ -23,11 +24,20 @@ def audit() -> None:
 
 
 @audit.command()
+@click.option("--witness", "witness_dirs", multiple=True,
+              type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="A witness directory whose checkpoints the ledger must still hold "
+                   "(repeatable; default: [audit] witness_dir).")
 @pass_app
-def verify(app: App) -> None:
-    """Check the chain, sequence, checkpoints and intents; name the first problem (exit 1)."""
+def verify(app: App, witness_dirs: tuple[Path, ...]) -> None:
+    """Check chain, sequence, checkpoints, witnesses, intents; name the first problem (exit 1)."""
+    if witness_dirs and app.settings.audit.verify_key is None:
+        raise click.UsageError("--witness needs [audit] verify_key: a witness's notes are "
+                               "opened with it")
+    witnesses = ([DirectoryWitness(path) for path in witness_dirs] if witness_dirs
+                 else witnesses_for(app.settings.audit))
     with app.ledger() as ledger:
-        auditor = auditor_for(app.settings.audit, ledger)
+        auditor = auditor_for(app.settings.audit, ledger, witnesses=witnesses)
         result = ledger.verify(auditor)
         open_intents = ledger.open_intents()
     if not result.ok:
@@ -37,6 +47,9 @@ def verify(app: App) -> None:
         sys.exit(EXIT_FINDINGS)
     signed = "record signatures and checkpoints verified" if auditor.public is not None else (
         "no verify_key configured: signatures and checkpoints not checked")
+    if auditor.public is not None and witnesses:
+        seen = " and ".join(f"the witness in {witness.where}" for witness in witnesses)
+        signed += f", including what {seen} saw"
     click.echo(f"ok: {result.records} records, chain head {result.head}; {signed}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}")
