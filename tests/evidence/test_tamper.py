@@ -8,7 +8,9 @@ history is what three runs write, with a hold placed by hand (unsigned) between 
     7 run.start  8 intent  9 outcome 10 run.end 11 checkpoint
    12 run.start 13 intent 14 outcome 15 run.end 16 checkpoint
 
-Each attack runs on both state databases (SQLite and PostgreSQL).
+Every checkpoint also goes to a checkpoint file and to a witness directory.  Each attack runs
+on both state databases (SQLite and PostgreSQL); cutting the tail or rolling everything back
+is only seen by the witness, which the last tests show.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from retentiond.attest import EvidenceAuditor, Signer, write_checkpoint
 from retentiond.audit import GENESIS, AuditLedger, Entry, Kind, Record, Verification
 from retentiond.checkpoint import Checkpoint, open_note, sign
 from retentiond.state import StateDB, audit_log
+from retentiond.witness import DirectoryWitness, WitnessCheck
 
 ORIGIN = "retentiond.test/tamper"
 HASH = "the record's contents do not match its hash"
@@ -55,6 +58,7 @@ class Scene:
     ledger: AuditLedger
     signer: Signer
     outside: Path
+    witness: DirectoryWitness
 
     def run(self, number: int) -> None:
         """One run as the daemon writes it: every record signed, then a checkpoint."""
@@ -69,15 +73,18 @@ class Scene:
                 Entry(Kind.RUN_END, run_id=f"run-{number}", rule="emails",
                       body={"status": "done"})):
             self.ledger.append(entry)
-        write_checkpoint(self.ledger, self.signer, file=self.outside)
+        write_checkpoint(self.ledger, self.signer, file=self.outside, witnesses=[self.witness])
 
-    def verify(self, *, with_outside: bool = False) -> Verification:
-        """What ``audit verify`` answers (the checkpoint file consulted when asked)."""
+    def verify(self, *, with_outside: bool = False, with_witness: bool = False
+               ) -> Verification:
+        """What ``audit verify`` answers (the checkpoint file, the witness consulted if asked)."""
         public = self.signer.key.public_key()
         outside = (open_note(self.outside.read_text(), ORIGIN, public) if with_outside
                    else None)
+        witnessed = [WitnessCheck(self.witness, ORIGIN, public)] if with_witness else []
         auditor = EvidenceAuditor(ORIGIN, public, timedelta(hours=1), datetime.now(tz=UTC),
-                                  outside, pairing=self.ledger.pairing_problems())
+                                  outside, pairing=self.ledger.pairing_problems(),
+                                  witnessed=witnessed)
         return self.ledger.verify(auditor)
 
 
@@ -85,7 +92,9 @@ class Scene:
 def scene(state: StateDB, tmp_path: Path) -> Scene:
     """The history above, written honestly."""
     signer = Signer(ORIGIN, Ed25519PrivateKey.generate())
-    made = Scene(state, AuditLedger(state, vouch=signer.vouch), signer, tmp_path / "checkpoint")
+    (tmp_path / "witness").mkdir()
+    made = Scene(state, AuditLedger(state, vouch=signer.vouch), signer, tmp_path / "checkpoint",
+                 DirectoryWitness(tmp_path / "witness"))
     made.run(1)
     AuditLedger(state).append(Entry(Kind.HOLD_PLACED, body={"hold": "H-1"}))  # by hand
     made.run(2)
@@ -281,3 +290,29 @@ def test_a_tail_cut_after_the_last_checkpoint_is_caught_by_the_checkpoint_file(s
     assert (False, None, "the ledger holds 11 records but the checkpoint kept outside the "
                          "database covers 15: it was truncated") == (
         result.ok, result.broken_seq, result.reason)
+
+
+def test_a_cut_tail_is_invisible_without_the_witness_and_broken_with_it(scene):
+    """The newest run cut, checkpoint file included in the cut: only the witness tells."""
+    sql("DELETE FROM audit_log WHERE seq > 11")(scene)
+    scene.outside.write_text(next(
+        r for r in scene.ledger.records() if r.seq == 11).entry.body["note"])
+    alone, witnessed = scene.verify(with_outside=True), scene.verify(with_witness=True)
+    assert (True, False, None) == (alone.ok, witnessed.ok, witnessed.broken_seq)
+    assert witnessed.reason == (f"the ledger holds 11 records but the witness in "
+                                f"{scene.witness.where} saw 15: it was truncated or rolled back")
+
+
+def test_a_rollback_with_the_checkpoint_file_is_broken_with_the_witness(scene):
+    """The state database and the checkpoint file put back to an earlier copy, then a new run.
+
+    Rolled back to after run 2 (records 1-11), the daemon carries on with run 4: the chain is
+    whole and signed, the checkpoint file agrees, and only the witness saw another record 15.
+    """
+    sql("DELETE FROM audit_log WHERE seq > 11")(scene)
+    scene.outside.write_text(next(
+        r for r in scene.ledger.records() if r.seq == 11).entry.body["note"])
+    scene.run(4)
+    alone, witnessed = scene.verify(with_outside=True), scene.verify(with_witness=True)
+    assert (True, False, 15) == (alone.ok, witnessed.ok, witnessed.broken_seq)
+    assert witnessed.reason.startswith("the record differs from what the witness in ")
