@@ -1,8 +1,13 @@
 """The state database: the audit ledger and the legal holds placed at run time.
 
-SQLite by default, PostgreSQL for production and for several replicas.  The schema is created
-on first use.  The ledger table is append-only twice over: the code has no UPDATE or DELETE
-path for it, and triggers in the database reject both (and TRUNCATE on PostgreSQL).
+SQLite by default, PostgreSQL for production and for several replicas.  The ledger table is
+append-only twice over: the code has no UPDATE or DELETE path for it, and triggers in the
+database reject both (and TRUNCATE on PostgreSQL).
+
+The schema has numbered revisions (:mod:`retentiond.migrations`).  Opening a database at this
+retentiond's revision runs no DDL, so the daemon's role need own nothing (on PostgreSQL it
+cannot drop the triggers: ``deploy/state-roles.sql``); an empty database is given the schema
+on first use; an older one is refused until its owner runs ``retentiond state upgrade``.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +29,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    column,
     create_engine,
     event,
     insert,
+    inspect,
     select,
+    table,
     text,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from retentiond.errors import AuditError
@@ -94,56 +103,92 @@ meta = Table(
     Column("value", String(256), nullable=False),
 )
 
-_SQLITE_APPEND_ONLY = (
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-)
-_POSTGRES_APPEND_ONLY = (
-    "CREATE OR REPLACE FUNCTION retentiond_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$",
-    "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log",
-    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
-    "FOR EACH ROW EXECUTE FUNCTION retentiond_append_only()",
-    "DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log",
-    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
-    "FOR EACH STATEMENT EXECUTE FUNCTION retentiond_append_only()",
-)
 _ADVISORY_KEY = 0x7265746E  # "retn": serializes ledger appends across replicas
-_SCHEMA_KEY = 0x72736368  # "rsch": serializes schema creation across replicas
+_SCHEMA_KEY = 0x72736368  # "rsch": serializes schema creation and upgrades across replicas
+
+SCHEMA_REVISION = "2"
+"""The schema revision this retentiond needs: the newest in ``retentiond/migrations/versions``."""
+VERSION_TABLE = "retentiond_alembic_version"
+"""Where Alembic records the revision.  Not its default ``alembic_version``: in a database
+shared with an application that runs Alembic itself, neither must read the other's."""
+_TABLES = frozenset({"audit_log", "holds", "retentiond_meta"})
+"""retentiond's tables in every revision: any of them without a version table is revision 1."""
+_LEGACY_REVISION = "1"
+_VERSIONS = table(VERSION_TABLE, column("version_num"))
+_UPGRADE = "run 'retentiond state upgrade' as its owner"
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a state database's schema stands: its revision (None: empty) and the one wanted."""
+
+    found: str | None
+    wanted: str = SCHEMA_REVISION
+
+    @property
+    def current(self) -> bool:
+        """Whether this retentiond can use the database as it is."""
+        return self.found == self.wanted
+
+    @property
+    def newer(self) -> bool:
+        """Whether the database is at a revision this retentiond does not know."""
+        if self.found is None or self.current:
+            return False
+        return not (self.found.isdigit() and int(self.found) < int(self.wanted))
+
+    def problem(self, where: str) -> str | None:
+        """Why this retentiond cannot use the database at ``where`` as it is; None if it can."""
+        if self.current:
+            return None
+        if self.found is None:
+            return f"the state database {where} has no schema yet: {_UPGRADE}"
+        if self.newer:
+            return (f"the state database {where} is at schema revision {self.found}, which this "
+                    f"retentiond (revision {self.wanted}) does not know: upgrade retentiond")
+        return (f"the state database {where} is at schema revision {self.found}; this "
+                f"retentiond needs {self.wanted}: {_UPGRADE}")
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """What ``retentiond state upgrade`` did: the revision before (None: empty) and after."""
+
+    before: str | None
+    after: str
 
 
 class StateDB:
-    """Connections to the state database, with the schema in place."""
+    """Connections to the state database, whose schema is at this retentiond's revision."""
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
-        self.dialect = parsed.get_backend_name()
-        if self.dialect not in {"sqlite", "postgresql"}:
-            raise AuditError(f"the state database must be SQLite or PostgreSQL, not "
-                             f"{self.dialect} ({masked_url(parsed)})")
-        if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(parsed, hide_parameters=True, pool_pre_ping=True)
-        if self.dialect == "sqlite":
-            _sqlite_serializable(self.engine)
+        self.dialect, self.engine = _open_engine(parsed)
+        self._where = masked_url(parsed)
         try:
-            self._create_schema()
+            self._check_schema()
         except SQLAlchemyError as exc:
             self.engine.dispose()
-            raise AuditError(f"cannot open the state database {masked_url(parsed)}: "
+            raise AuditError(f"cannot open the state database {self._where}: "
                              f"{_first_line(exc)}") from None
+        except AuditError:
+            self.engine.dispose()
+            raise
 
-    def _create_schema(self) -> None:
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                # Replicas starting together must not race each other's CREATE statements.
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_KEY})
-            metadata.create_all(conn)
-            statements = _SQLITE_APPEND_ONLY if self.dialect == "sqlite" else _POSTGRES_APPEND_ONLY
-            for statement in statements:
-                conn.exec_driver_sql(statement)
+    def _check_schema(self) -> None:
+        """Read the revision: current, nothing more is done (no DDL); empty, make the schema."""
+        with self.engine.connect() as conn:
+            found = schema_revision(conn)
+        if found is None:
+            with self.engine.begin() as conn:
+                _lock_schema(conn)  # replicas starting together must not race their CREATEs
+                found = schema_revision(conn)  # another replica may have made it meanwhile
+                if found is None:
+                    _create(conn, self._where)
+                    return
+        problem = SchemaState(found).problem(self._where)
+        if problem is not None:
+            raise AuditError(problem)
 
     @contextmanager
     def appending(self) -> Iterator[Connection]:
@@ -159,25 +204,133 @@ class StateDB:
             raise AuditError(f"cannot write the ledger: {_first_line(exc)}") from None
 
     def secret(self, name: str) -> bytes:
-        """An installation secret kept in the state database, created on first use."""
+        """An installation secret kept in the state database (``state upgrade`` makes them).
+
+        One that is missing is made here if this role may insert it; AuditError if not.
+        """
         try:
             with self.engine.begin() as conn:
                 found = conn.execute(select(meta.c.value).where(meta.c.name == name)).scalar()
-                if found is None:
-                    value = secrets.token_hex(32)
-                    try:
-                        conn.execute(insert(meta).values(name=name, value=value))
-                    except IntegrityError:  # another replica created it first
-                        conn.rollback()
-                        return self.secret(name)
-                    found = value
         except SQLAlchemyError as exc:
             raise AuditError(f"cannot read the state database: {_first_line(exc)}") from None
-        return bytes.fromhex(found)
+        return bytes.fromhex(found if found is not None else self._make_secret(name))
+
+    def _make_secret(self, name: str) -> str:
+        missing = f"the installation secret {name!r} is missing from the state database"
+        value = secrets.token_hex(32)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(meta).values(name=name, value=value))
+        except IntegrityError:  # another replica made it first
+            with self.engine.begin() as conn:
+                return str(conn.execute(select(meta.c.value).where(meta.c.name == name))
+                           .scalar_one())
+        except SQLAlchemyError as exc:
+            raise AuditError(f"{missing} {self._where} and cannot be made here "
+                             f"({_first_line(exc)}): {_UPGRADE}") from None
+        return value
 
     def close(self) -> None:
         """Release connections."""
         self.engine.dispose()
+
+
+def schema_revision(conn: Connection) -> str | None:
+    """The schema revision of the state database on ``conn``; None when it has none of our tables.
+
+    An install made before revisions were recorded (our tables, no version table) is revision 1.
+    """
+    return _revision(conn)[0]
+
+
+def _revision(conn: Connection) -> tuple[str | None, bool]:
+    """(The revision, whether the database records it) of the state database on ``conn``."""
+    names = set(inspect(conn).get_table_names())
+    if VERSION_TABLE in names:
+        found = [str(v) for v in conn.execute(select(_VERSIONS.c.version_num)).scalars()]
+        if len(found) > 1:
+            raise AuditError(f"the state database records several schema revisions "
+                             f"({', '.join(sorted(found))}); retentiond's have no branches")
+        if found:
+            return found[0], True
+    return (_LEGACY_REVISION if names & _TABLES else None), False
+
+
+def schema_state(url: str) -> SchemaState:
+    """Where the schema of the state database at ``url`` stands; creates and changes nothing."""
+    parsed = make_url(url)
+    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if database not in {None, "", ":memory:"} and not Path(str(database)).exists():
+        return SchemaState(None)  # connecting would make the file
+    _, engine = _open_engine(parsed)
+    try:
+        with engine.connect() as conn:
+            return SchemaState(schema_revision(conn))
+    except SQLAlchemyError as exc:
+        raise AuditError(f"cannot read the state database {masked_url(parsed)}: "
+                         f"{_first_line(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def upgrade_schema(url: str) -> Upgrade:
+    """Create the schema, or migrate it to :data:`SCHEMA_REVISION`; run as the owner.
+
+    Idempotent.  An install made before revisions were recorded is stamped revision 1 first.
+    One transaction, under the lock that replicas creating the schema take too.
+    """
+    parsed = make_url(url)
+    where = masked_url(parsed)
+    _, engine = _open_engine(parsed)
+    try:
+        with engine.begin() as conn:
+            _lock_schema(conn)
+            found, recorded = _revision(conn)
+            state = SchemaState(found)
+            if state.newer:
+                raise AuditError(str(state.problem(where)))
+            if not state.current:
+                from retentiond import migrations  # noqa: PLC0415 - Alembic only to upgrade
+
+                migrations.upgrade(conn, stamp=None if recorded or found is None else found)
+    except SQLAlchemyError as exc:
+        raise AuditError(f"cannot upgrade the state database {where}: {_first_line(exc)}; "
+                         "run 'retentiond state upgrade' as the owner of its tables",
+                         ) from None
+    finally:
+        engine.dispose()
+    return Upgrade(found, SCHEMA_REVISION)
+
+
+def _create(conn: Connection, where: str) -> None:
+    from retentiond import migrations  # noqa: PLC0415 - Alembic only where a schema is made
+
+    try:
+        migrations.upgrade(conn)
+    except SQLAlchemyError as exc:
+        raise AuditError(f"cannot create the schema in the state database {where}: "
+                         f"{_first_line(exc)}; have its owner run 'retentiond state upgrade' "
+                         "(see deploy/README.md: the daemon's role needs no CREATE)") from None
+
+
+def _lock_schema(conn: Connection) -> None:
+    """PostgreSQL: one creation or upgrade at a time (SQLite: BEGIN IMMEDIATE serializes)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_KEY})
+
+
+def _open_engine(parsed: URL) -> tuple[str, Engine]:
+    """(dialect, engine) for a state database URL; creates nothing in it (SQLite: its folder)."""
+    dialect = parsed.get_backend_name()
+    if dialect not in {"sqlite", "postgresql"}:
+        raise AuditError(f"the state database must be SQLite or PostgreSQL, not "
+                         f"{dialect} ({masked_url(parsed)})")
+    if dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, hide_parameters=True, pool_pre_ping=True)
+    if dialect == "sqlite":
+        _sqlite_serializable(engine)
+    return dialect, engine
 
 
 def _sqlite_serializable(engine: Engine) -> None:
