@@ -1,4 +1,4 @@
-"""What the state-database tests share: an install made by the old code, the catalog.
+"""What the state-database tests share: an install made by the old code, the catalog, the CLI.
 
 *Legacy*: the schema as retentiond made it on every open before revisions were recorded
 (before the ledger's ``signature`` column), with records and a digest key in it.
@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -164,3 +166,23 @@ def fingerprint(url: str) -> list[tuple[object, ...]]:
                 "WHERE proname = 'retentiond_append_only' ORDER BY 1, 2"))]
     finally:
         target.dispose()
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``retentiond --config CONFIG ARGS`` as a subprocess; the finished process."""
+    return subprocess.run([sys.executable, "-m", "retentiond", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          cwd=config.parent)
+
+
+def config(directory: Path, state_url: str, *, stores: str = "", policy: str | None = None,
+           ) -> Path:
+    """A config file in ``directory`` naming ``state_url``, its stores and a policy directory."""
+    policies = directory / "policies"
+    policies.mkdir(exist_ok=True)
+    if policy is not None:
+        (policies / "policy.yaml").write_text(policy, encoding="utf-8")
+    path = directory / "retentiond.toml"
+    path.write_text(f'policy_dir = "{policies}"\nstate_url = "{state_url}"\n'
+                    f'log_level = "warning"\n{stores}', encoding="utf-8")
+    return path
