@@ -1,22 +1,37 @@
-"""What the state-database tests share: an install made by the old code, the catalog, the CLI.
+"""What the state-database tests share: an install made by the old code, the roles, the catalog.
 
 *Legacy*: the schema as retentiond made it on every open before revisions were recorded
-(before the ledger's ``signature`` column), with records and a digest key in it.
+(before the ledger's ``signature`` column), with records and a digest key in it.  *Roles*: the
+owner, daemon and auditor of ``deploy/state-roles.sql`` on a throwaway PostgreSQL database.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from retentiond.audit import AuditLedger, Entry, Kind
 from retentiond.state import StateDB, audit_log, meta
+
+ROOT = Path(__file__).resolve().parents[2]
+GRANTS = ROOT / "deploy" / "state-roles.sql"
+NO_ROLES = ("SQLite has no roles: there the owner and the auditor are split by file "
+            "permissions (tests/state/test_read_only.py)")
+ROLE_BACKENDS = pytest.mark.parametrize("server", [
+    pytest.param("sqlite", id="state-sqlite", marks=pytest.mark.sqlite),
+    pytest.param("postgresql", id="state-postgresql", marks=pytest.mark.postgresql),
+], indirect=True)
+"""For tests of roles: both state backends, SQLite skipped with :data:`NO_ROLES`."""
 
 _OLD = sa.MetaData()
 sa.Table(
@@ -166,6 +181,97 @@ def fingerprint(url: str) -> list[tuple[object, ...]]:
                 "WHERE proname = 'retentiond_append_only' ORDER BY 1, 2"))]
     finally:
         target.dispose()
+
+
+def as_role(url: str, role: str) -> str:
+    """``url`` logging in as ``role`` (trust authentication: the password is a formality)."""
+    login = make_url(url).set(username=role, password="pw")  # noqa: S106 - trust auth
+    return login.render_as_string(hide_password=False)
+
+
+def grant(url: str, *, daemon: str, auditor: str) -> None:
+    """Run ``deploy/state-roles.sql`` at ``url`` (as whoever ``url`` logs in as).
+
+    psql's ``:"name"`` variables are put in as quoted identifiers; comments and psql's own
+    backslash commands are left out, as psql would not send them.
+    """
+    names = {"daemon": daemon, "auditor": auditor}
+    text = "\n".join(line for line in GRANTS.read_text(encoding="utf-8").splitlines()
+                     if not line.lstrip().startswith(("--", "\\")))
+    text = re.sub(r':"(\w+)"', lambda m: '"' + names[m.group(1)] + '"', text)
+    target = engine(url)
+    try:
+        with target.begin() as conn:
+            for statement in filter(str.strip, text.split(";")):
+                conn.exec_driver_sql(statement)
+    finally:
+        target.dispose()
+
+
+def owned_database(server: Any) -> tuple[str, str]:
+    """(admin URL, owner role) of a new database owned by a new role, as deploy/README says."""
+    url = server.database()
+    owner = server.user("pw")
+    admin = engine(url)
+    try:
+        with admin.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                f'ALTER DATABASE "{make_url(url).database}" OWNER TO {owner}')
+    finally:
+        admin.dispose()
+    return url, owner
+
+
+def privileges(url: str, role: str) -> dict[str, set[str]]:
+    """Per table of the state database, what ``role`` may do to it (table or any column)."""
+    kinds = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+    target = engine(url)
+    try:
+        with target.connect() as conn:
+            tables = sa.inspect(conn).get_table_names()
+            return {table: {kind for kind in kinds if conn.execute(
+                sa.text("SELECT has_table_privilege(:r, :t, :k) OR "
+                        "(:k IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES') "
+                        "AND has_any_column_privilege(:r, :t, :k))"),
+                {"r": role, "t": table, "k": kind}).scalar()} for table in sorted(tables)}
+    finally:
+        target.dispose()
+
+
+@dataclass(frozen=True)
+class Roles:
+    """A PostgreSQL state database at the newest revision with its three roles' URLs."""
+
+    admin: str
+    owner: str
+    daemon: str
+    auditor: str
+
+    def name(self, role: str) -> str:
+        """The role name of ``owner``, ``daemon`` or ``auditor``."""
+        return str(make_url(getattr(self, role)).username)
+
+
+POLICY = """\
+rules:
+  - id: events-1-year
+    description: Events are deleted a year after they happened.
+    store: app
+    table: events
+    age: {column: created_at, older_than: 1 year}
+    action: {type: delete}
+"""
+AUDIT_COMMANDS = {"verify": ["verify"], "export": ["export", "--format", "jsonl"],
+                  "report": ["report", "--output", "report.html"], "summary": ["summary"]}
+"""What a reviewer runs (``audit ...``); the report is written beside the config file."""
+
+
+def store(directory: Path) -> str:
+    """A SQLite store ``app`` with an empty ``events`` table in ``directory``: its config."""
+    path = directory / "app.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, created_at DATETIME)")
+    return f'\n[stores.app]\nurl = "sqlite:///{path}"\n'
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
