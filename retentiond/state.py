@@ -7,17 +7,20 @@ database reject both (and TRUNCATE on PostgreSQL).
 The schema has numbered revisions (:mod:`retentiond.migrations`).  Opening a database at this
 retentiond's revision runs no DDL, so the daemon's role need own nothing (on PostgreSQL it
 cannot drop the triggers: ``deploy/state-roles.sql``); an empty database is given the schema
-on first use; an older one is refused until its owner runs ``retentiond state upgrade``.
+on first use; an older one is refused until its owner runs ``retentiond state upgrade``.  A
+SQLite file this user cannot write, or a ``mode=ro`` URI, is opened read-only: enough to verify.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from sqlalchemy import (
     BigInteger,
@@ -163,14 +166,16 @@ class StateDB:
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
-        self.dialect, self.engine = _open_engine(parsed)
-        self._where = masked_url(parsed)
+        self.dialect, self.read_only, self.engine = _open_engine(parsed)
+        self._where = _where(parsed)
         try:
             self._check_schema()
         except SQLAlchemyError as exc:
             self.engine.dispose()
-            raise AuditError(f"cannot open the state database {self._where}: "
-                             f"{_first_line(exc)}") from None
+            problem = _first_line(exc)
+            raise AuditError(f"cannot open the state database {self._where}: {problem}"
+                             f"{_read_only_hint(parsed, problem, read_only=self.read_only)}",
+                             ) from None
         except AuditError:
             self.engine.dispose()
             raise
@@ -179,7 +184,7 @@ class StateDB:
         """Read the revision: current, nothing more is done (no DDL); empty, make the schema."""
         with self.engine.connect() as conn:
             found = schema_revision(conn)
-        if found is None:
+        if found is None and not self.read_only:
             with self.engine.begin() as conn:
                 _lock_schema(conn)  # replicas starting together must not race their CREATEs
                 found = schema_revision(conn)  # another replica may have made it meanwhile
@@ -217,6 +222,8 @@ class StateDB:
 
     def _make_secret(self, name: str) -> str:
         missing = f"the installation secret {name!r} is missing from the state database"
+        if self.read_only:
+            raise AuditError(f"{missing} {self._where}, which is open read-only: {_UPGRADE}")
         value = secrets.token_hex(32)
         try:
             with self.engine.begin() as conn:
@@ -259,16 +266,17 @@ def _revision(conn: Connection) -> tuple[str | None, bool]:
 def schema_state(url: str) -> SchemaState:
     """Where the schema of the state database at ``url`` stands; creates and changes nothing."""
     parsed = make_url(url)
-    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
-    if database not in {None, "", ":memory:"} and not Path(str(database)).exists():
+    path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is not None and not path.exists():
         return SchemaState(None)  # connecting would make the file
-    _, engine = _open_engine(parsed)
+    _, read_only, engine = _open_engine(parsed)
     try:
         with engine.connect() as conn:
             return SchemaState(schema_revision(conn))
     except SQLAlchemyError as exc:
-        raise AuditError(f"cannot read the state database {masked_url(parsed)}: "
-                         f"{_first_line(exc)}") from None
+        problem = _first_line(exc)
+        raise AuditError(f"cannot read the state database {_where(parsed)}: {problem}"
+                         f"{_read_only_hint(parsed, problem, read_only=read_only)}") from None
     finally:
         engine.dispose()
 
@@ -280,9 +288,12 @@ def upgrade_schema(url: str) -> Upgrade:
     One transaction, under the lock that replicas creating the schema take too.
     """
     parsed = make_url(url)
-    where = masked_url(parsed)
-    _, engine = _open_engine(parsed)
+    where = _where(parsed)
+    _, read_only, engine = _open_engine(parsed)
     try:
+        if read_only:
+            raise AuditError(f"the state database {where} is open read-only (a file this user "
+                             "cannot write, or mode=ro): upgrade it as its owner")
         with engine.begin() as conn:
             _lock_schema(conn)
             found, recorded = _revision(conn)
@@ -319,39 +330,83 @@ def _lock_schema(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_KEY})
 
 
-def _open_engine(parsed: URL) -> tuple[str, Engine]:
-    """(dialect, engine) for a state database URL; creates nothing in it (SQLite: its folder)."""
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL, plain or a ``file:`` URI; None for an in-memory database."""
+    database = url.database or ""
+    if database.startswith("file:"):
+        database = unquote(database.removeprefix("file:"))
+        if database.startswith("//"):  # file://localhost/path or file:///path
+            database = "/" + database[2:].partition("/")[2]
+    if database in {"", ":memory:"} or url.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+def _open_engine(parsed: URL) -> tuple[str, bool, Engine]:
+    """(dialect, read-only, engine) for a state database URL; creates nothing in it.
+
+    SQLite: read-only when the URL says ``mode=ro`` or the file exists and this user cannot
+    write it (a reviewer's copy, another user's file); then it is opened ``mode=ro``, which
+    holds for root too.  Otherwise the file's directory is made if missing.
+    """
     dialect = parsed.get_backend_name()
     if dialect not in {"sqlite", "postgresql"}:
         raise AuditError(f"the state database must be SQLite or PostgreSQL, not "
                          f"{dialect} ({masked_url(parsed)})")
-    if dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if dialect != "sqlite":
+        return dialect, False, create_engine(parsed, hide_parameters=True, pool_pre_ping=True)
+    path = sqlite_path(parsed)
+    read_only = path is not None and (parsed.query.get("mode") == "ro" or (
+        path.is_file() and not os.access(path, os.W_OK)))
+    if read_only and path is not None:
+        parsed = URL.create("sqlite", database=f"file:{quote(str(path.absolute()))}",
+                            query={"mode": "ro", "uri": "true"})
+    elif path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, hide_parameters=True, pool_pre_ping=True)
-    if dialect == "sqlite":
-        _sqlite_serializable(engine)
-    return dialect, engine
+    _sqlite_serializable(engine, read_only=read_only)
+    return dialect, read_only, engine
 
 
-def _sqlite_serializable(engine: Engine) -> None:
+def _where(url: URL) -> str:
+    """The state database named in messages: its URL without a password, or its file."""
+    path = sqlite_path(url) if url.get_backend_name() == "sqlite" else None
+    return f"sqlite:///{path}" if path is not None else masked_url(url)
+
+
+def _read_only_hint(url: URL, problem: str, *, read_only: bool) -> str:
+    """Why SQLite refused to read a WAL database read-only: no -shm file, none can be made."""
+    path = sqlite_path(url)
+    if (not read_only or path is None or "readonly database" not in problem
+            or not path.is_file() or Path(f"{path}-shm").exists()):
+        return ""
+    return (f" (SQLite reads a WAL database only beside its -shm file, which this user cannot "
+            f"create in {path.parent}: verify while retentiond has the database open, or verify "
+            "a copy; see README)")
+
+
+def _sqlite_serializable(engine: Engine, *, read_only: bool) -> None:
     """Let every SQLite transaction take the write lock up front (BEGIN IMMEDIATE).
 
     pysqlite's own transaction handling begins lazily and would let two appenders read the
-    same chain tail; see SQLAlchemy's "Serializable isolation / Savepoints" recipe.
+    same chain tail; see SQLAlchemy's "Serializable isolation / Savepoints" recipe.  A
+    read-only connection begins a plain (deferred) read transaction and leaves the journal
+    mode as the owner set it: both of the others would be writes.
     """
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _first_line(exc: BaseException) -> str:
