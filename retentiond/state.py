@@ -117,6 +117,8 @@ shared with an application that runs Alembic itself, neither must read the other
 _TABLES = frozenset({"audit_log", "holds", "retentiond_meta"})
 """retentiond's tables in every revision: any of them without a version table is revision 1."""
 _LEGACY_REVISION = "1"
+INSTALLATION_SECRETS = ("audit-digest-key",)
+"""The secrets ``state upgrade`` makes when absent (revision 2 makes them first)."""
 _VERSIONS = table(VERSION_TABLE, column("version_num"))
 _UPGRADE = "run 'retentiond state upgrade' as its owner"
 
@@ -159,6 +161,8 @@ class Upgrade:
 
     before: str | None
     after: str
+    secrets_made: tuple[str, ...] = ()
+    """Installation secrets that were missing (deleted by hand) and were made again."""
 
 
 class StateDB:
@@ -233,7 +237,7 @@ class StateDB:
                 return str(conn.execute(select(meta.c.value).where(meta.c.name == name))
                            .scalar_one())
         except SQLAlchemyError as exc:
-            raise AuditError(f"{missing} {self._where} and cannot be made here "
+            raise AuditError(f"{missing} {self._where} and this role cannot make it "
                              f"({_first_line(exc)}): {_UPGRADE}") from None
         return value
 
@@ -284,8 +288,9 @@ def schema_state(url: str) -> SchemaState:
 def upgrade_schema(url: str) -> Upgrade:
     """Create the schema, or migrate it to :data:`SCHEMA_REVISION`; run as the owner.
 
-    Idempotent.  An install made before revisions were recorded is stamped revision 1 first.
-    One transaction, under the lock that replicas creating the schema take too.
+    Idempotent.  An install made before revisions were recorded is stamped revision 1 first;
+    an installation secret deleted by hand is made again (no DDL: a row).  One transaction,
+    under the lock that replicas creating the schema take too.
     """
     parsed = make_url(url)
     where = _where(parsed)
@@ -304,13 +309,22 @@ def upgrade_schema(url: str) -> Upgrade:
                 from retentiond import migrations  # noqa: PLC0415 - Alembic only to upgrade
 
                 migrations.upgrade(conn, stamp=None if recorded or found is None else found)
+            made = tuple(name for name in INSTALLATION_SECRETS if _make_missing(conn, name))
     except SQLAlchemyError as exc:
         raise AuditError(f"cannot upgrade the state database {where}: {_first_line(exc)}; "
                          "run 'retentiond state upgrade' as the owner of its tables",
                          ) from None
     finally:
         engine.dispose()
-    return Upgrade(found, SCHEMA_REVISION)
+    return Upgrade(found, SCHEMA_REVISION, made)
+
+
+def _make_missing(conn: Connection, name: str) -> bool:
+    """Make the installation secret ``name`` unless it exists; whether it was made."""
+    if conn.execute(select(meta.c.value).where(meta.c.name == name)).first() is not None:
+        return False
+    conn.execute(insert(meta).values(name=name, value=secrets.token_hex(32)))
+    return True
 
 
 def _create(conn: Connection, where: str) -> None:

@@ -26,6 +26,8 @@ def upgrade(app: App) -> None:
         click.echo(f"state database created at revision {done.after}")
     else:
         click.echo(f"state database at revision {done.after} (was {done.before})")
+    for name in done.secrets_made:
+        click.echo(f"made the missing installation secret {name!r}")
 
 
 @state.command()

@@ -186,3 +186,21 @@ def test_a_missing_digest_key_is_made_again_by_a_role_that_may(state_url):
         state.close()
 
     assert made.hex() == digest_key(state_url)
+
+
+def test_upgrade_makes_a_digest_key_deleted_by_hand(state_url):
+    """On a current schema the upgrade runs no DDL but makes a missing installation secret."""
+    StateDB(state_url).close()
+    target = engine(state_url)
+    try:
+        with target.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM retentiond_meta")
+    finally:
+        target.dispose()
+    before = fingerprint(state_url)
+
+    done = upgrade_schema(state_url)
+
+    assert Upgrade(SCHEMA_REVISION, SCHEMA_REVISION, ("audit-digest-key",)) == done
+    assert (64, before) == (len(digest_key(state_url) or ""), fingerprint(state_url))
+

@@ -159,6 +159,29 @@ def test_the_daemon_role_appends_and_places_and_releases_holds(roles, tmp_path):
     assert intact
 
 
+def test_a_missing_digest_key_is_an_error_naming_the_fix_for_the_daemon(roles):
+    """The daemon may not make the installation secret: one error names the owner's upgrade."""
+    target = engine(roles.owner)
+    try:
+        with target.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM retentiond_meta")
+    finally:
+        target.dispose()
+    state = StateDB(roles.daemon)
+    try:
+        with pytest.raises(AuditError) as missing:
+            AuditLedger(state)
+    finally:
+        state.close()
+
+    assert missing.value.what.startswith(
+        "the installation secret 'audit-digest-key' is missing from the state database ")
+    assert missing.value.what.endswith(
+        " and this role cannot make it (permission denied for table retentiond_meta): run "
+        "'retentiond state upgrade' as its owner")
+    assert ("audit-digest-key",) == upgrade_schema(roles.owner).secrets_made
+
+
 def test_the_auditor_role_verifies_and_writes_nothing(roles):
     """The auditor verifies the daemon's ledger; appending, or any other write, is refused."""
     fill(roles.daemon)

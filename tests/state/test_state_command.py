@@ -87,3 +87,19 @@ def test_a_newer_schema_is_one_error_line(state_url, tmp_path):
                     "retentiond"], False) == upgrading
     assert (1, [f"state database at revision 3, newer than this retentiond knows ({WANTED}): "
                 "upgrade retentiond"], [], False) == status
+
+
+@pytest.mark.sqlite
+def test_state_upgrade_says_it_made_a_missing_digest_key(tmp_path):
+    """A digest key deleted by hand is made again by the upgrade, which says so."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    StateDB(url).close()
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM retentiond_meta")
+    engine.dispose()
+
+    done = said(cli(config(tmp_path, url), "state", "upgrade"))
+
+    assert (0, [f"already at revision {WANTED}",
+                "made the missing installation secret 'audit-digest-key'"], [], False) == done
