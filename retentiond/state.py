@@ -1,17 +1,26 @@
 """The state database: the audit ledger and the legal holds placed at run time.
 
-SQLite by default, PostgreSQL for production and for several replicas.  The schema is created
-on first use.  The ledger table is append-only twice over: the code has no UPDATE or DELETE
-path for it, and triggers in the database reject both (and TRUNCATE on PostgreSQL).
+SQLite by default, PostgreSQL for production and for several replicas.  The ledger table is
+append-only twice over: the code has no UPDATE or DELETE path for it, and triggers in the
+database reject both (and TRUNCATE on PostgreSQL).
+
+The schema has numbered revisions (:mod:`retentiond.migrations`).  Opening a database at this
+retentiond's revision runs no DDL, so the daemon's role need own nothing (on PostgreSQL it
+cannot drop the triggers: ``deploy/state-roles.sql``); an empty database is given the schema
+on first use; an older one is refused until its owner runs ``retentiond state upgrade``.  A
+SQLite file this user cannot write, or a ``mode=ro`` URI, is opened read-only: enough to verify.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from sqlalchemy import (
     BigInteger,
@@ -23,13 +32,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    column,
     create_engine,
     event,
     insert,
+    inspect,
     select,
+    table,
     text,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from retentiond.errors import AuditError
@@ -94,56 +106,98 @@ meta = Table(
     Column("value", String(256), nullable=False),
 )
 
-_SQLITE_APPEND_ONLY = (
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-)
-_POSTGRES_APPEND_ONLY = (
-    "CREATE OR REPLACE FUNCTION retentiond_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$",
-    "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log",
-    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
-    "FOR EACH ROW EXECUTE FUNCTION retentiond_append_only()",
-    "DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log",
-    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
-    "FOR EACH STATEMENT EXECUTE FUNCTION retentiond_append_only()",
-)
 _ADVISORY_KEY = 0x7265746E  # "retn": serializes ledger appends across replicas
-_SCHEMA_KEY = 0x72736368  # "rsch": serializes schema creation across replicas
+_SCHEMA_KEY = 0x72736368  # "rsch": serializes schema creation and upgrades across replicas
+
+SCHEMA_REVISION = "2"
+"""The schema revision this retentiond needs: the newest in ``retentiond/migrations/versions``."""
+VERSION_TABLE = "retentiond_alembic_version"
+"""Where Alembic records the revision.  Not its default ``alembic_version``: in a database
+shared with an application that runs Alembic itself, neither must read the other's."""
+_TABLES = frozenset({"audit_log", "holds", "retentiond_meta"})
+"""retentiond's tables in every revision: any of them without a version table is revision 1."""
+_LEGACY_REVISION = "1"
+INSTALLATION_SECRETS = ("audit-digest-key",)
+"""The secrets ``state upgrade`` makes when absent (revision 2 makes them first)."""
+_VERSIONS = table(VERSION_TABLE, column("version_num"))
+_UPGRADE = "run 'retentiond state upgrade' as its owner"
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a state database's schema stands: its revision (None: empty) and the one wanted."""
+
+    found: str | None
+    wanted: str = SCHEMA_REVISION
+
+    @property
+    def current(self) -> bool:
+        """Whether this retentiond can use the database as it is."""
+        return self.found == self.wanted
+
+    @property
+    def newer(self) -> bool:
+        """Whether the database is at a revision this retentiond does not know."""
+        if self.found is None or self.current:
+            return False
+        return not (self.found.isdigit() and int(self.found) < int(self.wanted))
+
+    def problem(self, where: str) -> str | None:
+        """Why this retentiond cannot use the database at ``where`` as it is; None if it can."""
+        if self.current:
+            return None
+        if self.found is None:
+            return f"the state database {where} has no schema yet: {_UPGRADE}"
+        if self.newer:
+            return (f"the state database {where} is at schema revision {self.found}, which this "
+                    f"retentiond (revision {self.wanted}) does not know: upgrade retentiond")
+        return (f"the state database {where} is at schema revision {self.found}; this "
+                f"retentiond needs {self.wanted}: {_UPGRADE}")
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """What ``retentiond state upgrade`` did: the revision before (None: empty) and after."""
+
+    before: str | None
+    after: str
+    secrets_made: tuple[str, ...] = ()
+    """Installation secrets that were missing (deleted by hand) and were made again."""
 
 
 class StateDB:
-    """Connections to the state database, with the schema in place."""
+    """Connections to the state database, whose schema is at this retentiond's revision."""
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
-        self.dialect = parsed.get_backend_name()
-        if self.dialect not in {"sqlite", "postgresql"}:
-            raise AuditError(f"the state database must be SQLite or PostgreSQL, not "
-                             f"{self.dialect} ({masked_url(parsed)})")
-        if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(parsed, hide_parameters=True, pool_pre_ping=True)
-        if self.dialect == "sqlite":
-            _sqlite_serializable(self.engine)
+        self.dialect, self.read_only, self.engine = _open_engine(parsed)
+        self._where = _where(parsed)
         try:
-            self._create_schema()
+            self._check_schema()
         except SQLAlchemyError as exc:
             self.engine.dispose()
-            raise AuditError(f"cannot open the state database {masked_url(parsed)}: "
-                             f"{_first_line(exc)}") from None
+            problem = _first_line(exc)
+            raise AuditError(f"cannot open the state database {self._where}: {problem}"
+                             f"{_read_only_hint(parsed, problem, read_only=self.read_only)}",
+                             ) from None
+        except AuditError:
+            self.engine.dispose()
+            raise
 
-    def _create_schema(self) -> None:
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                # Replicas starting together must not race each other's CREATE statements.
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_KEY})
-            metadata.create_all(conn)
-            statements = _SQLITE_APPEND_ONLY if self.dialect == "sqlite" else _POSTGRES_APPEND_ONLY
-            for statement in statements:
-                conn.exec_driver_sql(statement)
+    def _check_schema(self) -> None:
+        """Read the revision: current, nothing more is done (no DDL); empty, make the schema."""
+        with self.engine.connect() as conn:
+            found = schema_revision(conn)
+        if found is None and not self.read_only:
+            with self.engine.begin() as conn:
+                _lock_schema(conn)  # replicas starting together must not race their CREATEs
+                found = schema_revision(conn)  # another replica may have made it meanwhile
+                if found is None:
+                    _create(conn, self._where)
+                    return
+        problem = SchemaState(found).problem(self._where)
+        if problem is not None:
+            raise AuditError(problem)
 
     @contextmanager
     def appending(self) -> Iterator[Connection]:
@@ -159,46 +213,214 @@ class StateDB:
             raise AuditError(f"cannot write the ledger: {_first_line(exc)}") from None
 
     def secret(self, name: str) -> bytes:
-        """An installation secret kept in the state database, created on first use."""
+        """An installation secret kept in the state database (``state upgrade`` makes them).
+
+        One that is missing is made here if this role may insert it; AuditError if not.
+        """
         try:
             with self.engine.begin() as conn:
                 found = conn.execute(select(meta.c.value).where(meta.c.name == name)).scalar()
-                if found is None:
-                    value = secrets.token_hex(32)
-                    try:
-                        conn.execute(insert(meta).values(name=name, value=value))
-                    except IntegrityError:  # another replica created it first
-                        conn.rollback()
-                        return self.secret(name)
-                    found = value
         except SQLAlchemyError as exc:
             raise AuditError(f"cannot read the state database: {_first_line(exc)}") from None
-        return bytes.fromhex(found)
+        return bytes.fromhex(found if found is not None else self._make_secret(name))
+
+    def _make_secret(self, name: str) -> str:
+        missing = f"the installation secret {name!r} is missing from the state database"
+        if self.read_only:
+            raise AuditError(f"{missing} {self._where}, which is open read-only: {_UPGRADE}")
+        value = secrets.token_hex(32)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(meta).values(name=name, value=value))
+        except IntegrityError:  # another replica made it first
+            with self.engine.begin() as conn:
+                return str(conn.execute(select(meta.c.value).where(meta.c.name == name))
+                           .scalar_one())
+        except SQLAlchemyError as exc:
+            raise AuditError(f"{missing} {self._where} and this role cannot make it "
+                             f"({_first_line(exc)}): {_UPGRADE}") from None
+        return value
 
     def close(self) -> None:
         """Release connections."""
         self.engine.dispose()
 
 
-def _sqlite_serializable(engine: Engine) -> None:
+def schema_revision(conn: Connection) -> str | None:
+    """The schema revision of the state database on ``conn``; None when it has none of our tables.
+
+    An install made before revisions were recorded (our tables, no version table) is revision 1.
+    """
+    return _revision(conn)[0]
+
+
+def _revision(conn: Connection) -> tuple[str | None, bool]:
+    """(The revision, whether the database records it) of the state database on ``conn``."""
+    names = set(inspect(conn).get_table_names())
+    if VERSION_TABLE in names:
+        found = [str(v) for v in conn.execute(select(_VERSIONS.c.version_num)).scalars()]
+        if len(found) > 1:
+            raise AuditError(f"the state database records several schema revisions "
+                             f"({', '.join(sorted(found))}); retentiond's have no branches")
+        if found:
+            return found[0], True
+    return (_LEGACY_REVISION if names & _TABLES else None), False
+
+
+def schema_state(url: str) -> SchemaState:
+    """Where the schema of the state database at ``url`` stands; creates and changes nothing."""
+    parsed = make_url(url)
+    path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is not None and not path.exists():
+        return SchemaState(None)  # connecting would make the file
+    _, read_only, engine = _open_engine(parsed)
+    try:
+        with engine.connect() as conn:
+            return SchemaState(schema_revision(conn))
+    except SQLAlchemyError as exc:
+        problem = _first_line(exc)
+        raise AuditError(f"cannot read the state database {_where(parsed)}: {problem}"
+                         f"{_read_only_hint(parsed, problem, read_only=read_only)}") from None
+    finally:
+        engine.dispose()
+
+
+def upgrade_schema(url: str) -> Upgrade:
+    """Create the schema, or migrate it to :data:`SCHEMA_REVISION`; run as the owner.
+
+    Idempotent.  An install made before revisions were recorded is stamped revision 1 first;
+    an installation secret deleted by hand is made again (no DDL: a row).  One transaction,
+    under the lock that replicas creating the schema take too.
+    """
+    parsed = make_url(url)
+    where = _where(parsed)
+    _, read_only, engine = _open_engine(parsed)
+    try:
+        if read_only:
+            raise AuditError(f"the state database {where} is open read-only (a file this user "
+                             "cannot write, or mode=ro): upgrade it as its owner")
+        with engine.begin() as conn:
+            _lock_schema(conn)
+            found, recorded = _revision(conn)
+            state = SchemaState(found)
+            if state.newer:
+                raise AuditError(str(state.problem(where)))
+            if not state.current:
+                from retentiond import migrations  # noqa: PLC0415 - Alembic only to upgrade
+
+                migrations.upgrade(conn, stamp=None if recorded or found is None else found)
+            made = tuple(name for name in INSTALLATION_SECRETS if _make_missing(conn, name))
+    except SQLAlchemyError as exc:
+        raise AuditError(f"cannot upgrade the state database {where}: {_first_line(exc)}; "
+                         "run 'retentiond state upgrade' as the owner of its tables",
+                         ) from None
+    finally:
+        engine.dispose()
+    return Upgrade(found, SCHEMA_REVISION, made)
+
+
+def _make_missing(conn: Connection, name: str) -> bool:
+    """Make the installation secret ``name`` unless it exists; whether it was made."""
+    if conn.execute(select(meta.c.value).where(meta.c.name == name)).first() is not None:
+        return False
+    conn.execute(insert(meta).values(name=name, value=secrets.token_hex(32)))
+    return True
+
+
+def _create(conn: Connection, where: str) -> None:
+    from retentiond import migrations  # noqa: PLC0415 - Alembic only where a schema is made
+
+    try:
+        migrations.upgrade(conn)
+    except SQLAlchemyError as exc:
+        raise AuditError(f"cannot create the schema in the state database {where}: "
+                         f"{_first_line(exc)}; have its owner run 'retentiond state upgrade' "
+                         "(see deploy/README.md: the daemon's role needs no CREATE)") from None
+
+
+def _lock_schema(conn: Connection) -> None:
+    """PostgreSQL: one creation or upgrade at a time (SQLite: BEGIN IMMEDIATE serializes)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_KEY})
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL, plain or a ``file:`` URI; None for an in-memory database."""
+    database = url.database or ""
+    if database.startswith("file:"):
+        database = unquote(database.removeprefix("file:"))
+        if database.startswith("//"):  # file://localhost/path or file:///path
+            database = "/" + database[2:].partition("/")[2]
+    if database in {"", ":memory:"} or url.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+def _open_engine(parsed: URL) -> tuple[str, bool, Engine]:
+    """(dialect, read-only, engine) for a state database URL; creates nothing in it.
+
+    SQLite: read-only when the URL says ``mode=ro`` or the file exists and this user cannot
+    write it (a reviewer's copy, another user's file); then it is opened ``mode=ro``, which
+    holds for root too.  Otherwise the file's directory is made if missing.
+    """
+    dialect = parsed.get_backend_name()
+    if dialect not in {"sqlite", "postgresql"}:
+        raise AuditError(f"the state database must be SQLite or PostgreSQL, not "
+                         f"{dialect} ({masked_url(parsed)})")
+    if dialect != "sqlite":
+        return dialect, False, create_engine(parsed, hide_parameters=True, pool_pre_ping=True)
+    path = sqlite_path(parsed)
+    read_only = path is not None and (parsed.query.get("mode") == "ro" or (
+        path.is_file() and not os.access(path, os.W_OK)))
+    if read_only and path is not None:
+        parsed = URL.create("sqlite", database=f"file:{quote(str(path.absolute()))}",
+                            query={"mode": "ro", "uri": "true"})
+    elif path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, hide_parameters=True, pool_pre_ping=True)
+    _sqlite_serializable(engine, read_only=read_only)
+    return dialect, read_only, engine
+
+
+def _where(url: URL) -> str:
+    """The state database named in messages: its URL without a password, or its file."""
+    path = sqlite_path(url) if url.get_backend_name() == "sqlite" else None
+    return f"sqlite:///{path}" if path is not None else masked_url(url)
+
+
+def _read_only_hint(url: URL, problem: str, *, read_only: bool) -> str:
+    """Why SQLite refused to read a WAL database read-only: no -shm file, none can be made."""
+    path = sqlite_path(url)
+    if (not read_only or path is None or "readonly database" not in problem
+            or not path.is_file() or Path(f"{path}-shm").exists()):
+        return ""
+    return (f" (SQLite reads a WAL database only beside its -shm file, which this user cannot "
+            f"create in {path.parent}: verify while retentiond has the database open, or verify "
+            "a copy; see README)")
+
+
+def _sqlite_serializable(engine: Engine, *, read_only: bool) -> None:
     """Let every SQLite transaction take the write lock up front (BEGIN IMMEDIATE).
 
     pysqlite's own transaction handling begins lazily and would let two appenders read the
-    same chain tail; see SQLAlchemy's "Serializable isolation / Savepoints" recipe.
+    same chain tail; see SQLAlchemy's "Serializable isolation / Savepoints" recipe.  A
+    read-only connection begins a plain (deferred) read transaction and leaves the journal
+    mode as the owner set it: both of the others would be writes.
     """
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _first_line(exc: BaseException) -> str:

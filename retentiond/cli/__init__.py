@@ -22,6 +22,7 @@ from retentiond.cli.planning import plan, validate
 from retentiond.cli.publishing import schedule
 from retentiond.cli.serving import daemon, status
 from retentiond.cli.shelf import quarantine
+from retentiond.cli.state import state
 from retentiond.errors import PolicyError, RetentionError
 from retentiond.logs import configure_logging
 
@@ -40,7 +41,7 @@ def cli(ctx: click.Context, config: Path | None, policy_dir: Path | None) -> Non
 
 
 for command in (validate, plan, run, audit, quarantine, daemon, status, schedule, hold,
-                explain_command):
+                explain_command, state):
     cli.add_command(command)
 
 

@@ -19,7 +19,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -42,6 +41,7 @@ from retentiond.errors import AuditError
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
 from retentiond.publish.template import esc, page
+from retentiond.state import sqlite_path
 
 if TYPE_CHECKING:
     from retentiond.engine import Engine as RuleEngine
@@ -386,11 +386,11 @@ def read_state(url: str) -> Iterator[Engine | None]:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database in {"", ":memory:"} or not Path(database).is_file():
+        path = sqlite_path(parsed)  # a plain URL, or a file: URI such as an auditor's mode=ro
+        if path is None or not path.is_file():
             yield None
             return
-        target = f"file:{quote(str(Path(database).resolve()))}?mode=ro"
+        target = f"file:{quote(str(path.resolve()))}?mode=ro"
         engine = create_engine("sqlite://", poolclass=NullPool,
                                creator=lambda: sqlite3.connect(target, uri=True))
     else:
