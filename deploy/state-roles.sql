@@ -28,5 +28,5 @@ GRANT SELECT, INSERT ON audit_log TO :"daemon";
 GRANT SELECT, INSERT, UPDATE (released_at, released_by, release_reason) ON holds TO :"daemon";
 GRANT SELECT ON retentiond_meta, retentiond_alembic_version TO :"daemon";
 
--- The auditor: read everything.
-GRANT SELECT ON audit_log, holds, retentiond_meta, retentiond_alembic_version TO :"auditor";
+-- The auditor: read the ledger and the holds; not retentiond_meta, where the digest key is.
+GRANT SELECT ON audit_log, holds, retentiond_alembic_version TO :"auditor";

@@ -201,10 +201,16 @@ class Verification:
 class AuditLedger:
     """Append to, read and verify the ledger in the state database."""
 
-    def __init__(self, state: StateDB, *, vouch: Vouch | None = None) -> None:
-        """``vouch`` signs each record as it is written: the writer holds the signing key."""
+    def __init__(self, state: StateDB, *, vouch: Vouch | None = None,
+                 reading: bool = False) -> None:
+        """``vouch`` signs each record as it is written: the writer holds the signing key.
+
+        The installation's digest key is read at once (a writer fails before it acts), or,
+        ``reading`` (verify, export, report), only if a digest is asked for: a reviewer's
+        role need not see it, since with it a guessed subject could be tested.
+        """
         self._state = state
-        self._digest_key = state.secret("audit-digest-key")
+        self._digest_key = None if reading else state.secret("audit-digest-key")
         self._vouch = vouch
 
     @property
@@ -255,6 +261,8 @@ class AuditLedger:
 
         ``keys`` may also be their canonical JSON text, when the caller has it already.
         """
+        if self._digest_key is None:
+            self._digest_key = self._state.secret("audit-digest-key")
         mac = hmac.new(self._digest_key, digestmod=hashlib.sha256)
         if not isinstance(keys, str):
             keys = canonical(keys if isinstance(keys, list) else list(keys))

@@ -122,6 +122,40 @@ def test_quarantine_restore_puts_rows_back_exactly(tmp_path):
     assert (2,) == ops  # intent and outcome
 
 
+def _sign(config: Path, keys: Path) -> None:
+    """Configure a signing key and its public half, as the daemon's service has them."""
+    assert 0 == _cli(config, "audit", "keygen", "--out", str(keys)).returncode
+    with config.open("a", encoding="utf-8") as file:
+        file.write(f'[audit]\nsigning_key = {{ file = "{keys / "signing.key"}" }}\n'
+                   f'verify_key = "{keys / "verify.pub"}"\n')
+
+
+def test_a_restore_is_signed_like_a_run_and_the_ledger_verifies_without_a_warning(tmp_path):
+    """The restore's intent and outcome carry the key's signature: verify exits 0, no remark."""
+    config, _ = _setup(tmp_path, rows=3)
+    _sign(config, tmp_path / "keys")
+    assert 0 == _cli(config, "run", "--once").returncode
+    with sqlite3.connect(tmp_path / "app.db") as conn:
+        (batch,) = conn.execute("SELECT DISTINCT _rtd_batch FROM retentiond_q_tickets").fetchone()
+    restored = _cli(config, "quarantine", "restore", "--batch", batch, "--reason", "dispute")
+    verified = _cli(config, "audit", "verify")
+    assert (0, 0, "") == (restored.returncode, verified.returncode, verified.stderr)
+    assert [] == [line for line in verified.stdout.splitlines() if line.startswith("warning")]
+
+
+def test_a_restore_where_the_key_cannot_be_read_is_refused_before_it_acts(tmp_path):
+    """Without the key the restore's records could not be told from a forgery: exit 2, no change."""
+    config, store = _setup(tmp_path, rows=3)
+    _sign(config, tmp_path / "keys")
+    assert 0 == _cli(config, "run", "--once").returncode
+    (tmp_path / "keys" / "signing.key").unlink()
+    with sqlite3.connect(store) as conn:
+        (batch,) = conn.execute("SELECT DISTINCT _rtd_batch FROM retentiond_q_tickets").fetchone()
+    restored = _cli(config, "quarantine", "restore", "--batch", batch, "--reason", "dispute")
+    assert (2, 0) == (restored.returncode, _count(store, "tickets"))
+    assert restored.stderr.startswith("error: cannot read the key file ")
+
+
 def test_quarantine_purge_leaves_batches_before_their_release(tmp_path):
     """Quarantine purge deletes nothing whose release date lies in the future."""
     config, store = _setup(tmp_path, rows=3, release="1 minute")

@@ -74,9 +74,9 @@ class App:
 
     @contextmanager
     def ledger(self) -> Iterator[AuditLedger]:
-        """The audit ledger in the state database, closed when the command is done."""
+        """The audit ledger in the state database, to read; closed when the command is done."""
         with self.state() as state:
-            yield AuditLedger(state)
+            yield AuditLedger(state, reading=True)
 
     def signer(self) -> Signer | None:
         """The configured signing key; ConfigError when it is configured but unreadable."""

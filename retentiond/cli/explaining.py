@@ -46,7 +46,7 @@ def explain_command(app: App, store: str, table: str, key_texts: tuple[str, ...]
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--key") from None
         found = explain(app.engine(policies, stores, state), store=store, table=table, key=key,
-                        as_of=moment, ledger=AuditLedger(state))
+                        as_of=moment, ledger=AuditLedger(state, reading=True))
     if as_json:
         click.echo(json.dumps(explanation_to_dict(found), indent=2, default=str))
         return

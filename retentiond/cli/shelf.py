@@ -36,8 +36,8 @@ def list_batches(app: App) -> None:
 @pass_app
 def restore(app: App, batch_id: str, reason: str) -> None:
     """Put one quarantined batch back exactly as it was moved."""
-    with app.stores() as stores, app.ledger() as ledger:
-        keys = shelf.restore(stores, ledger, batch_id, reason)
+    with app.stores() as stores, app.state() as state:
+        keys = shelf.restore(stores, app.writer(state), batch_id, reason)
     click.echo(f"restored batch {batch_id}: {len(keys)} rows")
 
 
@@ -45,8 +45,8 @@ def restore(app: App, batch_id: str, reason: str) -> None:
 @pass_app
 def purge(app: App) -> None:
     """Delete for good every batch whose release date has passed."""
-    with app.stores() as stores, app.ledger() as ledger:
-        purged = shelf.purge_due(stores, ledger)
+    with app.stores() as stores, app.state() as state:
+        purged = shelf.purge_due(stores, app.writer(state))
     for batch, rows in purged:
         click.echo(f"purged batch {batch.batch_id}: {rows} rows of {batch.table}")
     click.echo(f"{len(purged)} batch(es) purged")

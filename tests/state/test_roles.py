@@ -42,7 +42,8 @@ pytestmark = ROLE_BACKENDS
 READ = {"SELECT"}
 DAEMON = {"audit_log": {"SELECT", "INSERT"}, "holds": {"SELECT", "INSERT", "UPDATE"},
           "retentiond_meta": READ, VERSION_TABLE: READ}
-AUDITOR = {"audit_log": READ, "holds": READ, "retentiond_meta": READ, VERSION_TABLE: READ}
+AUDITOR = {"audit_log": READ, "holds": READ, "retentiond_meta": set(), VERSION_TABLE: READ}
+"""Not retentiond_meta: with the digest key a reviewer could test a guessed subject."""
 
 
 def refused(url, statement):
@@ -183,11 +184,11 @@ def test_a_missing_digest_key_is_an_error_naming_the_fix_for_the_daemon(roles):
 
 
 def test_the_auditor_role_verifies_and_writes_nothing(roles):
-    """The auditor verifies the daemon's ledger; appending, or any other write, is refused."""
+    """The auditor verifies the daemon's ledger; writes, and reading the digest key, are refused."""
     fill(roles.daemon)
     state = StateDB(roles.auditor)
     try:
-        ledger = AuditLedger(state)
+        ledger = AuditLedger(state, reading=True)
         verified = ledger.verify()
         with pytest.raises(AuditError, match="permission denied for table audit_log"):
             ledger.append(Entry(Kind.RUN_START))
@@ -195,10 +196,12 @@ def test_the_auditor_role_verifies_and_writes_nothing(roles):
         state.close()
 
     assert (True, 3) == (verified.ok, verified.records)
-    assert ["permission denied for table holds", "permission denied for table retentiond_meta"
+    assert ["permission denied for table holds", "permission denied for table retentiond_meta",
+            "permission denied for table retentiond_meta",
             ] == [refused(roles.auditor, "INSERT INTO holds (id, reason, placed_by, placed_at) "
                                          "VALUES ('H-1', 'r', 'b', 'now')"),
-                  refused(roles.auditor, "INSERT INTO retentiond_meta VALUES ('x', 'y')")]
+                  refused(roles.auditor, "INSERT INTO retentiond_meta VALUES ('x', 'y')"),
+                  refused(roles.auditor, "SELECT value FROM retentiond_meta")]  # the digest key
 
 
 def test_the_auditor_role_runs_the_audit_commands(roles, tmp_path):
