@@ -17,6 +17,9 @@ about half of them older than twelve months, and a run of invoices.
 Personal data comes from short lists and reserved ranges only: ``example.com`` and
 ``example.org`` addresses, ``+1-555-01xx`` phone numbers, documentation IP ranges
 (RFC 5737, RFC 3849).  The same seed, ``now`` and scale give the same file contents.
+
+It lives beside ``demo/run_demo.py``, outside the installed package: only the demo and the
+tests use it.  On its own: ``python demo/demo_store.py PATH [--now ISO] [--scale X]``.
 """
 
 from __future__ import annotations
@@ -601,9 +604,9 @@ def _numbered_by(rows: list[Row], column: str) -> list[Row]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m retentiond.demo PATH [--now ISO] [--scale X] [--seed N]``."""
+    """``python demo/demo_store.py PATH [--now ISO] [--scale X] [--seed N]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m retentiond.demo",
+        prog="python demo/demo_store.py",
         description="Build the retentiond demo database (SQLite).",
     )
     parser.add_argument("path", type=Path, help="SQLite file to create (replaced if present)")
@@ -620,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--scale must be positive")
     now = args.now or datetime.now(UTC)
     summary = build_demo_store(args.path, now=now, seed=args.seed, scale=args.scale)
-    print(f"demo store {args.path}: {summary}")  # noqa: T201 - the demo command reports what it built
+    print(f"demo store {args.path}: {summary}")
     return 0
 
 
