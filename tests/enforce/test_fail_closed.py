@@ -11,7 +11,7 @@ import pytest
 from enforce_kit import FailingHolds, LateHold, Meddler, Rig, at, batches_begun, hold, stamp
 
 from retentiond.enforce import Options, enforce
-from retentiond.errors import SchemaChanged, StoreError
+from retentiond.errors import ActionError, SchemaChanged, StoreError
 
 RULE = """\
 rules:
@@ -187,3 +187,41 @@ def test_a_row_the_quarantine_table_silently_refuses_fails_its_batch(events, rig
                                          report.status, report.acted)
     assert "moved 6 and deleted 7 of 7 rows" in str(error)
     assert ["rolled back"] == [body["status"] for body in setup.outcomes(status=None)]
+
+
+ROUND_AMOUNTS = """\
+rules:
+  - id: payments-round
+    description: Payment amounts are rounded to hundreds after 12 months.
+    store: app
+    table: payments
+    age: {column: paid_at, older_than: 12 months}
+    action: {type: anonymize, columns: {amount: {strategy: generalize, step: 100}}}
+"""
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)  # only SQLite keeps 1234.5 there
+def test_a_value_the_action_cannot_rewrite_rolls_its_batch_back_and_fails_the_run(db, rig):
+    """An INTEGER column holding 1234.5 in batch two: ActionError, batch one stays, run.end failed.
+
+    The error names the rule, table and column, never the value; nothing of batch two is written.
+    """
+    db.run(f"CREATE TABLE payments (id INTEGER PRIMARY KEY, amount INTEGER, "
+           f"paid_at {stamp(db.kind)})")
+    db.insert("payments", [{"id": n, "amount": 1234.5 if n == 9 else n * 111,
+                            "paid_at": at(2024, 1, n)} for n in range(1, 11)])
+    before = db.rows("payments")
+    setup: Rig = rig(ROUND_AMOUNTS)
+
+    error, report = failed(setup, "payments-round", ActionError)
+
+    after = db.rows("payments")
+    assert ([(n, n * 111 // 100 * 100) for n in range(1, 8)], before[7:]) == (
+        [row[:2] for row in after[:7]], after[7:])
+    outcomes = setup.outcomes(status=None)
+    assert (["applied", "rolled back"], "ActionError") == (
+        [body["status"] for body in outcomes], outcomes[-1]["error"])
+    assert ("failed", 7, 1) == (report.status, report.acted, report.batches)
+    assert ("failed", 7, 1) == tuple(run_end(setup)[k] for k in ("status", "acted", "batches"))
+    assert ("payments-round", "payments", "amount") == (error.rule, error.table, error.column)
+    assert "1234.5" not in run_end(setup)["error"] + outcomes[-1]["reason"] + str(error)
