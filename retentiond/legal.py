@@ -234,15 +234,21 @@ def _in_force(until: date | datetime | None, at: datetime) -> bool:
     return at.astimezone(UTC).date() <= until
 
 
-def _moment(value: str | None) -> datetime | None:
+def _stored_time(value: str | None) -> datetime | None:
+    """When a hold was placed or released, from the ISO text the holds table keeps."""
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _until(value: str | None) -> date | datetime | None:
-    if value is None:
-        return None
-    return date.fromisoformat(value) if len(value) <= len("YYYY-MM-DD") else \
-        datetime.fromisoformat(value)
+def stored_until(value: object) -> date | datetime | None:
+    """A hold's ``until`` as the holds table keeps it: a date (``YYYY-MM-DD``), else a time.
+
+    A database that types the column hands over a date or datetime, which is kept as it is.
+    """
+    if value is None or isinstance(value, date):  # a datetime is a date too
+        return value
+    text = str(value)
+    return date.fromisoformat(text) if len(text) <= len("YYYY-MM-DD") else (
+        datetime.fromisoformat(text))
 
 
 def _placed(row: RowMapping) -> PlacedHold:
@@ -250,13 +256,14 @@ def _placed(row: RowMapping) -> PlacedHold:
         json.loads(row["where_filter"]))
     subject = (Subject(row["subject_kind"], row["subject_value"])
                if row["subject_kind"] is not None else None)
-    placed_at = _moment(row["placed_at"])
+    placed_at = _stored_time(row["placed_at"])
     if placed_at is None:  # pragma: no cover - the column is NOT NULL
         raise AuditError(f"hold {row['id']} has no placing time")
     return PlacedHold(id=row["id"], store=row["store"], table=row["table_name"], where=where,
                       subject=subject, reason=row["reason"], case=row["case_id"],
                       placed_by=row["placed_by"], placed_at=placed_at,
-                      until=_until(row["until"]), released_at=_moment(row["released_at"]),
+                      until=stored_until(row["until"]),
+                      released_at=_stored_time(row["released_at"]),
                       released_by=row["released_by"], release_reason=row["release_reason"])
 
 

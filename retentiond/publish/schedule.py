@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from retentiond.actions import action_for
 from retentiond.errors import AuditError
+from retentiond.legal import stored_until
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
 from retentiond.publish.template import esc, page
@@ -447,7 +448,7 @@ def _state_hold(row: RowMapping, columns: dict[str, str]) -> StateHold:
     try:
         parsed = None if where in {None, ""} else _FILTER.validate_python(
             json.loads(where) if isinstance(where, str) else where)
-        until = _moment(value("until"))
+        until = stored_until(value("until"))
     except (ValidationError, ValueError) as exc:
         raise AuditError(f"hold {value('id')!r} in the state database cannot be read: "
                          f"{type(exc).__name__}") from None
@@ -457,14 +458,6 @@ def _state_hold(row: RowMapping, columns: dict[str, str]) -> StateHold:
         columns=tuple(sorted(parsed.columns())) if parsed is not None else (),
         subject=_text(value("subject")), until=until, placed_at=_text(value("placed_at")),
         released_at=_text(value("released_at")))
-
-
-def _moment(value: object) -> date | datetime | None:
-    if value is None or isinstance(value, date | datetime):
-        return value
-    text = str(value)
-    return date.fromisoformat(text) if len(text) <= len("YYYY-MM-DD") else (
-        datetime.fromisoformat(text))
 
 
 def _text(value: object) -> str | None:
