@@ -203,7 +203,7 @@ class PlacedHold:
         else:
             parts = [f"{self.store}.{self.table}" if self.table else f"{self.store} (every table)"]
         if self.where is not None:
-            parts.append(f"where {describe_filter(self.where)}")
+            parts.append(f"where {where_notation(self.where)}")
         if self.subject is not None:
             parts.append(f"subject {self.subject.kind}={self.subject.value}")
         return " ".join(parts)
@@ -213,17 +213,17 @@ class PlacedHold:
         return sorted(self.where.columns()) if self.where is not None else []
 
 
-def describe_filter(where: Filter) -> str:
+def where_notation(where: Filter) -> str:
     """A filter in the ``--where`` notation (values included: for terminals, never the audit)."""
     if isinstance(where, AllOf):
-        return " and ".join(describe_filter(f) for f in where.all)
+        return " and ".join(where_notation(f) for f in where.all)
     if isinstance(where, AnyOf):
-        return "(" + " or ".join(describe_filter(f) for f in where.any) + ")"
+        return "(" + " or ".join(where_notation(f) for f in where.any) + ")"
     if isinstance(where, Condition):
         symbol = next((s for s, op in OPERATORS.items() if op is where.op), where.op.value)
         value = where.value.isoformat() if isinstance(where.value, date) else where.value
         return f"{where.column}{symbol}{value}"
-    return f"not ({describe_filter(where.not_)})"
+    return f"not ({where_notation(where.not_)})"
 
 
 def _in_force(until: date | datetime | None, at: datetime) -> bool:
