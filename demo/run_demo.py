@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from retentiond.demo import build_demo_store
+from demo_store import build_demo_store
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"

@@ -53,17 +53,31 @@ class Kind(StrEnum):
 def canonical(value: object) -> str:
     """The one JSON text of ``value`` that is hashed: sorted keys, no spaces, UTF-8."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=_jsonable)
+                      default=_json_form)
 
 
-def _jsonable(value: object) -> object:
+def jsonable(value: object) -> object:
+    """``value`` as the audit log writes it in JSON (a date in ISO 8601, a decimal as text).
+
+    Bytes are written in hex; anything else is returned unchanged (JSON's own types, and what
+    has no JSON form).  Keys shown elsewhere (``plan --json``, ``explain``) take the same
+    form, so they can be compared with the keys in the ledger.
+    """
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, bytes):
         return value.hex()
-    raise TypeError(f"{type(value).__name__} cannot go into the audit log")
+    return value
+
+
+def _json_form(value: object) -> object:
+    """``json.dumps``'s fallback for :func:`canonical`: TypeError where there is no JSON form."""
+    converted = jsonable(value)
+    if converted is value:
+        raise TypeError(f"{type(value).__name__} cannot go into the audit log")
+    return converted
 
 
 def _sha256(text: str) -> str:

@@ -33,6 +33,7 @@ from retentiond.actions import action_for
 from retentiond.actions.base import Batch
 from retentiond.audit import AuditLedger, Body, Entry, Kind, canonical
 from retentiond.errors import (
+    ActionError,
     AuditError,
     LimitExceeded,
     RetentionError,
@@ -211,7 +212,7 @@ class RuleRun:
                 body = Body(applied,
                             known={"keys": keys_text} if applied.get("keys") == keys else None)
                 writer.mark(batch_id, self.report.run_id, self.rule.id, body.text)
-        except (StoreError, AuditError) as exc:
+        except (StoreError, AuditError, ActionError) as exc:
             if announced:
                 self._settle(batch_id, exc)
             raise

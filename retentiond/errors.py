@@ -117,12 +117,20 @@ class SchemaChanged(StoreError):  # noqa: N818
 
 
 class ActionError(RetentionError):
-    """An action could not be applied."""
+    """An action could not be applied to a batch: the batch is rolled back and the run fails.
 
-    def __init__(self, rule: str, what: str) -> None:
+    ``what`` names types and columns, never a row's value: the message is logged and recorded.
+    """
+
+    def __init__(self, rule: str, table: str, what: str, fix: str, *,
+                 column: str | None = None) -> None:
         self.rule = rule
+        self.table = table
+        self.column = column
         self.what = what
-        super().__init__(f"rule {rule!r}: {what}")
+        self.fix = fix
+        where = f"column {column!r} of {table!r}" if column is not None else f"table {table!r}"
+        super().__init__(f"rule {rule!r}, {where}: {what}; {fix}")
 
 
 class LimitExceeded(RetentionError):  # noqa: N818

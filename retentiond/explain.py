@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from retentiond.audit import AuditLedger, Kind, canonical
+from retentiond.audit import AuditLedger, Kind, canonical, jsonable
 from retentiond.engine import Engine
 from retentiond.errors import RetentionError, StoreError
 from retentiond.legal import day_after, typed_value
@@ -372,7 +372,7 @@ def _stored_time(value: object, kind: ColumnKind) -> object:
 def _mentions(ledger: AuditLedger, store: str, table: str,
               key: Key) -> tuple[tuple[Mention, ...], int]:
     """Applied batch outcomes that name the key: acted on, or reached through a foreign key."""
-    wanted = canonical([_jsonable(part) for part in key])
+    wanted = canonical([jsonable(part) for part in key])
     short = table.rpartition(".")[2]
     found: list[Mention] = []
     scanned = 0
@@ -396,10 +396,6 @@ def _mentions(ledger: AuditLedger, store: str, table: str,
     return tuple(found), scanned
 
 
-def _jsonable(value: object) -> object:
-    return value.isoformat() if isinstance(value, date) else value
-
-
 def _iso(value: date | datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -409,7 +405,7 @@ def explanation_to_dict(explanation: Explanation) -> dict[str, Any]:
     return {
         "store": explanation.store,
         "table": explanation.table,
-        "key": [_jsonable(part) for part in explanation.key],
+        "key": [jsonable(part) for part in explanation.key],
         "as_of": explanation.as_of.isoformat(),
         "exists": explanation.exists,
         "rules": [{

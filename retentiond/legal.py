@@ -203,7 +203,7 @@ class PlacedHold:
         else:
             parts = [f"{self.store}.{self.table}" if self.table else f"{self.store} (every table)"]
         if self.where is not None:
-            parts.append(f"where {describe_filter(self.where)}")
+            parts.append(f"where {where_notation(self.where)}")
         if self.subject is not None:
             parts.append(f"subject {self.subject.kind}={self.subject.value}")
         return " ".join(parts)
@@ -213,17 +213,17 @@ class PlacedHold:
         return sorted(self.where.columns()) if self.where is not None else []
 
 
-def describe_filter(where: Filter) -> str:
+def where_notation(where: Filter) -> str:
     """A filter in the ``--where`` notation (values included: for terminals, never the audit)."""
     if isinstance(where, AllOf):
-        return " and ".join(describe_filter(f) for f in where.all)
+        return " and ".join(where_notation(f) for f in where.all)
     if isinstance(where, AnyOf):
-        return "(" + " or ".join(describe_filter(f) for f in where.any) + ")"
+        return "(" + " or ".join(where_notation(f) for f in where.any) + ")"
     if isinstance(where, Condition):
         symbol = next((s for s, op in OPERATORS.items() if op is where.op), where.op.value)
         value = where.value.isoformat() if isinstance(where.value, date) else where.value
         return f"{where.column}{symbol}{value}"
-    return f"not ({describe_filter(where.not_)})"
+    return f"not ({where_notation(where.not_)})"
 
 
 def _in_force(until: date | datetime | None, at: datetime) -> bool:
@@ -234,15 +234,21 @@ def _in_force(until: date | datetime | None, at: datetime) -> bool:
     return at.astimezone(UTC).date() <= until
 
 
-def _moment(value: str | None) -> datetime | None:
+def _stored_time(value: str | None) -> datetime | None:
+    """When a hold was placed or released, from the ISO text the holds table keeps."""
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _until(value: str | None) -> date | datetime | None:
-    if value is None:
-        return None
-    return date.fromisoformat(value) if len(value) <= len("YYYY-MM-DD") else \
-        datetime.fromisoformat(value)
+def stored_until(value: object) -> date | datetime | None:
+    """A hold's ``until`` as the holds table keeps it: a date (``YYYY-MM-DD``), else a time.
+
+    A database that types the column hands over a date or datetime, which is kept as it is.
+    """
+    if value is None or isinstance(value, date):  # a datetime is a date too
+        return value
+    text = str(value)
+    return date.fromisoformat(text) if len(text) <= len("YYYY-MM-DD") else (
+        datetime.fromisoformat(text))
 
 
 def _placed(row: RowMapping) -> PlacedHold:
@@ -250,13 +256,14 @@ def _placed(row: RowMapping) -> PlacedHold:
         json.loads(row["where_filter"]))
     subject = (Subject(row["subject_kind"], row["subject_value"])
                if row["subject_kind"] is not None else None)
-    placed_at = _moment(row["placed_at"])
+    placed_at = _stored_time(row["placed_at"])
     if placed_at is None:  # pragma: no cover - the column is NOT NULL
         raise AuditError(f"hold {row['id']} has no placing time")
     return PlacedHold(id=row["id"], store=row["store"], table=row["table_name"], where=where,
                       subject=subject, reason=row["reason"], case=row["case_id"],
                       placed_by=row["placed_by"], placed_at=placed_at,
-                      until=_until(row["until"]), released_at=_moment(row["released_at"]),
+                      until=stored_until(row["until"]),
+                      released_at=_stored_time(row["released_at"]),
                       released_by=row["released_by"], release_reason=row["release_reason"])
 
 

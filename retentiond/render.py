@@ -6,25 +6,20 @@ Nothing here prints; the CLI decides where output goes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC
 from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from retentiond.audit import jsonable
 from retentiond.engine import RulePlan
 from retentiond.stores.base import Key, Reached
 
 
 def _key(key: Key) -> str:
     return str(key[0]) if len(key) == 1 else "(" + ", ".join(map(str, key)) + ")"
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
 
 
 def plan_to_dict(plan: RulePlan) -> dict[str, Any]:
@@ -50,7 +45,7 @@ def plan_to_dict(plan: RulePlan) -> dict[str, Any]:
         "eligible": census.eligible if census else None,
         "guards": [{"kind": g.kind, "id": g.id, "reason": g.reason, "rows": g.rows}
                    for g in plan.guards],
-        "sample_keys": [[_jsonable(part) for part in key] for key in plan.samples],
+        "sample_keys": [[jsonable(part) for part in key] for key in plan.samples],
         "reached": [{"table": r.table, "effect": r.effect, "rows": r.rows,
                      "population": r.population, "via": list(r.via)} for r in plan.reached],
         "limits": ({"max_rows": plan.brakes.max_rows, "max_percent": plan.brakes.max_percent}

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from demo_store import build_demo_store
 
-from retentiond.demo import build_demo_store
 from retentiond.policy.loader import load_policies
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "policies"

@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from dateutil.relativedelta import relativedelta
+from demo_store import BASE_ROWS, DemoSummary, build_demo_store
 
-from retentiond.demo import BASE_ROWS, DemoSummary, build_demo_store, main
-
+DEMO_STORE = Path(__file__).resolve().parents[1] / "demo" / "demo_store.py"
 NOW = datetime(2026, 3, 15, 9, 30, tzinfo=UTC)
 NOW_NAIVE = NOW.replace(tzinfo=None)
 SMALL = 0.05
@@ -272,12 +275,14 @@ def test_naive_now_is_refused(tmp_path):
         build_demo_store(tmp_path / "demo.db", now=NOW_NAIVE)
 
 
-def test_command_line_builds_and_reports(tmp_path, capsys):
-    """``python -m retentiond.demo`` builds the store and prints one summary line."""
+def test_command_line_builds_and_reports(tmp_path):
+    """``python demo/demo_store.py`` builds the store and prints one summary line."""
     path = tmp_path / "cli.db"
-    exit_code = main([str(path), "--now", "2026-03-15T09:30:00", "--scale", str(SMALL)])
+    result = subprocess.run(
+        [sys.executable, str(DEMO_STORE), str(path), "--now", "2026-03-15T09:30:00",
+         "--scale", str(SMALL)], capture_output=True, text=True, check=False)
     expected = build_demo_store(tmp_path / "api.db", now=NOW, scale=SMALL)
-    assert (0, f"demo store {path}: {expected}\n") == (exit_code, capsys.readouterr().out)
+    assert (0, f"demo store {path}: {expected}\n") == (result.returncode, result.stdout)
     assert content_digest(tmp_path / "api.db") == content_digest(path)
 
 

@@ -27,6 +27,7 @@ from retentiond.actions.base import (
     is_text,
     text_fits,
 )
+from retentiond.errors import ActionError
 from retentiond.policy.filters import Identifier, Scalar, StrictModel
 from retentiond.stores.base import (
     ColumnInfo,
@@ -255,9 +256,13 @@ class AnonymizeAction(Action[AnonymizeOptions]):
         columns = list(self.options.columns)
         infos = [batch.table.columns[c] for c in columns]
         strategies = [self.options.columns[c] for c in columns]
-        changed = changed_rows(batch.rows, lambda key, values: tuple(
-            anonymized(s, info, value, key)
-            for s, info, value in zip(strategies, infos, values, strict=True)))
+        try:
+            changed = changed_rows(batch.rows, lambda key, values: tuple(
+                anonymized(s, info, value, key)
+                for s, info, value in zip(strategies, infos, values, strict=True)))
+        except _UnfitValueError as exc:
+            raise ActionError(batch.rule, batch.table.name, exc.what, exc.fix,
+                              column=exc.column) from exc
         writer.rewrite(batch.table.name, columns, changed)
         return {"keys": [k for k, _ in changed], "count": len(changed),
                 "columns": {c: s.strategy for c, s in zip(columns, strategies, strict=True)}}
@@ -286,13 +291,32 @@ def _pending(column: str, strategy: Nullify | Constant | Mask | Generalize | PkD
     raise ValueError(f"no pending check for {strategy!r}")
 
 
+class _UnfitValueError(Exception):
+    """A stored value of a type its strategy cannot rewrite; it names the type, never the value.
+
+    :meth:`AnonymizeAction.apply` turns it into an :class:`ActionError` naming the rule.
+    """
+
+    def __init__(self, strategy: Nullify | Constant | Mask | Generalize | PkDerived,
+                 info: ColumnInfo, value: object) -> None:
+        self.column = info.name
+        self.what = f"{strategy.strategy} cannot rewrite a {type(value).__name__} value"
+        self.fix = (f"the column is {info.type_name}: correct the values that are not "
+                    f"{info.kind.value}, or choose another strategy")
+        super().__init__(self.what)
+
+
 def anonymized(  # noqa: C901 - one case per strategy
     strategy: Nullify | Constant | Mask | Generalize | PkDerived,
     info: ColumnInfo,
     value: object,
     key: tuple[object, ...],
 ) -> object:
-    """The anonymized form of ``value``; NULL stays NULL, and an anonymized value is a fixpoint."""
+    """The anonymized form of ``value``; NULL stays NULL, and an anonymized value is a fixpoint.
+
+    A value of a type the strategy cannot rewrite (SQLite keeps ``1234.5`` or ``'12 EUR'`` in
+    an INTEGER column) raises :class:`_UnfitValueError`.
+    """
     if value is None:
         return None
     match strategy:
@@ -319,7 +343,7 @@ def anonymized(  # noqa: C901 - one case per strategy
             return (value // whole) * whole
         case PkDerived(template=template):
             return template.replace("{pk}", str(key[0]))
-    raise ValueError(f"{strategy.strategy} cannot anonymize a {type(value).__name__}")
+    raise _UnfitValueError(strategy, info, value)
 
 
 def _network(text: str, *, nullable: bool) -> str | None:

@@ -17,11 +17,11 @@ from retentiond.legal import (
     HoldRequest,
     LegalHolds,
     PlacedHold,
-    describe_filter,
     list_holds,
     parse_subject,
     parse_term,
     parse_until,
+    where_notation,
 )
 from retentiond.policy.periods import utc_now
 
@@ -145,7 +145,7 @@ def _as_dict(placed: PlacedHold, now: datetime) -> dict[str, object]:
     return {
         "id": placed.id, "status": placed.status(now), "store": placed.store,
         "table": placed.table,
-        "where": describe_filter(placed.where) if placed.where is not None else None,
+        "where": where_notation(placed.where) if placed.where is not None else None,
         "subject": ({"kind": placed.subject.kind, "value": placed.subject.value}
                     if placed.subject else None),
         "reason": placed.reason, "case": placed.case,

@@ -204,7 +204,7 @@ class Collector:
 
     def see(self, record: Record) -> None:
         """Take in one record."""
-        at = _moment(record.at)
+        at = _utc(record.at)
         if self.window.after(at):
             return
         entry = record.entry
@@ -240,7 +240,7 @@ class Collector:
         tally.acted[action] += count
         tally.reached += int(entry.body.get("reached_count", 0))
         tally.batches += 1
-        self.facts.months.setdefault(_moment(record.at).strftime("%Y-%m"), Counter())[
+        self.facts.months.setdefault(_utc(record.at).strftime("%Y-%m"), Counter())[
             action] += count
 
     def _run_start(self, record: Record) -> None:
@@ -747,7 +747,8 @@ def _details(body: Mapping[str, Any], keys: Sequence[str]) -> str:
     return "; ".join(f"{k}: {body[k]}" for k in chosen if body.get(k) not in {None, ""})
 
 
-def _moment(text: str) -> datetime:
+def _utc(text: str) -> datetime:
+    """A ledger timestamp as an aware UTC datetime (one without an offset is taken as UTC)."""
     moment = datetime.fromisoformat(text)
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
@@ -764,6 +765,6 @@ def _stamp(text: str) -> str:
     if len(text) <= len("YYYY-MM-DD"):
         return text
     try:
-        return _moment(text).strftime("%Y-%m-%d %H:%M UTC")
+        return _utc(text).strftime("%Y-%m-%d %H:%M UTC")
     except ValueError:
         return text

@@ -38,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from retentiond.actions import action_for
 from retentiond.errors import AuditError
+from retentiond.legal import stored_until
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
 from retentiond.publish.template import esc, page
@@ -277,7 +278,7 @@ def rule_view(rule: Rule) -> ScheduledRule:
         id=rule.id, description=_one_line(rule.description), period=str(rule.age.older_than),
         age_column=rule.age.column, timezone=rule.age.timezone, action=rule.action.type,
         outcome=OUTCOMES.get(rule.action.type, rule.action.type), details=action.describe(),
-        applies_to=describe_filter(rule.where, values=True), runs=runs, enabled=rule.enabled)
+        applies_to=which_records(rule.where, values=True), runs=runs, enabled=rule.enabled)
 
 
 def retention_view(retention: Retention) -> MinimumRetention:
@@ -285,7 +286,7 @@ def retention_view(retention: Retention) -> MinimumRetention:
     return MinimumRetention(
         id=retention.id, reason=_one_line(retention.reason), period=str(retention.period),
         column=retention.column, timezone=retention.timezone,
-        applies_to=describe_filter(retention.where, values=True))
+        applies_to=which_records(retention.where, values=True))
 
 
 def hold_view(hold: Hold, *, source: str, active: bool, placed_at: str | None = None,
@@ -293,7 +294,7 @@ def hold_view(hold: Hold, *, source: str, active: bool, placed_at: str | None = 
     """A hold in the schedule's words: its filter named by columns, without values."""
     expires = None if hold.expires is None else hold.expires.isoformat()
     return HoldView(id=hold.id, reason=_one_line(hold.reason), case=hold.case, store=hold.store,
-                    table=hold.table, applies_to=describe_filter(hold.where, values=False),
+                    table=hold.table, applies_to=which_records(hold.where, values=False),
                     expires=expires, source=source, active=active, placed_at=placed_at,
                     released_at=released_at)
 
@@ -307,7 +308,7 @@ def state_hold_view(hold: StateHold, *, active: bool) -> HoldView:
                     released_at=hold.released_at)
 
 
-def describe_filter(where: Filter | None, *, values: bool) -> str:
+def which_records(where: Filter | None, *, values: bool) -> str:
     """Which records a filter selects, in words; with ``values=False`` only its columns."""
     if where is None:
         return "every record"
@@ -447,7 +448,7 @@ def _state_hold(row: RowMapping, columns: dict[str, str]) -> StateHold:
     try:
         parsed = None if where in {None, ""} else _FILTER.validate_python(
             json.loads(where) if isinstance(where, str) else where)
-        until = _moment(value("until"))
+        until = stored_until(value("until"))
     except (ValidationError, ValueError) as exc:
         raise AuditError(f"hold {value('id')!r} in the state database cannot be read: "
                          f"{type(exc).__name__}") from None
@@ -457,14 +458,6 @@ def _state_hold(row: RowMapping, columns: dict[str, str]) -> StateHold:
         columns=tuple(sorted(parsed.columns())) if parsed is not None else (),
         subject=_text(value("subject")), until=until, placed_at=_text(value("placed_at")),
         released_at=_text(value("released_at")))
-
-
-def _moment(value: object) -> date | datetime | None:
-    if value is None or isinstance(value, date | datetime):
-        return value
-    text = str(value)
-    return date.fromisoformat(text) if len(text) <= len("YYYY-MM-DD") else (
-        datetime.fromisoformat(text))
 
 
 def _text(value: object) -> str | None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from enforce_kit import FailingHolds, LateHold, Meddler, Rig, at, batches_begun, hold, stamp
 
 from retentiond.enforce import Options, enforce
-from retentiond.errors import SchemaChanged, StoreError
+from retentiond.errors import ActionError, SchemaChanged, StoreError
 
 RULE = """\
 rules:
@@ -187,3 +188,78 @@ def test_a_row_the_quarantine_table_silently_refuses_fails_its_batch(events, rig
                                          report.status, report.acted)
     assert "moved 6 and deleted 7 of 7 rows" in str(error)
     assert ["rolled back"] == [body["status"] for body in setup.outcomes(status=None)]
+
+
+ROUND_AMOUNTS = """\
+rules:
+  - id: payments-round
+    description: Payment amounts are rounded to hundreds after 12 months.
+    store: app
+    table: payments
+    age: {column: paid_at, older_than: 12 months}
+    action: {type: anonymize, columns: {amount: {strategy: generalize, step: 100}}}
+"""
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)  # only SQLite keeps 1234.5 there
+def test_a_value_the_action_cannot_rewrite_rolls_its_batch_back_and_fails_the_run(db, rig):
+    """An INTEGER column holding 1234.5 in batch two: ActionError, batch one stays, run.end failed.
+
+    The error names the rule, table and column, never the value; nothing of batch two is written.
+    """
+    db.run(f"CREATE TABLE payments (id INTEGER PRIMARY KEY, amount INTEGER, "
+           f"paid_at {stamp(db.kind)})")
+    db.insert("payments", [{"id": n, "amount": 1234.5 if n == 9 else n * 111,
+                            "paid_at": at(2024, 1, n)} for n in range(1, 11)])
+    before = db.rows("payments")
+    setup: Rig = rig(ROUND_AMOUNTS)
+
+    error, report = failed(setup, "payments-round", ActionError)
+
+    after = db.rows("payments")
+    assert ([(n, n * 111 // 100 * 100) for n in range(1, 8)], before[7:]) == (
+        [row[:2] for row in after[:7]], after[7:])
+    outcomes = setup.outcomes(status=None)
+    assert (["applied", "rolled back"], "ActionError") == (
+        [body["status"] for body in outcomes], outcomes[-1]["error"])
+    assert ("failed", 7, 1) == (report.status, report.acted, report.batches)
+    assert ("failed", 7, 1) == tuple(run_end(setup)[k] for k in ("status", "acted", "batches"))
+    assert ("payments-round", "payments", "amount") == (error.rule, error.table, error.column)
+    assert "1234.5" not in run_end(setup)["error"] + outcomes[-1]["reason"] + str(error)
+
+
+FORGET_BIRTHDAYS = """\
+rules:
+  - id: people-forget-birthday
+    description: Birth dates are removed 12 months after the last visit.
+    store: app
+    table: people
+    age: {column: seen, older_than: 12 months}
+    action: {type: anonymize, columns: {born: {strategy: nullify}}}
+"""
+
+
+def as_stored(db, table):
+    """Every row of ``table`` as the driver gives it, with no SQLAlchemy type conversion."""
+    with db.engine.connect() as connection:
+        return connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY id")).all()
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)  # only SQLite keeps such text
+def test_a_value_its_column_type_cannot_read_fails_the_run_without_showing_it(db, rig):
+    """A DATE column holding '15/07/1990': StoreError before any intent, run.end failed.
+
+    The value stays out of the error's message and the ledger; no row changes.
+    """
+    db.run(f"CREATE TABLE people (id INTEGER PRIMARY KEY, born DATE, seen {stamp(db.kind)})")
+    db.run("INSERT INTO people VALUES (1, '1990-07-15', '2024-01-01 00:00:00'), "
+           "(2, '15/07/1990', '2024-01-02 00:00:00')")
+    before = as_stored(db, "people")
+    setup: Rig = rig(FORGET_BIRTHDAYS)
+
+    error, report = failed(setup, "people-forget-birthday")
+
+    assert (before, 0, "failed") == (as_stored(db, "people"), setup.batch_count(),
+                                     report.status)
+    assert ("app", "failed") == (error.store, run_end(setup)["status"])
+    assert "15/07/1990" not in str(error) + run_end(setup)["error"]

@@ -20,10 +20,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import sqlalchemy as sa
+from demo_store import build_demo_store
 
 from retentiond import quarantine
 from retentiond.audit import AuditLedger
-from retentiond.demo import build_demo_store
 from retentiond.settings import load_settings
 from retentiond.state import StateDB
 from retentiond.stores import open_store

@@ -126,7 +126,16 @@ class SqlWriter(Session, Writer):
         width = len(keys)
         plain = all(compiled.schema.columns[c.name].kind in _PLAIN_KINDS for c in keys + values)
         with self._store._errors(f"cannot claim rows of {selection.table!r}"):  # noqa: SLF001
-            rows = _tuples(self.connection.execute(statement), plain=plain)
+            try:
+                rows = _tuples(self.connection.execute(statement), plain=plain)
+            except (ValueError, TypeError) as exc:
+                # SQLite keeps any value in any column: '15/07/1990' in a DATE column fails
+                # SQLAlchemy's conversion, with the value in the message (kept in ``detail``).
+                raise StoreError(self._store.name,
+                                 f"cannot claim rows of {selection.table!r}: a value does not "
+                                 f"read as its column's type ({type(exc).__name__})",
+                                 "correct the stored value, then run the rule again",
+                                 detail=str(exc)) from None
         if not values:  # each row is its key already
             return [(row, ()) for row in rows]
         return [(row[:width], row[width:]) for row in rows]

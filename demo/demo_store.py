@@ -17,6 +17,9 @@ about half of them older than twelve months, and a run of invoices.
 Personal data comes from short lists and reserved ranges only: ``example.com`` and
 ``example.org`` addresses, ``+1-555-01xx`` phone numbers, documentation IP ranges
 (RFC 5737, RFC 3849).  The same seed, ``now`` and scale give the same file contents.
+
+It lives beside ``demo/run_demo.py``, outside the installed package: only the demo and the
+tests use it.  On its own: ``python demo/demo_store.py PATH [--now ISO] [--scale X]``.
 """
 
 from __future__ import annotations
@@ -381,8 +384,8 @@ def _customers(rng: random.Random, count: int, start: datetime, now: datetime) -
         if customer_id == DEMO_CUSTOMER_ID:
             created, closed = start + _DEMO_JOINED_AFTER_START, None
         else:
-            created = _moment(rng, start, now)
-            closed = _moment(rng, created, now) if rng.random() < _CLOSED_SHARE else None
+            created = _random_moment(rng, start, now)
+            closed = _random_moment(rng, created, now) if rng.random() < _CLOSED_SHARE else None
         first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
         email = f"{first}.{last}.{customer_id}@{rng.choice(_DOMAINS)}".lower()
         people.append(
@@ -411,7 +414,7 @@ def _emails(rng: random.Random, count: int, people: Sequence[_Customer]) -> list
     """
     demo = _demo_customer(people)
     reserved = min(count, _DEMO_EMAILS) if demo else 0
-    rows = [_email(rng, person, _moment(rng, person.created_at, person.end))
+    rows = [_email(rng, person, _random_moment(rng, person.created_at, person.end))
             for person in _random_owners(rng, people, count - reserved)]  # fmt: skip
     if demo:
         stamps = _spread(rng, demo.created_at, demo.end, reserved)
@@ -471,7 +474,7 @@ def _usage_events(
     for owner in _random_owners(rng, people, count):
         person = None if rng.random() < _ANONYMOUS_EVENT_SHARE else owner
         active = (person.created_at, person.end) if person else (start, now)
-        occurred = _moment(rng, *active)
+        occurred = _random_moment(rng, *active)
         agent = None if rng.random() < _NO_USER_AGENT_SHARE else rng.choice(_USER_AGENTS)
         rows.append(
             {
@@ -498,7 +501,7 @@ def _invoices(rng: random.Random, count: int, people: Sequence[_Customer]) -> li
     """Issue invoices, numbered per year in issue order as accounting rules require."""
     demo = _demo_customer(people)
     reserved = min(count, _DEMO_INVOICES) if demo else 0
-    issues = [(_moment(rng, person.created_at, person.end).date(), person)
+    issues = [(_random_moment(rng, person.created_at, person.end).date(), person)
               for person in _random_owners(rng, people, count - reserved)]  # fmt: skip
     if demo:
         stamps = _spread(rng, demo.created_at, demo.end, reserved)
@@ -533,12 +536,12 @@ def _tickets(rng: random.Random, count: int, people: Sequence[_Customer]) -> lis
     """File support tickets; recent ones are often still open, those of closed accounts never."""
     rows: list[Row] = []
     for person in _random_owners(rng, people, count):
-        created = _moment(rng, person.created_at, person.end)
+        created = _random_moment(rng, person.created_at, person.end)
         recent = person.now - created < _RECENT_TICKET
         open_share = _RECENT_TICKET_OPEN_SHARE if recent else _OLD_TICKET_OPEN_SHARE
         is_open = person.closed_at is None and rng.random() < open_share
         done_by = min(created + _LONGEST_TICKET, person.end)
-        closed = None if is_open else _moment(rng, created, done_by)
+        closed = None if is_open else _random_moment(rng, created, done_by)
         rows.append(
             {
                 "customer_id": person.id,
@@ -563,7 +566,7 @@ def _requester(rng: random.Random, person: _Customer) -> str:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _moment(rng: random.Random, start: datetime, end: datetime) -> datetime:
+def _random_moment(rng: random.Random, start: datetime, end: datetime) -> datetime:
     """Pick a whole second between ``start`` and ``end``, both included."""
     span = int((end - start).total_seconds())
     return start + timedelta(seconds=rng.randint(0, max(span, 0)))
@@ -572,7 +575,7 @@ def _moment(rng: random.Random, start: datetime, end: datetime) -> datetime:
 def _spread(rng: random.Random, start: datetime, end: datetime, count: int) -> list[datetime]:
     """Pick ``count`` moments, one in each of ``count`` equal slices of the span: no clumps."""
     step = (end - start) / max(count, 1)
-    return [_moment(rng, start + step * i, start + step * (i + 1)) for i in range(count)]
+    return [_random_moment(rng, start + step * i, start + step * (i + 1)) for i in range(count)]
 
 
 def _random_owners(rng: random.Random, people: Sequence[_Customer], count: int) -> list[_Customer]:
@@ -601,9 +604,9 @@ def _numbered_by(rows: list[Row], column: str) -> list[Row]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m retentiond.demo PATH [--now ISO] [--scale X] [--seed N]``."""
+    """``python demo/demo_store.py PATH [--now ISO] [--scale X] [--seed N]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m retentiond.demo",
+        prog="python demo/demo_store.py",
         description="Build the retentiond demo database (SQLite).",
     )
     parser.add_argument("path", type=Path, help="SQLite file to create (replaced if present)")
@@ -620,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--scale must be positive")
     now = args.now or datetime.now(UTC)
     summary = build_demo_store(args.path, now=now, seed=args.seed, scale=args.scale)
-    print(f"demo store {args.path}: {summary}")  # noqa: T201 - the demo command reports what it built
+    print(f"demo store {args.path}: {summary}")
     return 0
 
 
