@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
+from uuid import UUID
 
 from sqlalchemy import Connection, RowMapping, and_, exists, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -59,9 +60,9 @@ def canonical(value: object) -> str:
 def jsonable(value: object) -> object:
     """``value`` as the audit log writes it in JSON (a date in ISO 8601, a decimal as text).
 
-    Bytes are written in hex; anything else is returned unchanged (JSON's own types, and what
-    has no JSON form).  Keys shown elsewhere (``plan --json``, ``explain``) take the same
-    form, so they can be compared with the keys in the ledger.
+    Bytes are written in hex, a UUID as its text; anything else is returned unchanged (JSON's
+    own types, and what has no JSON form).  Keys shown elsewhere (``plan --json``,
+    ``explain``) take the same form, so they can be compared with the keys in the ledger.
     """
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -69,6 +70,8 @@ def jsonable(value: object) -> object:
         return str(value)
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, UUID):  # PostgreSQL's uuid keys: their canonical text
+        return str(value)
     return value
 
 

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pymysql
@@ -148,6 +149,8 @@ def _plain(value: object) -> object:
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, datetime):
         return value.isoformat(sep=" ")
+    if isinstance(value, UUID):
+        return str(value)
     return value
 
 
