@@ -105,7 +105,11 @@ class RuleRun:
                      body=body)
 
     def __call__(self) -> RuleReport:
-        """Run the rule; a RetentionError ends it (recorded), and is raised again."""
+        """Run the rule; any error ends it, is recorded in ``run.end``, and is raised again.
+
+        A RetentionError is an expected failure; anything else is a bug, recorded all the same
+        (by its type only: its text may hold a value) so that no run ends unaudited.
+        """
         try:
             self._start()
             self._batches()
@@ -116,6 +120,12 @@ class RuleRun:
             raise
         except RetentionError as exc:
             self.report.status, self.report.error = "failed", redact(str(exc))
+            self._finish()
+            raise
+        except Exception as exc:
+            self.report.status = "failed"
+            self.report.error = f"internal error ({type(exc).__name__}): please report it"
+            self.log.exception("run.bug", error=type(exc).__name__)
             self._finish()
             raise
         self._finish()

@@ -114,6 +114,20 @@ def test_a_failing_hold_lookup_mid_run_stops_the_rule(events, rig, ledger):
         k: run_end(setup)[k] for k in ("status", "acted", "batches")}
 
 
+def test_an_error_outside_the_error_tree_still_ends_the_run_in_the_ledger(events, rig, ledger):
+    """A bug (not a RetentionError) mid-run: raised again, and run.end records the failure."""
+    broken = FailingHolds(lambda: batches_begun(ledger) >= 1, ZeroDivisionError("a bug"))
+    setup: Rig = rig(DELETE, holds=[broken])
+
+    _, report = failed(setup, "events-delete", error=ZeroDivisionError)
+
+    assert ("failed", [1, 2, 3, 4, 5, 6, 7], list(range(8, 22))) == (
+        report.status, setup.acted(), ids(events))
+    assert {"status": "failed", "acted": 7,
+            "error": "internal error (ZeroDivisionError): please report it"} == {
+        k: run_end(setup)[k] for k in ("status", "acted", "error")}
+
+
 @pytest.mark.parametrize("action", ["delete", "quarantine", "anonymize"])
 def test_a_store_error_mid_batch_rolls_the_batch_back(events, rig, ledger, action):
     """A store error after batch two's intent rolls that batch back; its outcome says so."""
