@@ -1,9 +1,10 @@
 """Fixtures of the state-database tests: PostgreSQL roles.
 
-Tests of roles run on both state backends (``state_kit.ROLE_BACKENDS`` parametrizes the root
-``server`` fixture) and skip SQLite with the reason: it has no roles.  ``roles`` is a state
-database at the newest revision, owned by an owner role, with ``deploy/state-roles.sql``
-granted to a daemon and an auditor role (each unique to the test; all dropped after it).
+Tests of roles run on PostgreSQL (``state_kit.ROLE_BACKENDS`` parametrizes the root
+``server`` fixture): SQLite has no roles, its split is by file permissions
+(``test_read_only.py``).  ``roles`` is a state database at the newest revision, owned by an
+owner role, with ``deploy/state-roles.sql`` granted to a daemon and an auditor role (each
+unique to the test; all dropped after it).
 """
 
 from __future__ import annotations

@@ -28,10 +28,9 @@ GRANTS = ROOT / "deploy" / "state-roles.sql"
 NO_ROLES = ("SQLite has no roles: there the owner and the auditor are split by file "
             "permissions (tests/state/test_read_only.py)")
 ROLE_BACKENDS = pytest.mark.parametrize("server", [
-    pytest.param("sqlite", id="state-sqlite", marks=pytest.mark.sqlite),
     pytest.param("postgresql", id="state-postgresql", marks=pytest.mark.postgresql),
 ], indirect=True)
-"""For tests of roles: both state backends, SQLite skipped with :data:`NO_ROLES`."""
+"""For tests of roles: PostgreSQL, the state backend that has roles (:data:`NO_ROLES`)."""
 
 _OLD = sa.MetaData()
 sa.Table(
