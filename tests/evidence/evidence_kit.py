@@ -146,14 +146,19 @@ def make_site(root: Path, tables: Mapping[str, Mapping[str, Sequence[tuple[Any, 
     return Site(root, config, stores, state)
 
 
-def tamper(state: StateDB, *statements: str) -> None:
-    """Run ``statements`` on the state database as an attacker would: the guards dropped first."""
+def drop_guards(state: StateDB) -> None:
+    """What an attacker who owns the state database does first: drop the append-only triggers."""
     with state.engine.begin() as conn:
         if state.dialect == "sqlite":
             conn.exec_driver_sql("DROP TRIGGER audit_log_no_update")
             conn.exec_driver_sql("DROP TRIGGER audit_log_no_delete")
         else:
             conn.exec_driver_sql("DROP TRIGGER audit_log_append_only ON audit_log")
+
+
+def tamper(state: StateDB, *statements: str) -> None:
+    """Run ``statements`` on the state database as an attacker would: the guards dropped first."""
+    drop_guards(state)
     with state.engine.begin() as conn:
         for statement in statements:
             conn.exec_driver_sql(statement)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from evidence_kit import tamper
 
 from retentiond.attest import EvidenceAuditor, Signer, write_checkpoint
 from retentiond.audit import AuditLedger, Entry, Kind
@@ -47,22 +48,6 @@ def _history(ledger: AuditLedger, signer: Signer, batches: int = 3) -> None:
         write_checkpoint(ledger, signer)
 
 
-def _drop_guards(state: StateDB) -> None:
-    with state.engine.begin() as conn:
-        if state.dialect == "sqlite":
-            conn.exec_driver_sql("DROP TRIGGER audit_log_no_update")
-            conn.exec_driver_sql("DROP TRIGGER audit_log_no_delete")
-        else:
-            conn.exec_driver_sql("DROP TRIGGER audit_log_append_only ON audit_log")
-
-
-def _tamper(state: StateDB, *statements: str) -> None:
-    _drop_guards(state)
-    with state.engine.begin() as conn:
-        for statement in statements:
-            conn.exec_driver_sql(statement)
-
-
 def test_a_signed_note_opens_with_the_public_key_only(signer):
     """A checkpoint note signed with the private key opens with the public key."""
     note = sign(Checkpoint(ORIGIN, 7, "ab" * 32), signer.key)
@@ -88,7 +73,7 @@ def test_an_untouched_history_verifies(ledger, signer):
 def test_a_changed_byte_is_found(ledger, state, signer):
     """One byte changed in a record body breaks verification at that record."""
     _history(ledger, signer)
-    _tamper(state, "UPDATE audit_log SET body = replace(body, '[2]', '[9]') WHERE seq = 5")
+    tamper(state, "UPDATE audit_log SET body = replace(body, '[2]', '[9]') WHERE seq = 5")
     result = ledger.verify(_auditor(signer, ledger))
     assert (False, 5) == (result.ok, result.broken_seq)
 
@@ -96,7 +81,7 @@ def test_a_changed_byte_is_found(ledger, state, signer):
 def test_a_deleted_record_is_found(ledger, state, signer):
     """A record removed from the middle leaves a gap in the sequence."""
     _history(ledger, signer)
-    _tamper(state, "DELETE FROM audit_log WHERE seq = 4")
+    tamper(state, "DELETE FROM audit_log WHERE seq = 4")
     result = ledger.verify(_auditor(signer, ledger))
     assert (False, 5) == (result.ok, result.broken_seq)
     assert "missing" in str(result.reason)
@@ -105,7 +90,7 @@ def test_a_deleted_record_is_found(ledger, state, signer):
 def test_two_reordered_records_are_found(ledger, state, signer):
     """Swapping two records' places breaks the hash of the first one moved."""
     _history(ledger, signer)
-    _tamper(state, "UPDATE audit_log SET seq = 1000 WHERE seq = 4",
+    tamper(state, "UPDATE audit_log SET seq = 1000 WHERE seq = 4",
             "UPDATE audit_log SET seq = 4 WHERE seq = 5",
             "UPDATE audit_log SET seq = 5 WHERE seq = 1000")
     result = ledger.verify(_auditor(signer, ledger))
@@ -119,7 +104,7 @@ def test_a_truncated_tail_is_found_by_the_checkpoint_kept_outside(ledger, state,
     _history(ledger, signer)
     write_checkpoint(ledger, signer, file=outside)
     kept = open_note(outside.read_text(), ORIGIN, signer.key.public_key())
-    _tamper(state, "DELETE FROM audit_log WHERE seq > 6")
+    tamper(state, "DELETE FROM audit_log WHERE seq > 6")
     result = ledger.verify(_auditor(signer, ledger, outside=kept))
     assert not result.ok
     assert "truncated" in str(result.reason)
@@ -134,7 +119,7 @@ def test_a_tail_after_an_old_checkpoint_is_a_warning_not_a_break(ledger, state, 
     _history(ledger, signer)
     ledger.append(Entry(Kind.RUN_START, rule="r", body={}))
     write_checkpoint(ledger, signer)
-    _tamper(state, "DELETE FROM audit_log WHERE seq = 11")  # the newest checkpoint
+    tamper(state, "DELETE FROM audit_log WHERE seq = 11")  # the newest checkpoint
     later = datetime.now(tz=UTC) + 2 * HOUR
     result = ledger.verify(_auditor(signer, ledger, now=later))
     assert (True, 1) == (result.ok, len(result.warnings))
@@ -145,7 +130,7 @@ def test_a_history_re_signed_with_another_key_is_refused(ledger, state, signer):
     """A forged history with fresh checkpoints signed by a different key does not verify."""
     forger = Signer(ORIGIN, Ed25519PrivateKey.generate())
     _history(ledger, signer, batches=1)
-    _tamper(state, "DELETE FROM audit_log WHERE seq = 3")
+    tamper(state, "DELETE FROM audit_log WHERE seq = 3")
     write_checkpoint(ledger, forger)
     result = ledger.verify(_auditor(signer, ledger))
     assert (False, 3) == (result.ok, result.broken_seq)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from evidence_kit import drop_guards
 from sqlalchemy import delete, insert, select
 
 from retentiond.attest import EvidenceAuditor, Signer, write_checkpoint
@@ -105,20 +106,11 @@ def scene(state: StateDB, tmp_path: Path) -> Scene:
 # -- what the attacker can do -------------------------------------------------------------
 
 
-def _drop_guards(state: StateDB) -> None:
-    with state.engine.begin() as conn:
-        if state.dialect == "sqlite":
-            conn.exec_driver_sql("DROP TRIGGER audit_log_no_update")
-            conn.exec_driver_sql("DROP TRIGGER audit_log_no_delete")
-        else:
-            conn.exec_driver_sql("DROP TRIGGER audit_log_append_only ON audit_log")
-
-
 def sql(*statements: str) -> Callable[[Scene], None]:
     """An attack of plain SQL statements, the triggers dropped first."""
 
     def attack(scene: Scene) -> None:
-        _drop_guards(scene.state)
+        drop_guards(scene.state)
         with scene.state.engine.begin() as conn:
             for statement in statements:
                 conn.exec_driver_sql(statement)
@@ -164,7 +156,7 @@ def rewrite(edit: Callable[[list[Row]], list[Row]], *, renumber: bool = True,
                 (chain + row["record_hash"]).encode()).hexdigest()
             if resign is not None and row["signature"] is not None:
                 row["signature"] = resign.vouch(row["record_hash"])
-        _drop_guards(scene.state)
+        drop_guards(scene.state)
         with scene.state.engine.begin() as conn:
             conn.execute(delete(audit_log))
             conn.execute(insert(audit_log), rows)

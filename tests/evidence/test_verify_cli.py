@@ -22,15 +22,21 @@ from retentiond.audit import Entry, Kind, Record
 FORGED_BODY = '{"count":1}'
 
 
+def signing_site(root: Path, audit: str = "") -> Site:
+    """The emails site with a signing key and its public half configured (``audit``: more)."""
+    made = make_site(root, {"app": {EMAILS: EMAIL_ROWS}}, POLICY)
+    made.ok("audit", "keygen", "--out", str(root / "keys"))
+    with made.config.open("a", encoding="utf-8") as config:
+        config.write(f'\n[audit]\n{audit}'
+                     f'signing_key = {{ file = "{root / "keys" / "signing.key"}" }}\n'
+                     f'verify_key = "{root / "keys" / "verify.pub"}"\n')
+    return made
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
-    """The emails site with a signing key and its public half configured, after one run."""
-    made = make_site(tmp_path, {"app": {EMAILS: EMAIL_ROWS}}, POLICY)
-    made.ok("audit", "keygen", "--out", str(tmp_path / "keys"))
-    with made.config.open("a", encoding="utf-8") as config:
-        config.write(f'\n[audit]\norigin = "retentiond.test/forgery"\n'
-                     f'signing_key = {{ file = "{tmp_path / "keys" / "signing.key"}" }}\n'
-                     f'verify_key = "{tmp_path / "keys" / "verify.pub"}"\n')
+    """The signing site after one run."""
+    made = signing_site(tmp_path, 'origin = "retentiond.test/forgery"\n')
     made.ok("run", "--once")
     return made
 
@@ -123,12 +129,7 @@ def test_daily_runs_further_apart_than_the_interval_verify_with_a_warning(tmp_pa
     The CLI takes no clock, so the gap is a real one: a second between two runs, with the
     interval at one second (a daily timer against the default hour, scaled down).
     """
-    made = make_site(tmp_path, {"app": {EMAILS: EMAIL_ROWS}}, POLICY)
-    made.ok("audit", "keygen", "--out", str(tmp_path / "keys"))
-    with made.config.open("a", encoding="utf-8") as config:
-        config.write(f'\n[audit]\ncheckpoint_interval_seconds = 1\n'
-                     f'signing_key = {{ file = "{tmp_path / "keys" / "signing.key"}" }}\n'
-                     f'verify_key = "{tmp_path / "keys" / "verify.pub"}"\n')
+    made = signing_site(tmp_path, "checkpoint_interval_seconds = 1\n")
     made.ok("run", "--once")
     time.sleep(1.1)
     made.ok("run", "--once")
