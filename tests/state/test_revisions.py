@@ -169,8 +169,8 @@ def test_status_creates_nothing(state_url):
     assert SchemaState(None) == schema_state(state_url)
 
 
-def test_a_missing_digest_key_is_made_again_by_a_role_that_may(state_url):
-    """secret() still makes a missing installation secret where the role may insert it."""
+def _lose_the_digest_key(state_url: str) -> None:
+    """A current state database whose installation secret was deleted by hand."""
     StateDB(state_url).close()
     target = engine(state_url)
     try:
@@ -178,6 +178,11 @@ def test_a_missing_digest_key_is_made_again_by_a_role_that_may(state_url):
             conn.exec_driver_sql("DELETE FROM retentiond_meta")
     finally:
         target.dispose()
+
+
+def test_a_missing_digest_key_is_made_again_by_a_role_that_may(state_url):
+    """secret() still makes a missing installation secret where the role may insert it."""
+    _lose_the_digest_key(state_url)
 
     state = StateDB(state_url)
     try:
@@ -190,13 +195,7 @@ def test_a_missing_digest_key_is_made_again_by_a_role_that_may(state_url):
 
 def test_upgrade_makes_a_digest_key_deleted_by_hand(state_url):
     """On a current schema the upgrade runs no DDL but makes a missing installation secret."""
-    StateDB(state_url).close()
-    target = engine(state_url)
-    try:
-        with target.begin() as conn:
-            conn.exec_driver_sql("DELETE FROM retentiond_meta")
-    finally:
-        target.dispose()
+    _lose_the_digest_key(state_url)
     before = fingerprint(state_url)
 
     done = upgrade_schema(state_url)
