@@ -700,10 +700,11 @@ ACTION_YAML = {
 
 
 def rtd_run(spec: dict[str, Any], action: str) -> int:
-    from retentiond.audit import AuditLedger  # noqa: PLC0415
     from retentiond.enforce import Options, enforce  # noqa: PLC0415
     from retentiond.engine import Engine  # noqa: PLC0415
     from retentiond.keyring import Keyring  # noqa: PLC0415
+    from retentiond.ledger.chain import AuditLedger  # noqa: PLC0415
+    from retentiond.ledger.state import StateDB  # noqa: PLC0415
     from retentiond.logs import configure_logging  # noqa: PLC0415
     from retentiond.policy.loader import load_policies  # noqa: PLC0415
     from retentiond.settings import (  # noqa: PLC0415
@@ -714,7 +715,6 @@ def rtd_run(spec: dict[str, Any], action: str) -> int:
         Settings,
         StoreSettings,
     )
-    from retentiond.state import StateDB  # noqa: PLC0415
     from retentiond.stores import open_store  # noqa: PLC0415
     from retentiond.stores.registry import Stores  # noqa: PLC0415
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from retentiond.attest import EvidenceAuditor, Signer, write_checkpoint
-from retentiond.audit import AuditLedger, Entry, Kind
-from retentiond.state import StateDB
+from retentiond.ledger.chain import AuditLedger, Entry, Kind
+from retentiond.ledger.evidence import EvidenceAuditor, Signer, write_checkpoint
+from retentiond.ledger.state import StateDB
 
 CHUNK = 10_000
 

@@ -175,7 +175,7 @@ def _patch_audit(family: str) -> None:
     import hmac  # noqa: PLC0415
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    from retentiond import audit  # noqa: PLC0415
+    from retentiond.ledger import chain as audit  # noqa: PLC0415
 
     def append_many(self: Any, entries: Sequence[Any]) -> list[Any]:
         if not entries:
@@ -293,7 +293,8 @@ def _patch_timers(family: str) -> None:
     import sys  # noqa: PLC0415
     import time  # noqa: PLC0415
 
-    from retentiond import audit, enforce, engine  # noqa: PLC0415
+    from retentiond import enforce, engine  # noqa: PLC0415
+    from retentiond.ledger import chain as audit  # noqa: PLC0415
     from retentiond.stores.sql import read, write  # noqa: PLC0415
 
     totals: dict[str, float] = {}

@@ -31,7 +31,6 @@ import structlog
 from retentiond import quarantine
 from retentiond.actions import action_for
 from retentiond.actions.base import Batch
-from retentiond.audit import AuditLedger, Body, Entry, Kind, canonical
 from retentiond.errors import (
     ActionError,
     AuditError,
@@ -41,6 +40,7 @@ from retentiond.errors import (
     StoreUnavailable,
     redact,
 )
+from retentiond.ledger.chain import AuditLedger, Body, Entry, Kind, canonical
 
 if TYPE_CHECKING:
     from retentiond.engine import Engine

@@ -30,9 +30,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from retentiond.audit import AuditLedger, Kind, canonical, jsonable
 from retentiond.engine import Engine
 from retentiond.errors import RetentionError, StoreError
+from retentiond.ledger.chain import AuditLedger, Kind, canonical, jsonable
 from retentiond.legal import day_after, typed_value
 from retentiond.policy.filters import AllOf, Condition, Filter
 from retentiond.policy.model import Hold, Retention, Rule

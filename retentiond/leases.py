@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from retentiond.errors import AuditError
-from retentiond.state import StateDB
+from retentiond.ledger.state import StateDB
 
 _NAMESPACE = 0x72746E64  # "rtnd": keeps our advisory keys apart from the application's
 

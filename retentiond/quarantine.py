@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from retentiond.audit import AuditLedger, Entry, Kind
 from retentiond.errors import RetentionError, StoreError
+from retentiond.ledger.chain import AuditLedger, Entry, Kind
 
 if TYPE_CHECKING:
     from retentiond.stores.base import Key, QuarantineBatch, Store

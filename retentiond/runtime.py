@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from retentiond.engine import Engine
 from retentiond.errors import PolicyError, RetentionError
 from retentiond.keyring import Keyring
+from retentiond.ledger.state import StateDB
 from retentiond.legal import StateHolds
 from retentiond.policy.loader import load_policies
 from retentiond.settings import Settings, load_settings
-from retentiond.state import StateDB
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores
 from retentiond.validation import validate_live

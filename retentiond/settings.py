@@ -234,7 +234,7 @@ class AuditSettings(_Frozen):
     witness_dir: Path | None = None
     """A directory where the daemon can add files but not remove or change them (another
     machine's mount, ``chattr +a``): every checkpoint is published there as a file of its own,
-    and verification checks the ledger against each; see :mod:`retentiond.witness`."""
+    and verification checks the ledger against each; see :mod:`retentiond.ledger.witness`."""
 
 
 class Settings(BaseSettings):

@@ -32,9 +32,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from retentiond.audit import AuditLedger
+from retentiond.ledger.chain import AuditLedger
+from retentiond.ledger.state import StateDB
 from retentiond.settings import StoreSettings
-from retentiond.state import StateDB
 from retentiond.stores.sql import SqlStore
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")

@@ -7,8 +7,8 @@ import threading
 import pytest
 from sqlalchemy.exc import SQLAlchemyError
 
-from retentiond.audit import AuditLedger, Body, Entry, Kind, canonical
-from retentiond.state import StateDB
+from retentiond.ledger.chain import AuditLedger, Body, Entry, Kind, canonical
+from retentiond.ledger.state import StateDB
 
 
 def _fill(ledger: AuditLedger, count: int) -> None:

@@ -10,8 +10,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from retentiond.audit import AuditLedger, Kind, Record
-from retentiond.state import StateDB
+from retentiond.ledger.chain import AuditLedger, Kind, Record
+from retentiond.ledger.state import StateDB
 
 RULES = """
 rules:

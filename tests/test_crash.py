@@ -64,8 +64,8 @@ from crash_worker import READY
 from crash_worker import RUN as RUN_LINE
 from sqlalchemy.engine import make_url
 
-from retentiond.audit import AuditLedger, Entry, Kind, Record, canonical
-from retentiond.state import StateDB
+from retentiond.ledger.chain import AuditLedger, Entry, Kind, Record, canonical
+from retentiond.ledger.state import StateDB
 from retentiond.stores.sql.keeping import VOID, marker_table
 
 KILLS = 50

@@ -48,9 +48,9 @@ from test_crash import (
 )
 from test_crash import make_site as crash_site
 
-from retentiond.audit import AuditLedger, Kind
 from retentiond.keyring import Keyring
-from retentiond.state import StateDB
+from retentiond.ledger.chain import AuditLedger, Kind
+from retentiond.ledger.state import StateDB
 from retentiond.stores.sql.keeping import VOID, done_bits_table, marker_table
 
 ROWS = 1500

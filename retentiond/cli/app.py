@@ -10,17 +10,17 @@ from pathlib import Path
 
 import click
 
-from retentiond.attest import Signer
-from retentiond.audit import AuditLedger
 from retentiond.engine import Engine
 from retentiond.errors import ConfigError, PolicyError
+from retentiond.ledger.chain import AuditLedger
+from retentiond.ledger.evidence import Signer
+from retentiond.ledger.state import StateDB
 from retentiond.legal import StateHolds
 from retentiond.logs import configure_logging
 from retentiond.policy.loader import load_policies
 from retentiond.policy.model import PolicySet
 from retentiond.policy.periods import utc_now
 from retentiond.settings import Settings, load_settings
-from retentiond.state import StateDB
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores
 from retentiond.validation import validate_live

@@ -13,8 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from retentiond import quarantine
-from retentiond.attest import Signer, certify, write_checkpoint
-from retentiond.audit import AuditLedger
 from retentiond.cli.app import (
     EXIT_FINDINGS,
     EXIT_STOPPED,
@@ -30,9 +28,11 @@ from retentiond.enforce import Options, RuleReport, RuleRun, recover
 from retentiond.errors import LimitExceeded, RetentionError, WitnessError
 from retentiond.keyring import Keyring
 from retentiond.leases import leases_for
+from retentiond.ledger.chain import AuditLedger
+from retentiond.ledger.evidence import Signer, certify, write_checkpoint
+from retentiond.ledger.witness import witnesses_for
 from retentiond.policy.model import Rule
 from retentiond.policy.periods import utc_now
-from retentiond.witness import witnesses_for
 
 
 @click.command()

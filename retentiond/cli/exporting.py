@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 
 from retentiond.cli.app import App, pass_app
-from retentiond.export import FORMATS, Window, csv_lines, export_rows, jsonl_lines, parse_bound
+from retentiond.ledger.export import (
+    FORMATS,
+    Window,
+    csv_lines,
+    export_rows,
+    jsonl_lines,
+    parse_bound,
+)
 
 
 def _bound(text: str | None, *, end: bool, hint: str) -> datetime | None:

@@ -9,13 +9,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from retentiond.attest import auditor_for, certificate_json
-from retentiond.checkpoint import new_keypair
 from retentiond.cli.app import EXIT_FINDINGS, App, pass_app
 from retentiond.cli.exporting import export
 from retentiond.cli.publishing import report
-from retentiond.review import summarize
-from retentiond.witness import DirectoryWitness, witnesses_for
+from retentiond.ledger.checkpoints import new_keypair
+from retentiond.ledger.evidence import auditor_for, certificate_json
+from retentiond.ledger.review import summarize
+from retentiond.ledger.witness import DirectoryWitness, witnesses_for
 
 
 @click.group()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from retentiond.attest import auditor_for
 from retentiond.cli.app import EXIT_FINDINGS, App, parse_as_of, pass_app
 from retentiond.engine import Engine
+from retentiond.ledger.evidence import auditor_for
 from retentiond.publish.report import Window, build_report, render_report
 from retentiond.publish.schedule import (
     build_schedule,

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from retentiond import quarantine
-from retentiond.audit import Kind
 from retentiond.cli.app import App, pass_app
 from retentiond.daemon import Daemon
+from retentiond.ledger.chain import Kind
 from retentiond.policy.periods import utc_now
 from retentiond.scheduler import trigger_for
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from retentiond.cli.app import EXIT_FINDINGS, App, pass_app
-from retentiond.state import schema_state, upgrade_schema
+from retentiond.ledger.state import schema_state, upgrade_schema
 
 
 @click.group()

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from retentiond.audit import AuditLedger, Kind, Record
+from retentiond.ledger.chain import AuditLedger, Kind, Record
 from retentiond.policy.model import PolicySet
 from retentiond.publish.schedule import (
     HoldView,
@@ -42,7 +42,7 @@ from retentiond.publish.schedule import (
 )
 
 if TYPE_CHECKING:
-    from retentiond.attest import EvidenceAuditor
+    from retentiond.ledger.evidence import EvidenceAuditor
 
 from retentiond.publish.template import (
     ACTION_COLOURS,

@@ -38,11 +38,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from retentiond.actions import action_for
 from retentiond.errors import AuditError
+from retentiond.ledger.state import sqlite_path
 from retentiond.legal import stored_until
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
 from retentiond.publish.template import esc, page
-from retentiond.state import sqlite_path
 
 if TYPE_CHECKING:
     from retentiond.engine import Engine as RuleEngine
@@ -383,7 +383,7 @@ _FILTER: TypeAdapter[Filter] = TypeAdapter(Filter)
 def read_state(url: str) -> Iterator[Engine | None]:
     """A read-only engine on the state database; None when an SQLite state file does not exist.
 
-    Unlike :class:`retentiond.state.StateDB` it creates nothing: publishing only reads.
+    Unlike :class:`retentiond.ledger.state.StateDB` it creates nothing: publishing only reads.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

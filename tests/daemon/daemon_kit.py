@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from retentiond.audit import GENESIS, AuditLedger, Entry, Kind, Record, canonical
-from retentiond.state import StateDB, audit_log
+from retentiond.ledger.chain import GENESIS, AuditLedger, Entry, Kind, Record, canonical
+from retentiond.ledger.state import StateDB, audit_log
 
 RULE = "emails-12-months"
 BATCH = 50

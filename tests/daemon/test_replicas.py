@@ -38,9 +38,9 @@ from daemon_kit import (
     wait_until,
 )
 
-from retentiond.audit import AuditLedger, Kind, Record
 from retentiond.errors import AuditError
-from retentiond.state import StateDB
+from retentiond.ledger.chain import AuditLedger, Kind, Record
+from retentiond.ledger.state import StateDB
 
 pytestmark = [
     pytest.mark.postgresql,

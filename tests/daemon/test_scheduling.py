@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from daemon_kit import RULE, make_site, policy, rule_yaml, seed_runs
 
-from retentiond.audit import Kind
 from retentiond.errors import ConfigError
+from retentiond.ledger.chain import Kind
 from retentiond.policy.model import Rule
 from retentiond.scheduler import missed, trigger_for
 from retentiond.settings import Defaults, RunWindow, load_settings

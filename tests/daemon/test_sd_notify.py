@@ -27,8 +27,8 @@ from daemon_kit import (
     wait_until,
 )
 
-from retentiond.audit import Kind
 from retentiond.errors import PolicyError
+from retentiond.ledger.chain import Kind
 from retentiond.policy.loader import load_policies
 
 WATCHDOG_USEC = 1_000_000

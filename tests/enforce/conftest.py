@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from enforce_kit import KEY_A, KEY_B, ROOMY, Rig, ledger_problems, make_keyring
 
-from retentiond.audit import AuditLedger
 from retentiond.engine import Engine
 from retentiond.holds import HoldSource
 from retentiond.keyring import Keyring
+from retentiond.ledger.chain import AuditLedger
+from retentiond.ledger.state import StateDB
 from retentiond.policy.loader import load_policies
 from retentiond.settings import Defaults, StoreSettings
-from retentiond.state import StateDB
 from retentiond.stores.registry import Stores
 from retentiond.stores.sql import SqlStore
 from retentiond.validation import validate_live

@@ -15,14 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from retentiond.audit import AuditLedger, Kind, Record
 from retentiond.enforce import Options, RuleReport, RuleRun
 from retentiond.engine import Engine
 from retentiond.holds import HoldSource
 from retentiond.keyring import Keyring
+from retentiond.ledger.chain import AuditLedger, Kind, Record
+from retentiond.ledger.state import StateDB
 from retentiond.policy.model import Hold, Rule
 from retentiond.settings import Defaults, PseudonymSettings, SecretSource
-from retentiond.state import StateDB
 
 AS_OF = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 """The moment runs are made at, unless a test says otherwise."""

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from enforce_kit import Rig, at, stamp
 
-from retentiond.audit import Kind
+from retentiond.ledger.chain import Kind
 
 POLICY = """\
 rules:

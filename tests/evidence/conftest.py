@@ -25,9 +25,9 @@ from evidence_kit import (
     stamp,
 )
 
-from retentiond.audit import AuditLedger
+from retentiond.ledger.chain import AuditLedger
+from retentiond.ledger.state import StateDB
 from retentiond.settings import StoreSettings
-from retentiond.state import StateDB
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores
 

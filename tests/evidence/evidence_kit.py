@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from retentiond.audit import AuditLedger, Record
 from retentiond.engine import Engine
+from retentiond.ledger.chain import AuditLedger, Record
+from retentiond.ledger.state import StateDB
 from retentiond.legal import HoldRequest, LegalHolds, PlacedHold, StateHolds, Term, parse_term
 from retentiond.policy.loader import load_policies
 from retentiond.policy.model import PolicySet
 from retentiond.settings import Defaults
-from retentiond.state import StateDB
 from retentiond.stores.registry import Stores
 
 NOW = datetime.now(tz=UTC).replace(tzinfo=None)

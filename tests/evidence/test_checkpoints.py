@@ -9,10 +9,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from evidence_kit import tamper
 
-from retentiond.attest import EvidenceAuditor, Signer, write_checkpoint
-from retentiond.audit import AuditLedger, Entry, Kind
-from retentiond.checkpoint import Checkpoint, NoteError, key_id, open_note, sign
-from retentiond.state import StateDB
+from retentiond.ledger.chain import AuditLedger, Entry, Kind
+from retentiond.ledger.checkpoints import Checkpoint, NoteError, key_id, open_note, sign
+from retentiond.ledger.evidence import EvidenceAuditor, Signer, write_checkpoint
+from retentiond.ledger.state import StateDB
 
 ORIGIN = "retentiond.test/audit"
 HOUR = timedelta(hours=1)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from evidence_kit import RULE
 
-from retentiond.export import COLUMNS
+from retentiond.ledger.export import COLUMNS
 
 TODAY = datetime.now(tz=UTC).date()
 

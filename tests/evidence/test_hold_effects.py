@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from evidence_kit import OLD, RULE, make_site, placed_id
 
-from retentiond.audit import Kind
+from retentiond.ledger.chain import Kind
 
 NOTES = "CREATE TABLE notes (id INTEGER PRIMARY KEY, customer_id INTEGER, noted_at DATETIME)"
 ORDERS = "CREATE TABLE orders (id INTEGER PRIMARY KEY, buyer VARCHAR(20), ordered_at DATETIME)"

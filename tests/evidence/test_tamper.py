@@ -27,11 +27,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from evidence_kit import drop_guards
 from sqlalchemy import delete, insert, select
 
-from retentiond.attest import EvidenceAuditor, Signer, write_checkpoint
-from retentiond.audit import GENESIS, AuditLedger, Entry, Kind, Record, Verification
-from retentiond.checkpoint import Checkpoint, open_note, sign
-from retentiond.state import StateDB, audit_log
-from retentiond.witness import DirectoryWitness, WitnessCheck
+from retentiond.ledger.chain import GENESIS, AuditLedger, Entry, Kind, Record, Verification
+from retentiond.ledger.checkpoints import Checkpoint, open_note, sign
+from retentiond.ledger.evidence import EvidenceAuditor, Signer, write_checkpoint
+from retentiond.ledger.state import StateDB, audit_log
+from retentiond.ledger.witness import DirectoryWitness, WitnessCheck
 
 ORIGIN = "retentiond.test/tamper"
 HASH = "the record's contents do not match its hash"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from evidence_kit import EMAIL_ROWS, EMAILS, POLICY, Site, make_site
 
-from retentiond.audit import Entry, Kind, Record
+from retentiond.ledger.chain import Entry, Kind, Record
 
 FORGED_BODY = '{"count":1}'
 

@@ -11,12 +11,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from evidence_kit import Site, tamper
 
-from retentiond.attest import EvidenceAuditor, Signer, write_checkpoint
-from retentiond.audit import AuditLedger, Entry, Kind, Record
-from retentiond.checkpoint import Checkpoint, open_note, sign
 from retentiond.errors import WitnessError
-from retentiond.state import StateDB
-from retentiond.witness import DirectoryWitness, WitnessCheck, note_name
+from retentiond.ledger.chain import AuditLedger, Entry, Kind, Record
+from retentiond.ledger.checkpoints import Checkpoint, open_note, sign
+from retentiond.ledger.evidence import EvidenceAuditor, Signer, write_checkpoint
+from retentiond.ledger.state import StateDB
+from retentiond.ledger.witness import DirectoryWitness, WitnessCheck, note_name
 
 ORIGIN = "retentiond.test/audit"
 HOUR = timedelta(hours=1)

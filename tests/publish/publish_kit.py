@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from demo_store import build_demo_store
 
 from retentiond import quarantine
-from retentiond.audit import AuditLedger
+from retentiond.ledger.chain import AuditLedger
+from retentiond.ledger.state import StateDB
 from retentiond.settings import load_settings
-from retentiond.state import StateDB
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores
 

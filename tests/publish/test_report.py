@@ -20,7 +20,7 @@ from publish_kit import (
     query,
 )
 
-from retentiond.audit import Entry, Kind, Record
+from retentiond.ledger.chain import Entry, Kind, Record
 from retentiond.policy.loader import load_policies
 from retentiond.publish.report import LISTED, Collector, Window
 

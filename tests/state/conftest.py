@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from state_kit import NO_ROLES, Roles, as_role, grant, owned_database
 
-from retentiond.state import upgrade_schema
+from retentiond.ledger.state import upgrade_schema
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from retentiond.audit import AuditLedger, Entry, Kind
-from retentiond.state import StateDB, audit_log, meta
+from retentiond.ledger.chain import AuditLedger, Entry, Kind
+from retentiond.ledger.state import StateDB, audit_log, meta
 
 ROOT = Path(__file__).resolve().parents[2]
 GRANTS = ROOT / "deploy" / "state-roles.sql"

@@ -22,18 +22,18 @@ from pathlib import Path
 import pytest
 from state_kit import AUDIT_COMMANDS, POLICY, ROOT, cli, config, engine, store
 
-from retentiond.audit import AuditLedger, Entry, Kind
 from retentiond.errors import AuditError
-from retentiond.state import StateDB
+from retentiond.ledger.chain import AuditLedger, Entry, Kind
+from retentiond.ledger.state import StateDB
 
 pytestmark = pytest.mark.sqlite
 
 NOBODY = 65534
 READER = """\
 import sys
-from retentiond.audit import AuditLedger
+from retentiond.ledger.chain import AuditLedger
 from retentiond.errors import AuditError
-from retentiond.state import StateDB
+from retentiond.ledger.state import StateDB
 try:
     state = StateDB(sys.argv[1])
     verified = AuditLedger(state).verify()
@@ -172,7 +172,7 @@ def nobody_python() -> list[str] | None:
             continue
         command = [python, "-c", f"import sys; sys.path[:0] = {paths!r}; exec(sys.argv.pop(1))"]
         try:
-            probe = subprocess.run([*command, "import retentiond.state"], user=NOBODY,
+            probe = subprocess.run([*command, "import retentiond.ledger.state"], user=NOBODY,
                                    group=NOBODY, extra_groups=[], capture_output=True,
                                    check=False, timeout=60, cwd="/")
         except OSError:

@@ -13,11 +13,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.exc import SQLAlchemyError
 from state_kit import digest_key, engine, fingerprint, ledger_rows, legacy_install
 
-from retentiond import migrations
-from retentiond.audit import AuditLedger, Entry, Kind
 from retentiond.errors import AuditError
-from retentiond.settings import masked_url
-from retentiond.state import (
+from retentiond.ledger import migrations
+from retentiond.ledger.chain import AuditLedger, Entry, Kind
+from retentiond.ledger.state import (
     SCHEMA_REVISION,
     VERSION_TABLE,
     SchemaState,
@@ -27,6 +26,7 @@ from retentiond.state import (
     schema_state,
     upgrade_schema,
 )
+from retentiond.settings import masked_url
 
 
 def differences(url):

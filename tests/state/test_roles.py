@@ -29,11 +29,11 @@ from state_kit import (
     store,
 )
 
-from retentiond.audit import AuditLedger, Entry, Kind
 from retentiond.errors import AuditError
+from retentiond.ledger.chain import AuditLedger, Entry, Kind
+from retentiond.ledger.state import VERSION_TABLE, StateDB, upgrade_schema
 from retentiond.legal import HoldRequest, LegalHolds, list_holds
 from retentiond.settings import StoreSettings
-from retentiond.state import VERSION_TABLE, StateDB, upgrade_schema
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores
 

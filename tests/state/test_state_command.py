@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from state_kit import cli, config, legacy_install
 
+from retentiond.ledger.state import SCHEMA_REVISION, VERSION_TABLE, StateDB
 from retentiond.settings import masked_url
-from retentiond.state import SCHEMA_REVISION, VERSION_TABLE, StateDB
 
 WANTED = SCHEMA_REVISION
 UPGRADE = "run 'retentiond state upgrade' as its owner"

@@ -4,7 +4,7 @@ SQLite by default, PostgreSQL for production and for several replicas.  The ledg
 append-only twice over: the code has no UPDATE or DELETE path for it, and triggers in the
 database reject both (and TRUNCATE on PostgreSQL).
 
-The schema has numbered revisions (:mod:`retentiond.migrations`).  Opening a database at this
+The schema has numbered revisions (:mod:`retentiond.ledger.migrations`).  Opening a database at this
 retentiond's revision runs no DDL, so the daemon's role need own nothing (on PostgreSQL it
 cannot drop the triggers: ``deploy/state-roles.sql``); an empty database is given the schema
 on first use; an older one is refused until its owner runs ``retentiond state upgrade``.  A
@@ -110,7 +110,7 @@ _ADVISORY_KEY = 0x7265746E  # "retn": serializes ledger appends across replicas
 _SCHEMA_KEY = 0x72736368  # "rsch": serializes schema creation and upgrades across replicas
 
 SCHEMA_REVISION = "2"
-"""The schema revision this retentiond needs: the newest in ``retentiond/migrations/versions``."""
+"""The schema revision this retentiond needs: the newest in ``ledger/migrations/versions``."""
 VERSION_TABLE = "retentiond_alembic_version"
 """Where Alembic records the revision.  Not its default ``alembic_version``: in a database
 shared with an application that runs Alembic itself, neither must read the other's."""
@@ -306,7 +306,7 @@ def upgrade_schema(url: str) -> Upgrade:
             if state.newer:
                 raise AuditError(str(state.problem(where)))
             if not state.current:
-                from retentiond import migrations  # noqa: PLC0415 - Alembic only to upgrade
+                from retentiond.ledger import migrations  # noqa: PLC0415 - Alembic only to upgrade
 
                 migrations.upgrade(conn, stamp=None if recorded or found is None else found)
             made = tuple(name for name in INSTALLATION_SECRETS if _make_missing(conn, name))
@@ -328,7 +328,7 @@ def _make_missing(conn: Connection, name: str) -> bool:
 
 
 def _create(conn: Connection, where: str) -> None:
-    from retentiond import migrations  # noqa: PLC0415 - Alembic only where a schema is made
+    from retentiond.ledger import migrations  # noqa: PLC0415 - Alembic only where a schema is made
 
     try:
         migrations.upgrade(conn)

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 
 from retentiond.errors import AuditError
-from retentiond.state import StateDB, audit_log
+from retentiond.ledger.state import StateDB, audit_log
 
 GENESIS = "0" * 64
 

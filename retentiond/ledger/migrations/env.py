@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from retentiond.state import VERSION_TABLE
+from retentiond.ledger.state import VERSION_TABLE
 
 
 def _run() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from retentiond.audit import AuditLedger, Kind
+from retentiond.ledger.chain import AuditLedger, Kind
 
 
 @dataclass

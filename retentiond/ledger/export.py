@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from retentiond.audit import AuditLedger, Record, canonical
+from retentiond.ledger.chain import AuditLedger, Record, canonical
 
 COLUMNS = ("seq", "at", "kind", "run_id", "rule", "rule_version", "store", "table", "action",
            "batch_id", "status", "count", "keys", "record_hash", "chain_hash", "signature")

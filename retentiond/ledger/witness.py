@@ -39,9 +39,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from retentiond.audit import GENESIS, Kind, Record
-from retentiond.checkpoint import NoteError, open_note
 from retentiond.errors import WitnessError
+from retentiond.ledger.chain import GENESIS, Kind, Record
+from retentiond.ledger.checkpoints import NoteError, open_note
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator

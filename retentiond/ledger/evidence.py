@@ -2,7 +2,7 @@
 
 Writing: :func:`write_checkpoint` appends a ``checkpoint`` record that signs the chain head
 of every record before it (and keeps a copy of the note in a file outside the database, if
-configured), and publishes the note to the witnesses (:mod:`retentiond.witness`).  The daemon
+configured), and publishes the note to the witnesses (:mod:`retentiond.ledger.witness`).  The daemon
 writes one after every run and at least every interval.
 
 Verifying: :class:`EvidenceAuditor` rides along :meth:`AuditLedger.verify` and checks that
@@ -27,8 +27,8 @@ from cryptography.exceptions import InvalidSignature
 
 from retentiond import __version__
 from retentiond.actions import action_for
-from retentiond.audit import Entry, Kind, Record, canonical
-from retentiond.checkpoint import (
+from retentiond.ledger.chain import Entry, Kind, Record, canonical
+from retentiond.ledger.checkpoints import (
     Checkpoint,
     NoteError,
     load_private_key,
@@ -36,7 +36,7 @@ from retentiond.checkpoint import (
     open_note,
     sign,
 )
-from retentiond.witness import WitnessCheck, publish_to, witnesses_for
+from retentiond.ledger.witness import WitnessCheck, publish_to, witnesses_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,11 +46,11 @@ if TYPE_CHECKING:
         Ed25519PublicKey,
     )
 
-    from retentiond.audit import AuditLedger, Auditor
     from retentiond.enforce import RuleReport
+    from retentiond.ledger.chain import AuditLedger, Auditor
+    from retentiond.ledger.witness import Witness
     from retentiond.policy.model import Rule
     from retentiond.settings import AuditSettings, Settings
-    from retentiond.witness import Witness
 
 OPEN_INTENT_GRACE = timedelta(minutes=10)
 """An intent younger than this may belong to a batch in flight; older ones are a finding."""
@@ -162,7 +162,7 @@ class EvidenceAuditor:
     _before_signing: Span = field(default_factory=Span)
     _by_hand: Span = field(default_factory=Span)
     witnessed: Sequence[Auditor] = ()
-    """Checks against the checkpoints witnesses saw (:class:`retentiond.witness.WitnessCheck`)."""
+    """Checks against the checkpoints witnesses saw (:class:`~.witness.WitnessCheck`)."""
 
     def see(self, record: Record, chain_before: str) -> str | None:
         """Check one record: its signature, what witnesses saw, checkpoints, intent pairing."""
