@@ -15,7 +15,7 @@ import structlog
 
 from retentiond.actions import action_for
 from retentiond.errors import LimitExceeded, RetentionError, SchemaChanged, redact
-from retentiond.holds import HoldSource, PolicyHolds, guards_for
+from retentiond.holds.guards import HoldSource, PolicyHolds, guards_for
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
 from retentiond.policy.periods import cutoff
 from retentiond.reach import Reaches, reaches_of

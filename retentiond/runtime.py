@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from retentiond.engine import Engine
 from retentiond.errors import PolicyError, RetentionError
+from retentiond.holds.placed import StateHolds
 from retentiond.keyring import Keyring
 from retentiond.ledger.state import StateDB
-from retentiond.legal import StateHolds
 from retentiond.policy.loader import load_policies
 from retentiond.settings import Settings, load_settings
 from retentiond.stores import open_store

@@ -12,10 +12,10 @@ import click
 
 from retentiond.engine import Engine
 from retentiond.errors import ConfigError, PolicyError
+from retentiond.holds.placed import StateHolds
 from retentiond.ledger.chain import AuditLedger
 from retentiond.ledger.evidence import Signer
 from retentiond.ledger.state import StateDB
-from retentiond.legal import StateHolds
 from retentiond.logs import configure_logging
 from retentiond.policy.loader import load_policies
 from retentiond.policy.model import PolicySet

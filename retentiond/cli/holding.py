@@ -13,7 +13,7 @@ from rich.table import Table
 
 from retentiond.cli.app import EXIT_BAD_INPUT, App, json_option, pass_app
 from retentiond.errors import PolicyError
-from retentiond.legal import (
+from retentiond.holds.placed import (
     HoldRequest,
     LegalHolds,
     PlacedHold,

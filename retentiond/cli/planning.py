@@ -21,7 +21,7 @@ from retentiond.cli.app import (
     rule_option,
 )
 from retentiond.errors import PolicyError
-from retentiond.legal import (
+from retentiond.holds.placed import (
     ReleaseEffect,
     check_releasable,
     release_effects,

@@ -38,8 +38,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from retentiond.actions import action_for
 from retentiond.errors import AuditError
+from retentiond.holds.placed import stored_until
 from retentiond.ledger.state import sqlite_path
-from retentiond.legal import stored_until
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
 from retentiond.publish.template import esc, page
@@ -372,7 +372,7 @@ _COLUMNS = {
 }
 """Where each field of a hold stands in the ``holds`` table (the first name found wins).
 
-``retentiond.legal`` owns that table; once it is part of retentiond, reading through its
+``retentiond.holds.placed`` owns that table; once it is part of retentiond, reading through its
 ``list_holds`` replaces this guesswork.  Never read: ``subject_value`` and the filter's values.
 """
 _REQUIRED = ("id", "reason", "store", "table")

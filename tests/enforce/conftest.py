@@ -17,7 +17,7 @@ import pytest
 from enforce_kit import KEY_A, KEY_B, ROOMY, Rig, ledger_problems, make_keyring
 
 from retentiond.engine import Engine
-from retentiond.holds import HoldSource
+from retentiond.holds.guards import HoldSource
 from retentiond.keyring import Keyring
 from retentiond.ledger.chain import AuditLedger
 from retentiond.ledger.state import StateDB

@@ -17,7 +17,7 @@ from typing import Any
 
 from retentiond.enforce import Options, RuleReport, RuleRun
 from retentiond.engine import Engine
-from retentiond.holds import HoldSource
+from retentiond.holds.guards import HoldSource
 from retentiond.keyring import Keyring
 from retentiond.ledger.chain import AuditLedger, Kind, Record
 from retentiond.ledger.state import StateDB

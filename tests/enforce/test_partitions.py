@@ -12,7 +12,7 @@ from enforce_kit import AS_OF, ROOMY, Rig, at
 
 from retentiond.engine import Engine
 from retentiond.explain import explain
-from retentiond.legal import HoldRequest, LegalHolds, StateHolds, parse_term
+from retentiond.holds.placed import HoldRequest, LegalHolds, StateHolds, parse_term
 from retentiond.validation import schema_warnings
 
 RULE = """\

@@ -21,9 +21,16 @@ from typing import Any
 import pytest
 
 from retentiond.engine import Engine
+from retentiond.holds.placed import (
+    HoldRequest,
+    LegalHolds,
+    PlacedHold,
+    StateHolds,
+    Term,
+    parse_term,
+)
 from retentiond.ledger.chain import AuditLedger, Record
 from retentiond.ledger.state import StateDB
-from retentiond.legal import HoldRequest, LegalHolds, PlacedHold, StateHolds, Term, parse_term
 from retentiond.policy.loader import load_policies
 from retentiond.policy.model import PolicySet
 from retentiond.settings import Defaults

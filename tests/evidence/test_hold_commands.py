@@ -12,9 +12,9 @@ import pytest
 from evidence_kit import SQLITE_ONLY, placed_id, where
 
 from retentiond.errors import AuditError, PolicyError
+from retentiond.holds.placed import LegalHolds, list_holds
 from retentiond.ledger.chain import Kind, canonical
 from retentiond.ledger.state import audit_log, holds
-from retentiond.legal import LegalHolds, list_holds
 
 
 def test_add_list_release_round_trip_is_audited_without_personal_values(site):

@@ -7,8 +7,8 @@ from datetime import timedelta
 from evidence_kit import AS_OF, CUSTOMER, HELD_IDS, SQLITE_ONLY, where
 
 from retentiond.enforce import Options, enforce
+from retentiond.holds.placed import StateHolds, Subject
 from retentiond.ledger.chain import Kind
-from retentiond.legal import StateHolds, Subject
 
 RULE = "events-delete"
 

@@ -30,9 +30,9 @@ from state_kit import (
 )
 
 from retentiond.errors import AuditError
+from retentiond.holds.placed import HoldRequest, LegalHolds, list_holds
 from retentiond.ledger.chain import AuditLedger, Entry, Kind
 from retentiond.ledger.state import VERSION_TABLE, StateDB, upgrade_schema
-from retentiond.legal import HoldRequest, LegalHolds, list_holds
 from retentiond.settings import StoreSettings
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores

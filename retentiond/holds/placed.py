@@ -41,7 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from retentiond.engine import RulePlan
 from retentiond.errors import AuditError, PolicyError, Problem
-from retentiond.holds import HoldSource
+from retentiond.holds.guards import HoldSource
 from retentiond.ledger.chain import AuditLedger, Entry, Kind, canonical
 from retentiond.ledger.state import StateDB, holds
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op, Scalar
