@@ -700,13 +700,13 @@ ACTION_YAML = {
 
 
 def rtd_run(spec: dict[str, Any], action: str) -> int:
-    from retentiond.enforce import Options, enforce  # noqa: PLC0415
-    from retentiond.engine import Engine  # noqa: PLC0415
     from retentiond.keyring import Keyring  # noqa: PLC0415
     from retentiond.ledger.chain import AuditLedger  # noqa: PLC0415
     from retentiond.ledger.state import StateDB  # noqa: PLC0415
     from retentiond.logs import configure_logging  # noqa: PLC0415
     from retentiond.policy.loader import load_policies  # noqa: PLC0415
+    from retentiond.run.enforce import Options, enforce  # noqa: PLC0415
+    from retentiond.run.engine import Engine  # noqa: PLC0415
     from retentiond.settings import (  # noqa: PLC0415
         Defaults,
         LogFormat,

@@ -293,8 +293,8 @@ def _patch_timers(family: str) -> None:
     import sys  # noqa: PLC0415
     import time  # noqa: PLC0415
 
-    from retentiond import enforce, engine  # noqa: PLC0415
     from retentiond.ledger import chain as audit  # noqa: PLC0415
+    from retentiond.run import enforce, engine  # noqa: PLC0415
     from retentiond.stores.sql import read, write  # noqa: PLC0415
 
     totals: dict[str, float] = {}

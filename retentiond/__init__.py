@@ -3,7 +3,6 @@
 The public surface is small: load settings and policies, build an :class:`Engine`, plan.
 """
 
-from retentiond.engine import Engine, RulePlan
 from retentiond.errors import (
     ActionError,
     AuditError,
@@ -19,6 +18,7 @@ from retentiond.errors import (
 )
 from retentiond.policy.loader import load_policies
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
+from retentiond.run.engine import Engine, RulePlan
 from retentiond.settings import Settings, load_settings
 
 __version__ = "0.1.0"

@@ -33,9 +33,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from retentiond import quarantine
-from retentiond.enforce import Options, RuleRun, recover
 from retentiond.errors import PolicyError, RetentionError, StoreUnavailable, redact
-from retentiond.leases import Leases, leases_for
 from retentiond.ledger.chain import AuditLedger, Kind
 from retentiond.ledger.evidence import Signer, certify, write_checkpoint
 from retentiond.ledger.state import StateDB
@@ -43,7 +41,9 @@ from retentiond.ledger.witness import witnesses_for
 from retentiond.logs import configure_logging
 from retentiond.metrics import Metrics
 from retentiond.notify import Notifier, watchdog_interval
-from retentiond.runtime import Runtime, load_runtime
+from retentiond.run.enforce import Options, RuleRun, recover
+from retentiond.run.leases import Leases, leases_for
+from retentiond.run.runtime import Runtime, load_runtime
 from retentiond.scheduler import missed, trigger_for
 
 if TYPE_CHECKING:

@@ -30,13 +30,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from retentiond.engine import Engine
 from retentiond.errors import RetentionError, StoreError
 from retentiond.holds.placed import day_after, typed_value
 from retentiond.ledger.chain import AuditLedger, Kind, canonical, jsonable
 from retentiond.policy.filters import AllOf, Condition, Filter
 from retentiond.policy.model import Hold, Retention, Rule
 from retentiond.policy.periods import Cutoff, Period, zone
+from retentiond.run.engine import Engine
 from retentiond.stores.base import (
     AgeBound,
     Census,

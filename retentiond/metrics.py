@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 if TYPE_CHECKING:
-    from retentiond.enforce import RuleReport
     from retentiond.policy.model import Rule
+    from retentiond.run.enforce import RuleReport
 
 
 class Metrics:

@@ -13,8 +13,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from retentiond.engine import RulePlan
 from retentiond.ledger.chain import jsonable
+from retentiond.run.engine import RulePlan
 from retentiond.stores.base import Key, Reached
 
 

@@ -30,12 +30,12 @@ import sqlalchemy.dialects.postgresql.psycopg
 import sqlalchemy.dialects.sqlite.pysqlite
 
 import retentiond.cli
-import retentiond.enforce
-import retentiond.engine
+import retentiond.run.enforce
+import retentiond.run.engine
 
 PRELOADED = (psycopg, pymysql, sqlalchemy.dialects.mysql.pymysql,
              sqlalchemy.dialects.postgresql.psycopg, sqlalchemy.dialects.sqlite.pysqlite,
-             retentiond.enforce, retentiond.engine)
+             retentiond.run.enforce, retentiond.run.engine)
 """Modules a run would import lazily (drivers on first connect); named so none is unused."""
 
 READY = "ready"

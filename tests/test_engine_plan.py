@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from retentiond.engine import Brakes, Engine
 from retentiond.policy.loader import load_policies
+from retentiond.run.engine import Brakes, Engine
 from retentiond.settings import Defaults, StoreSettings
 from retentiond.stores.registry import Stores
 from retentiond.validation import validate_live

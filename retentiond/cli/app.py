@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from retentiond.engine import Engine
 from retentiond.errors import ConfigError, PolicyError
 from retentiond.holds.placed import StateHolds
 from retentiond.ledger.chain import AuditLedger
@@ -20,6 +19,7 @@ from retentiond.logs import configure_logging
 from retentiond.policy.loader import load_policies
 from retentiond.policy.model import PolicySet
 from retentiond.policy.periods import utc_now
+from retentiond.run.engine import Engine
 from retentiond.settings import Settings, load_settings
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores

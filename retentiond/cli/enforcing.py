@@ -24,15 +24,15 @@ from retentiond.cli.app import (
     rule_option,
 )
 from retentiond.cli.planning import show_plan
-from retentiond.enforce import Options, RuleReport, RuleRun, recover
 from retentiond.errors import LimitExceeded, RetentionError, WitnessError
 from retentiond.keyring import Keyring
-from retentiond.leases import leases_for
 from retentiond.ledger.chain import AuditLedger
 from retentiond.ledger.evidence import Signer, certify, write_checkpoint
 from retentiond.ledger.witness import witnesses_for
 from retentiond.policy.model import Rule
 from retentiond.policy.periods import utc_now
+from retentiond.run.enforce import Options, RuleReport, RuleRun, recover
+from retentiond.run.leases import leases_for
 
 
 @click.command()

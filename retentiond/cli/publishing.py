@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from retentiond.cli.app import EXIT_FINDINGS, App, parse_as_of, pass_app
-from retentiond.engine import Engine
 from retentiond.ledger.evidence import auditor_for
 from retentiond.publish.report import Window, build_report, render_report
 from retentiond.publish.schedule import (
@@ -19,6 +18,7 @@ from retentiond.publish.schedule import (
     render,
     state_holds,
 )
+from retentiond.run.engine import Engine
 
 output_option = click.option(
     "--output", type=click.Path(path_type=Path, dir_okay=False, writable=True), metavar="FILE",

@@ -39,13 +39,13 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Connection, RowMapping, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from retentiond.engine import RulePlan
 from retentiond.errors import AuditError, PolicyError, Problem
 from retentiond.holds.guards import HoldSource
 from retentiond.ledger.chain import AuditLedger, Entry, Kind, canonical
 from retentiond.ledger.state import StateDB, holds
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op, Scalar
 from retentiond.policy.model import Hold, PolicySet
+from retentiond.run.engine import RulePlan
 from retentiond.stores.base import ColumnInfo, ColumnKind
 from retentiond.stores.registry import Stores
 

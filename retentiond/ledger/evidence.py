@@ -46,10 +46,10 @@ if TYPE_CHECKING:
         Ed25519PublicKey,
     )
 
-    from retentiond.enforce import RuleReport
     from retentiond.ledger.chain import AuditLedger, Auditor
     from retentiond.ledger.witness import Witness
     from retentiond.policy.model import Rule
+    from retentiond.run.enforce import RuleReport
     from retentiond.settings import AuditSettings, Settings
 
 OPEN_INTENT_GRACE = timedelta(minutes=10)

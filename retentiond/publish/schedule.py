@@ -45,7 +45,7 @@ from retentiond.policy.model import Hold, PolicySet, Retention, Rule
 from retentiond.publish.template import esc, page
 
 if TYPE_CHECKING:
-    from retentiond.engine import Engine as RuleEngine
+    from retentiond.run.engine import Engine as RuleEngine
 
 
 FORMAT = "retentiond-schedule/2"

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from enforce_kit import KEY_A, KEY_B, ROOMY, Rig, ledger_problems, make_keyring
 
-from retentiond.engine import Engine
 from retentiond.holds.guards import HoldSource
 from retentiond.keyring import Keyring
 from retentiond.ledger.chain import AuditLedger
 from retentiond.ledger.state import StateDB
 from retentiond.policy.loader import load_policies
+from retentiond.run.engine import Engine
 from retentiond.settings import Defaults, StoreSettings
 from retentiond.stores.registry import Stores
 from retentiond.stores.sql import SqlStore

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from retentiond.enforce import Options, RuleReport, RuleRun
-from retentiond.engine import Engine
 from retentiond.holds.guards import HoldSource
 from retentiond.keyring import Keyring
 from retentiond.ledger.chain import AuditLedger, Kind, Record
 from retentiond.ledger.state import StateDB
 from retentiond.policy.model import Hold, Rule
+from retentiond.run.enforce import Options, RuleReport, RuleRun
+from retentiond.run.engine import Engine
 from retentiond.settings import Defaults, PseudonymSettings, SecretSource
 
 AS_OF = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)

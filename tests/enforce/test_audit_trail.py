@@ -9,9 +9,9 @@ import pytest
 from enforce_kit import Rig, at, stamp
 
 from retentiond import quarantine
-from retentiond.enforce import recover
 from retentiond.errors import AuditError
 from retentiond.ledger.chain import AuditLedger, Entry, Kind, canonical
+from retentiond.run.enforce import recover
 
 RULE = """\
 rules:

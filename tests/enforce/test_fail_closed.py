@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from enforce_kit import FailingHolds, LateHold, Meddler, Rig, at, batches_begun, hold, stamp
 
-from retentiond.enforce import Options, enforce
 from retentiond.errors import ActionError, SchemaChanged, StoreError
+from retentiond.run.enforce import Options, enforce
 
 RULE = """\
 rules:

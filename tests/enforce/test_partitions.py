@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 from enforce_kit import AS_OF, ROOMY, Rig, at
 
-from retentiond.engine import Engine
 from retentiond.explain import explain
 from retentiond.holds.placed import HoldRequest, LegalHolds, StateHolds, parse_term
+from retentiond.run.engine import Engine
 from retentiond.validation import schema_warnings
 
 RULE = """\

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from retentiond.engine import Engine
 from retentiond.holds.placed import (
     HoldRequest,
     LegalHolds,
@@ -33,6 +32,7 @@ from retentiond.ledger.chain import AuditLedger, Record
 from retentiond.ledger.state import StateDB
 from retentiond.policy.loader import load_policies
 from retentiond.policy.model import PolicySet
+from retentiond.run.engine import Engine
 from retentiond.settings import Defaults
 from retentiond.stores.registry import Stores
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from evidence_kit import AS_OF, CUSTOMER, HELD_IDS, SQLITE_ONLY, where
 
-from retentiond.enforce import Options, enforce
 from retentiond.holds.placed import StateHolds, Subject
 from retentiond.ledger.chain import Kind
+from retentiond.run.enforce import Options, enforce
 
 RULE = "events-delete"
 

@@ -33,13 +33,13 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
 
-from retentiond.enforce import Options, RuleReport, RuleRun
-from retentiond.engine import Engine
 from retentiond.ledger.chain import AuditLedger, Kind
 from retentiond.ledger.state import StateDB
 from retentiond.policy import oracle
 from retentiond.policy.loader import load_policies
 from retentiond.policy.model import PolicySet, Rule
+from retentiond.run.enforce import Options, RuleReport, RuleRun
+from retentiond.run.engine import Engine
 from retentiond.settings import Defaults, StoreSettings
 from retentiond.stores.registry import Stores
 from retentiond.stores.sql import SqlStore

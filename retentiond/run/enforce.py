@@ -43,12 +43,12 @@ from retentiond.errors import (
 from retentiond.ledger.chain import AuditLedger, Body, Entry, Kind, canonical
 
 if TYPE_CHECKING:
-    from retentiond.engine import Engine
     from retentiond.keyring import Keyring
     from retentiond.policy.model import Rule
+    from retentiond.run.engine import Engine
     from retentiond.stores.base import Census, Key
 
-log = structlog.get_logger("retentiond.enforce")
+log = structlog.get_logger("retentiond.run.enforce")
 
 RETRIES = 4
 """Attempts per batch after a lock timeout or a lost connection, with doubling pauses."""

@@ -18,7 +18,7 @@ from retentiond.errors import LimitExceeded, RetentionError, SchemaChanged, reda
 from retentiond.holds.guards import HoldSource, PolicyHolds, guards_for
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
 from retentiond.policy.periods import cutoff
-from retentiond.reach import Reaches, reaches_of
+from retentiond.run.reach import Reaches, reaches_of
 from retentiond.settings import Defaults
 from retentiond.stores.base import (
     AgeBound,
@@ -33,7 +33,7 @@ from retentiond.stores.base import (
 from retentiond.stores.registry import Stores
 from retentiond.validation import check_rule
 
-log = structlog.get_logger("retentiond.engine")
+log = structlog.get_logger("retentiond.run.engine")
 
 SAMPLE_KEYS = 5
 

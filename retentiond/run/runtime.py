@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from retentiond.engine import Engine
 from retentiond.errors import PolicyError, RetentionError
 from retentiond.holds.placed import StateHolds
 from retentiond.keyring import Keyring
 from retentiond.ledger.state import StateDB
 from retentiond.policy.loader import load_policies
+from retentiond.run.engine import Engine
 from retentiond.settings import Settings, load_settings
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores
