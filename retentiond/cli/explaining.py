@@ -8,8 +8,8 @@ from datetime import date, datetime
 import click
 
 from retentiond.cli.app import App, as_of_option, json_option, parse_as_of, pass_app
-from retentiond.explain import Explanation, Verdict, explain, explanation_to_dict, parse_key
 from retentiond.ledger.chain import AuditLedger
+from retentiond.publish.explain import Explanation, Verdict, explain, explanation_to_dict, parse_key
 
 DECISIONS = {"act": "WILL ACT", "not due": "NOT DUE", "held": "HELD", "retained": "RETAINED",
              "blocked": "BLOCKED", "done": "DONE", "no date": "KEPT (NO DATE)",

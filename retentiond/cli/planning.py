@@ -20,6 +20,7 @@ from retentiond.cli.app import (
     pass_app,
     rule_option,
 )
+from retentiond.cli.render import plan_details, plan_table, plan_to_dict
 from retentiond.errors import PolicyError
 from retentiond.holds.placed import (
     ReleaseEffect,
@@ -27,7 +28,6 @@ from retentiond.holds.placed import (
     release_effects,
     without_policy_holds,
 )
-from retentiond.render import plan_details, plan_table, plan_to_dict
 from retentiond.validation import schema_warnings
 
 WIDE = 160

@@ -10,10 +10,10 @@ from rich.table import Table
 
 from retentiond import quarantine
 from retentiond.cli.app import App, pass_app
-from retentiond.daemon import Daemon
+from retentiond.daemon.service import Daemon
+from retentiond.daemon.triggers import trigger_for
 from retentiond.ledger.chain import Kind
 from retentiond.policy.periods import utc_now
-from retentiond.scheduler import trigger_for
 
 
 @click.command()

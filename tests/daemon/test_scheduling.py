@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from daemon_kit import RULE, make_site, policy, rule_yaml, seed_runs
 
+from retentiond.daemon.triggers import missed, trigger_for
 from retentiond.errors import ConfigError
 from retentiond.ledger.chain import Kind
 from retentiond.policy.model import Rule
-from retentiond.scheduler import missed, trigger_for
 from retentiond.settings import Defaults, RunWindow, load_settings
 
 NOW = datetime(2026, 3, 15, 10, 0, tzinfo=UTC)

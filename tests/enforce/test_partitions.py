@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from enforce_kit import AS_OF, ROOMY, Rig, at
 
-from retentiond.explain import explain
 from retentiond.holds.placed import HoldRequest, LegalHolds, StateHolds, parse_term
+from retentiond.publish.explain import explain
 from retentiond.run.engine import Engine
 from retentiond.validation import schema_warnings
 

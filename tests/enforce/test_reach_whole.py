@@ -10,9 +10,9 @@ import pytest
 from enforce_kit import AS_OF, Rig, at, stamp
 from rich.console import Console
 
+from retentiond.cli.render import plan_details, plan_to_dict
 from retentiond.errors import LimitExceeded
 from retentiond.publish.schedule import build_schedule, reached_tables, to_markdown
-from retentiond.render import plan_details, plan_to_dict
 from retentiond.settings import Defaults
 
 RULE = """\

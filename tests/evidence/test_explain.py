@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from evidence_kit import AS_OF, CUSTOMER, OLD, RULE, YOUNG, verdict, where
 
-from retentiond.explain import explain
+from retentiond.publish.explain import explain
 
 KEEP_UNTIL = OLD.replace(year=OLD.year + 1, tzinfo=UTC).isoformat()
 """Twelve months after row 1, 2, 3 and 5's submission (UTC, the rule's timezone)."""

@@ -33,25 +33,25 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from retentiond import quarantine
+from retentiond.daemon.metrics import Metrics
+from retentiond.daemon.notify import Notifier, watchdog_interval
+from retentiond.daemon.triggers import missed, trigger_for
 from retentiond.errors import PolicyError, RetentionError, StoreUnavailable, redact
 from retentiond.ledger.chain import AuditLedger, Kind
 from retentiond.ledger.evidence import Signer, certify, write_checkpoint
 from retentiond.ledger.state import StateDB
 from retentiond.ledger.witness import witnesses_for
 from retentiond.logs import configure_logging
-from retentiond.metrics import Metrics
-from retentiond.notify import Notifier, watchdog_interval
 from retentiond.run.enforce import Options, RuleRun, recover
 from retentiond.run.leases import Leases, leases_for
 from retentiond.run.runtime import Runtime, load_runtime
-from retentiond.scheduler import missed, trigger_for
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from retentiond.policy.model import Rule
 
-log = structlog.get_logger("retentiond.daemon")
+log = structlog.get_logger("retentiond.daemon.service")
 
 TICK = 5.0
 """Seconds between main-loop ticks when systemd asks for no watchdog."""
