@@ -24,14 +24,12 @@ from retentiond.cli.app import (
     rule_option,
 )
 from retentiond.cli.planning import show_plan
-from retentiond.errors import LimitExceeded, RetentionError, WitnessError
+from retentiond.errors import LimitExceeded, RetentionError
 from retentiond.keyring import Keyring
 from retentiond.ledger.chain import AuditLedger
-from retentiond.ledger.evidence import Signer, certify, write_checkpoint
-from retentiond.ledger.witness import witnesses_for
-from retentiond.policy.model import Rule
 from retentiond.policy.periods import utc_now
-from retentiond.run.enforce import Options, RuleReport, RuleRun, recover
+from retentiond.run.enforce import Options, RuleReport
+from retentiond.run.entrance import Attempt, Enforcer
 from retentiond.run.leases import leases_for
 
 
@@ -93,7 +91,6 @@ class _StopOnSignal(threading.Event):
 
 def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
              stop: threading.Event) -> tuple[list[RuleReport], list[str]]:
-    reports: list[RuleReport] = []
     failures: list[str] = []
     with app.stores() as stores, app.state() as state:
         signer = app.signer()  # read before anything is done: every record is signed with it
@@ -101,10 +98,11 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
         policies = app.validated(stores)
         check_rule_ids(policies, rule_ids)
         engine = app.engine(policies, stores, state)
-        leases = leases_for(state)
+        enforcer = Enforcer(engine, ledger, leases_for(state), app.settings, signer)
         rules = engine.rules(rule_ids or None)
         keyring = (Keyring.from_settings(app.settings.pseudonymize)
                    if any(r.action.type == "pseudonymize" for r in rules) else None)
+
         def pause(seconds: float) -> None:  # a throttle's pause ends at once on a stop
             stop.wait(seconds)
 
@@ -112,48 +110,34 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
                           sleep=pause)
         run_id = str(uuid.uuid4())
         as_of = utc_now()
-        done: list[tuple[Rule, RuleReport]] = []
+        attempts: list[Attempt] = []
         for rule in rules:
             if stop.is_set():  # the rules not begun are left for the next run
                 break
-            # The same lease as the daemon's: never two runs of one rule at once, anywhere.
-            with leases.hold(rule.id) as taken:
-                if not taken:
-                    failures.append(f"rule {rule.id}: running on a daemon replica right now; "
-                                    "skipped")
-                    continue
-                run = RuleRun(engine, ledger, rule, as_of=as_of, run_id=run_id, options=options)
-                try:
-                    recover(engine, ledger, rule=rule.id)
-                    reports.append(run())
-                except LimitExceeded as exc:
-                    failures.append(str(exc))
-                except RetentionError as exc:
-                    failures.append(f"rule {rule.id}: {exc} (the rule stopped; nothing more "
-                                    "was done)")
-                done.append((rule, run.report))
+            attempt = enforcer.run_rule(rule, run_id=run_id, as_of=as_of, options=options)
+            attempts.append(attempt)
+            failures += _failure(attempt)
         try:
             for batch, rows in () if stop.is_set() else quarantine.purge_due(stores, ledger):
                 click.echo(f"purged quarantine batch {batch.batch_id} ({rows} rows of "
                            f"{batch.table}, released {batch.release_at})")
         except RetentionError as exc:
             failures.append(f"quarantine purge: {exc}")
-        certify(ledger, signer, run_id=run_id, settings=app.settings, reports=done,
-                started=as_of, ended=utc_now())
-        if signer is not None:
-            failures += _checkpoint(app, ledger, signer)
+        failures += enforcer.attest(run_id, attempts, started=as_of, ended=utc_now())
         click.echo(f"run {run_id}: certificate in the ledger "
                    f"('retentiond audit certificate --run {run_id}')")
-    return reports, failures
+    return [a.report for a in attempts if a.report is not None and a.error is None], failures
 
 
-def _checkpoint(app: App, ledger: AuditLedger, signer: Signer) -> list[str]:
-    """Sign the ledger's head; a witness that did not keep the checkpoint fails the run."""
-    try:
-        write_checkpoint(ledger, signer, file=app.settings.audit.checkpoint_file,
-                         witnesses=witnesses_for(app.settings.audit))
-    except WitnessError as exc:
-        return [f"{exc} (the checkpoint is in the ledger)"]
+def _failure(attempt: Attempt) -> list[str]:
+    """What ``run --once`` says of a rule that did not run to its end (nothing if it did)."""
+    rule = attempt.rule.id
+    if attempt.busy:
+        return [f"rule {rule}: running on a daemon replica right now; skipped"]
+    if isinstance(attempt.error, LimitExceeded):
+        return [str(attempt.error)]
+    if attempt.error is not None:
+        return [f"rule {rule}: {attempt.error} (the rule stopped; nothing more was done)"]
     return []
 
 

@@ -38,11 +38,12 @@ from retentiond.daemon.notify import Notifier, watchdog_interval
 from retentiond.daemon.triggers import missed, trigger_for
 from retentiond.errors import PolicyError, RetentionError, StoreUnavailable, redact
 from retentiond.ledger.chain import AuditLedger, Kind
-from retentiond.ledger.evidence import Signer, certify, write_checkpoint
+from retentiond.ledger.evidence import Signer, write_checkpoint
 from retentiond.ledger.state import StateDB
 from retentiond.ledger.witness import witnesses_for
 from retentiond.logs import configure_logging
-from retentiond.run.enforce import Options, RuleRun, recover
+from retentiond.run.enforce import Options
+from retentiond.run.entrance import Attempt, Enforcer
 from retentiond.run.leases import Leases, leases_for
 from retentiond.run.runtime import Runtime, load_runtime
 
@@ -311,65 +312,69 @@ class Daemon:
         ledger, leases = self._ledger, self._leases
         if ledger is None or leases is None:
             return True
-        with leases.hold(rule.id) as taken:
-            if not taken:
-                log.info("rule.busy_elsewhere", rule=rule.id)
-                return False
-            finished = ledger.latest(Kind.RUN_END, rule.id)
-            if finished is not None and datetime.fromisoformat(finished.at) >= slot and (
-                    finished.entry.body.get("status") == "done"
-                    or finished.entry.body.get("error") is not None):
-                return True  # another replica ran it to the end (or a brake stopped it)
-            self._enforce(runtime, rule, ledger)
-        return True
-
-    def _enforce(self, runtime: Runtime, rule: Rule, ledger: AuditLedger) -> None:
         window = runtime.settings.daemon.run_window
-        run_id = str(uuid.uuid4())
 
         def should_stop() -> bool:
             return self._stop.is_set() or (window is not None and not window.contains(_now()))
 
+        def settled() -> bool:  # another replica ran it to the end (or a brake stopped it)
+            finished = ledger.latest(Kind.RUN_END, rule.id)
+            return finished is not None and datetime.fromisoformat(finished.at) >= slot and (
+                finished.entry.body.get("status") == "done"
+                or finished.entry.body.get("error") is not None)
+
+        enforcer = Enforcer(runtime.engine, ledger, leases, runtime.settings,
+                            self._signer(runtime))
+        run_id = str(uuid.uuid4())
         self._running[rule.id] = run_id
         started = _now()
-        run = RuleRun(runtime.engine, ledger, rule, as_of=started, run_id=run_id,
-                      options=Options(keyring=runtime.keyring, should_stop=should_stop,
-                                      sleep=self._pause))
         try:
-            recover(runtime.engine, ledger, rule=rule.id)
-            report = run()
-        except StoreUnavailable as exc:
+            attempt = enforcer.run_rule(
+                rule, run_id=run_id, as_of=started, settled=settled,
+                options=Options(keyring=runtime.keyring, should_stop=should_stop,
+                                sleep=self._pause))
+        finally:
+            self._running.pop(rule.id, None)
+        if attempt.busy:
+            log.info("rule.busy_elsewhere", rule=rule.id)
+            return False
+        if attempt.settled:
+            return True
+        self._attest(enforcer, run_id, attempt, started)
+        self._after(runtime, attempt, started)
+        return True
+
+    def _after(self, runtime: Runtime, attempt: Attempt, started: datetime) -> None:
+        """Metrics, and when to try again: a store away (backoff) or the run window closed."""
+        rule, error, window = attempt.rule, attempt.error, runtime.settings.daemon.run_window
+        if isinstance(error, StoreUnavailable):
             pause = min(self._backoff.get(rule.id, 30.0) * 2, MAX_BACKOFF)
             self._backoff[rule.id] = pause
-            log.warning("rule.store_unavailable", rule=rule.id, error=redact(str(exc)),
+            log.warning("rule.store_unavailable", rule=rule.id, error=redact(str(error)),
                         retry_in=pause)
             self._metrics.failed(rule.id)
             self._later(rule.id, _now() + timedelta(seconds=pause), "store unavailable")
             return
-        except RetentionError as exc:
-            log.error("rule.failed", rule=rule.id, error=redact(str(exc)))
+        if error is not None:
+            log.error("rule.failed", rule=rule.id, error=redact(str(error)))
             self._metrics.failed(rule.id)
             return
-        finally:
-            self._running.pop(rule.id, None)
-            self._attest(runtime, ledger, rule, run, started)
+        assert attempt.report is not None  # noqa: S101 - a run without error has its report
         self._backoff.pop(rule.id, None)
-        self._metrics.ran(rule, report, (_now() - started).total_seconds())
-        if report.status == "stopped" and window is not None and not self._stop.is_set():
+        self._metrics.ran(rule, attempt.report, (_now() - started).total_seconds())
+        if (attempt.report.status == "stopped" and window is not None
+                and not self._stop.is_set()):
             self._later(rule.id, window.next_start(_now()), "run window closed")
 
-    def _attest(self, runtime: Runtime, ledger: AuditLedger, rule: Rule, run: RuleRun,
+    def _attest(self, enforcer: Enforcer, run_id: str, attempt: Attempt,
                 started: datetime) -> None:
         """The run's certificate and a fresh checkpoint, whatever the run's outcome."""
-        signer = self._signer(runtime)
         try:
-            certify(ledger, signer, run_id=run.report.run_id, settings=runtime.settings,
-                    reports=[(rule, run.report)], started=started, ended=_now())
-            if signer is not None:
-                write_checkpoint(ledger, signer, file=runtime.settings.audit.checkpoint_file,
-                                 witnesses=witnesses_for(runtime.settings.audit))
+            problems = enforcer.attest(run_id, [attempt], started=started, ended=_now())
         except RetentionError as exc:
-            log.error("audit.attest_failed", rule=rule.id, error=redact(str(exc)))
+            problems = [str(exc)]
+        for problem in problems:
+            log.error("audit.attest_failed", rule=attempt.rule.id, error=redact(problem))
 
     def _signer(self, runtime: Runtime) -> Signer | None:
         try:
