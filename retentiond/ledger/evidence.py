@@ -1,17 +1,19 @@
-"""Evidence on top of the chain: signed checkpoints, their verification, run certificates.
+"""Evidence on top of the chain: record signatures, signed checkpoints, run certificates.
 
-Writing: :func:`write_checkpoint` appends a ``checkpoint`` record that signs the chain head
-of every record before it (and keeps a copy of the note in a file outside the database, if
-configured), and publishes the note to the witnesses (:mod:`retentiond.ledger.witness`).  The daemon
-writes one after every run and at least every interval.
+Writing: a :class:`Signer` vouches for every record its writer appends (an Ed25519 signature
+over the record hash); :func:`write_checkpoint` appends a ``checkpoint`` record that signs the
+chain head of every record before it, keeps a copy of the note in a file outside the database
+if configured, and publishes it to the witnesses (:mod:`retentiond.ledger.witness`).  The
+daemon writes one after every run and at least every interval.
 
 Verifying: :class:`EvidenceAuditor` rides along :meth:`AuditLedger.verify` and checks that
-every checkpoint is signed by the configured key and matches the chain where it stands, that
-every intent has exactly one outcome, and that the ledger still reaches the checkpoint kept
-outside the database and every checkpoint a witness saw.  Checkpoints further apart than the
-interval, and records that follow the last checkpoint unsigned (a new install, a crash before
-a run's checkpoint, a hold placed between daily runs), are warnings about liveness, not
-breaks: only a copy kept outside the database (the file, a witness) proves a tail was not cut.
+every record a run wrote carries a valid signature (a checkpoint vouches for the chain, not
+for who wrote a record), that every checkpoint is signed by the configured key and matches
+the chain where it stands, that every intent has exactly one outcome, and that the ledger
+still reaches the checkpoint kept outside the database and every checkpoint a witness saw.
+Checkpoints further apart than the interval, records that follow the last checkpoint (a new
+install, a crash before a run's checkpoint, a hold placed between daily runs), records from
+before signing began and holds placed by hand without the key are warnings, not breaks.
 """
 
 from __future__ import annotations
