@@ -27,9 +27,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
-
 from retentiond.errors import RetentionError, StoreError
 from retentiond.holds.placed import day_after, typed_value
 from retentiond.ledger.chain import AuditLedger, Kind, canonical, jsonable
@@ -46,7 +43,6 @@ from retentiond.stores.base import (
     Selection,
     TableSchema,
 )
-from retentiond.stores.sql.read import SqlReader
 
 END_OF_TIME = Cutoff(local=datetime(9999, 12, 31), aware=datetime(9999, 12, 31, tzinfo=UTC),  # noqa: DTZ001 - naive on purpose: compared with naive columns
                      day=date(9999, 12, 31))
@@ -178,7 +174,7 @@ def explain(
     columns = [*{r.age.column: None for r in rules},
                *{r.column: None for r in retentions.values()}]
     with live.reader() as reader:
-        values = _values(reader, schema, store=store, table=table, key=key, columns=columns)
+        values = _values(reader, schema, table=table, key=key, columns=columns)
         verdicts = tuple(context.verdict(reader, rule, prepared[rule.id], values)
                          for rule in rules)
     return Explanation(store, table, key, as_of, values is not None, verdicts, mentions, scanned,
@@ -333,29 +329,19 @@ def _due(value: object, period: Period, timezone: str) -> datetime | None:
     return due.replace(tzinfo=zone(timezone))
 
 
-def _values(reader: Reader, schema: TableSchema, *, store: str, table: str, key: Key,
+def _values(reader: Reader, schema: TableSchema, *, table: str, key: Key,
             columns: Sequence[str]) -> dict[str, object] | None:
-    """The record's date columns (no other values are read), or None when it does not exist."""
-    if not isinstance(reader, SqlReader):  # pragma: no cover - every store is a SQL store
-        raise StoreError(store, "explaining needs a SQL store")
-    compiler = reader.compiler(table)
+    """The record's date columns (no other values are read), or None when it does not exist.
+
+    Read as text and parsed here: SQLite keeps whatever was stored ("yesterday"), which the
+    driver's own conversion would fail on.  A value that is no date is no date.
+    """
     dates = [c for c in columns if c in schema.columns and c not in schema.primary_key]
-    # Read as text and parsed here: SQLite keeps whatever was stored ("yesterday"), which
-    # the driver's own conversion would fail on.  A value that is no date is no date.
-    statement = sa.select(*(compiler.column(c) for c in schema.primary_key),
-                          *(sa.type_coerce(compiler.column(c), sa.String) for c in dates)).where(
-        *(compiler.column(c) == v for c, v in zip(schema.primary_key, key, strict=True)))
-    try:
-        row = reader.connection.execute(statement).first()
-    except SQLAlchemyError as exc:
-        raise StoreError(store, f"cannot read the record: {type(exc).__name__}") from None
-    if row is None:
+    found = reader.stored(table, key, dates)
+    if found is None:
         return None
-    width = len(schema.primary_key)
-    values: dict[str, object] = dict(zip(schema.primary_key, row[:width], strict=True))
-    values.update({c: _stored_time(v, schema.columns[c].kind)
-                   for c, v in zip(dates, row[width:], strict=True)})
-    return values
+    return {name: _stored_time(value, schema.columns[name].kind) if name in dates else value
+            for name, value in found.items()}
 
 
 def _stored_time(value: object, kind: ColumnKind) -> object:

@@ -330,6 +330,15 @@ class Reader(ABC):
         Tables come nearest first, then by name.
         """
 
+    @abstractmethod
+    def stored(self, table: str, key: Key, columns: Sequence[str]) -> dict[str, object] | None:
+        """One record's primary key and ``columns`` as stored, or None when there is none.
+
+        The columns come back as text, not parsed by the driver: a store may keep what no
+        parser takes (SQLite: ``'yesterday'`` in a DATE column), and the caller decides what
+        such a value means.  ``explain`` reads only a record's dates this way.
+        """
+
 
 Row = tuple[Key, tuple[object, ...]]
 """A primary key with the current values of the columns asked for."""

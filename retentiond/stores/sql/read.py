@@ -130,3 +130,19 @@ class SqlReader(Session, Reader):
                         tuple(w for w in ways if (w == "set null") == (effect == "set null")))
                 for effect, rows in counts.items() if chains[effect])
         return tuple(found)
+
+    def stored(self, table: str, key: Key, columns: Sequence[str]) -> dict[str, object] | None:
+        """The record's key and ``columns`` (read as text), or None when there is none."""
+        compiler = self.compiler(table)
+        schema = self.table(table).schema
+        statement = sa.select(
+            *(compiler.column(c) for c in schema.primary_key),
+            *(sa.type_coerce(compiler.column(c), sa.String) for c in columns)).where(
+            *(compiler.column(c) == v for c, v in zip(schema.primary_key, key, strict=True)))
+        with self._store._errors(f"cannot read the record of {table!r}"):  # noqa: SLF001
+            row = self.connection.execute(statement).first()
+        if row is None:
+            return None
+        width = len(schema.primary_key)
+        return {**dict(zip(schema.primary_key, row[:width], strict=True)),
+                **dict(zip(columns, row[width:], strict=True))}
