@@ -268,8 +268,8 @@ def test_a_forged_tail_stays_broken_after_the_next_genuine_run(scene):
                                                      result.reason)
 
 
-def test_the_stored_text_with_a_duplicate_key_reads_two_ways(scene):
-    """Why the hash must cover the stored bytes: two readers disagree on a duplicate key."""
+def test_a_body_with_a_duplicate_key_reads_as_unreadable_not_as_either_value(scene):
+    """Two JSON readers disagree on a duplicate key; ours takes neither value for the body."""
     sql(f"UPDATE audit_log SET body = '{DUPLICATE_KEY}' WHERE seq = 9")(scene)
     read = next(scene.ledger.records(after_seq=8)).entry.body
     assert {"unreadable": True} == dict(read)
