@@ -32,15 +32,7 @@ def validate_live(
     ``pseudonym_key`` says whether settings name a pseudonym key; without one, every
     pseudonymize rule is a problem (it could never run).
     """
-    problems: list[Problem] = []
-    if not pseudonym_key:
-        for rule in policies.rules:
-            if rule.action.type == "pseudonymize":
-                source = policies.sources[rule.id]
-                problems.append(Problem(
-                    source.file, source.line_of(("action",)), rule.id,
-                    "pseudonymizing needs a key, and the config names none",
-                    "set [pseudonymize] key_id and [pseudonymize.keys.<id>] file or credential"))
+    problems = [] if pseudonym_key else _keyless(policies)
     failed: set[str] = set()
     entries: list[Entry] = [*policies.rules, *policies.holds, *policies.retentions]
     for entry in entries:
@@ -71,8 +63,34 @@ def validate_live(
                                                 f"{entry.store!r}",
                                     "check the table name (and schema) in the rule"))
             continue
+        if isinstance(entry, Rule):
+            problems.extend(problem(path, what, fix)
+                            for path, what, fix in _capable(entry, store))
         problems.extend(problem(path, what, fix) for path, what, fix in _check(entry, table))
     return problems
+
+
+def _keyless(policies: PolicySet) -> list[Problem]:
+    """Every pseudonymize rule, when the config names no pseudonym key: it could never run."""
+    problems = []
+    for rule in policies.rules:
+        if rule.action.type == "pseudonymize":
+            source = policies.sources[rule.id]
+            problems.append(Problem(
+                source.file, source.line_of(("action",)), rule.id,
+                "pseudonymizing needs a key, and the config names none",
+                "set [pseudonymize] key_id and [pseudonymize.keys.<id>] file or credential"))
+    return problems
+
+
+def _capable(rule: Rule, store: Store) -> Iterator[tuple[Path, str, str]]:
+    """What the rule's action needs that its store's kind cannot do."""
+    missing = action_for(rule.action).needs - store.capabilities
+    if missing:
+        yield (("action", "type"),
+               f"store {rule.store!r} (kind {store.kind!r}) cannot "
+               f"{' or '.join(sorted(missing))}, which {rule.action.type!r} needs",
+               "use an action this store can do, or a store of another kind")
 
 
 def schema_warnings(policies: PolicySet, stores: Stores) -> list[Problem]:

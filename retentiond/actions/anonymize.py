@@ -30,6 +30,7 @@ from retentiond.actions.base import (
 from retentiond.errors import ActionError
 from retentiond.policy.filters import Identifier, Scalar, StrictModel
 from retentiond.stores.base import (
+    Capability,
     ColumnInfo,
     ColumnKind,
     Differs,
@@ -216,6 +217,7 @@ class AnonymizeAction(Action[AnonymizeOptions]):
     name: ClassVar[str] = "anonymize"
     options_model = AnonymizeOptions
     severity: ClassVar[int] = 2
+    needs: ClassVar[frozenset[Capability]] = frozenset({Capability.REWRITE})
 
     def check(self, table: TableSchema) -> list[Finding]:
         """Each strategy against its column's type, length, uniqueness and nullability."""

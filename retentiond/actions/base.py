@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from retentiond.policy.filters import StrictModel
 from retentiond.stores.base import (
+    Capability,
     ColumnInfo,
     ColumnKind,
     PendingCheck,
@@ -81,6 +82,9 @@ class Action(ABC, Generic[OptionsT]):
     severity: ClassVar[int]
     """How much of a record the action takes away (pseudonymize < anonymize < quarantine <
     delete); rules on the same records must escalate in this order as records age."""
+
+    needs: ClassVar[frozenset[Capability]]
+    """What the rule's store must be able to do (:class:`~retentiond.stores.base.Capability`)."""
 
     rechecks: ClassVar[bool] = False
     """Whether :meth:`apply` removes rows through ``Batch.recheck`` when it is set, so that

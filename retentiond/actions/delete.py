@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding
-from retentiond.stores.base import OnDelete, TableSchema, Writer
+from retentiond.stores.base import Capability, OnDelete, TableSchema, Writer
 
 
 class DeleteOptions(ActionOptions):
@@ -26,6 +26,7 @@ class DeleteAction(Action[DeleteOptions]):
     name: ClassVar[str] = "delete"
     options_model = DeleteOptions
     severity: ClassVar[int] = 4
+    needs: ClassVar[frozenset[Capability]] = frozenset({Capability.REMOVE})
     rechecks: ClassVar[bool] = True
 
     def check(self, table: TableSchema) -> list[Finding]:

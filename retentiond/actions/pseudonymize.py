@@ -26,7 +26,7 @@ from retentiond.actions.base import (
 )
 from retentiond.errors import ConfigError
 from retentiond.policy.filters import Identifier, StrictModel
-from retentiond.stores.base import NotPseudonym, PendingCheck, Row, TableSchema, Writer
+from retentiond.stores.base import Capability, NotPseudonym, PendingCheck, Row, TableSchema, Writer
 
 FULL_LENGTH = 52
 """Characters of an unpadded base32 SHA-256 digest."""
@@ -63,6 +63,7 @@ class PseudonymizeAction(Action[PseudonymizeOptions]):
     name: ClassVar[str] = "pseudonymize"
     options_model = PseudonymizeOptions
     severity: ClassVar[int] = 1
+    needs: ClassVar[frozenset[Capability]] = frozenset({Capability.REWRITE, Capability.REMEMBER})
 
     def check(self, table: TableSchema) -> list[Finding]:
         """Text columns only, long enough for a pseudonym that will not collide."""

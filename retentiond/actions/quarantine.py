@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 
 from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding
 from retentiond.policy.periods import PeriodField
-from retentiond.stores.base import TableSchema, Writer
+from retentiond.stores.base import Capability, TableSchema, Writer
 
 
 class QuarantineOptions(ActionOptions):
@@ -28,6 +28,7 @@ class QuarantineAction(Action[QuarantineOptions]):
     name: ClassVar[str] = "quarantine"
     options_model = QuarantineOptions
     severity: ClassVar[int] = 3
+    needs: ClassVar[frozenset[Capability]] = frozenset({Capability.QUARANTINE})
     rechecks: ClassVar[bool] = True
 
     def check(self, table: TableSchema) -> list[Finding]:

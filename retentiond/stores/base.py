@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 if TYPE_CHECKING:
     from retentiond.policy.filters import Filter
@@ -25,6 +25,21 @@ Key = tuple[object, ...]
 """A primary key value, always a tuple (one element for a single-column key)."""
 
 T = TypeVar("T")
+
+
+class Capability(StrEnum):
+    """What a store can do to records besides reading them and journaling batches.
+
+    Every store reads (a census, keys in order) and journals a batch marker with the batch
+    it applies; the rest depends on its kind.  Each action names the capabilities it needs
+    (``Action.needs``), and validation refuses a rule whose store lacks one, so a store that
+    cannot rewrite values says so before a run, not in the middle of one.
+    """
+
+    REMOVE = "remove records"
+    REWRITE = "rewrite values in place"
+    QUARANTINE = "move records to quarantine and back"
+    REMEMBER = "remember which records a rule rewrote"
 
 
 class ColumnKind(StrEnum):
@@ -465,6 +480,10 @@ class Store(ABC):
     """A named data store holding the tables that rules act on."""
 
     name: str
+    kind: ClassVar[str]
+    """The ``kind`` its settings are written with (``sql``); see :mod:`retentiond.stores.kinds`."""
+    capabilities: ClassVar[frozenset[Capability]]
+    """What the store can do beyond reading and journaling; actions check it at validation."""
 
     @abstractmethod
     def ping(self) -> None:

@@ -27,7 +27,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -38,6 +38,7 @@ from sqlalchemy.engine import URL, Connection, Engine, Inspector, make_url
 from retentiond.errors import StoreError, StoreUnavailable
 from retentiond.settings import masked_url
 from retentiond.stores.base import (
+    Capability,
     ForeignKey,
     Key,
     Partitions,
@@ -86,6 +87,9 @@ class SqlStore(Store):
     Engines are created on first use.  Reflected tables are cached per instance until
     :meth:`forget` is called.
     """
+
+    kind: ClassVar[str] = "sql"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
 
     def __init__(self, name: str, settings: StoreSettings) -> None:
         self.name = name
