@@ -194,6 +194,26 @@ def elements(page: str) -> list[dict[str, str]]:
     return parser.found
 
 
+class Texts(HTMLParser):
+    """The text of every element of a page, character references resolved."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        """Keep the text."""
+        self.found.append(data)
+
+
+def texts(page: str) -> list[str]:
+    """Every text of the page, in document order, as a reader sees it."""
+    parser = Texts()
+    parser.feed(page)
+    parser.close()
+    return parser.found
+
+
 def figures(page: str, *keys: str, value: str = "data-count") -> dict[tuple[str, ...], int]:
     """``{(attr values of keys...): int(value attr)}`` of every element that has them all."""
     return {tuple(e[k] for k in keys): int(e[value]) for e in elements(page)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from publish_kit import (
     HIDDEN_VALUE,
+    ROOT,
     acted_per_month,
     acted_per_rule,
     cli,
@@ -18,11 +19,13 @@ from publish_kit import (
     figures,
     quarantine_rows,
     query,
+    texts,
 )
 
 from retentiond.ledger.chain import Entry, Kind, Record
 from retentiond.policy.loader import load_policies
-from retentiond.publish.report import LISTED, Collector, Window
+from retentiond.publish.report import LISTED, Collector, Window, build_report, render_report
+from retentiond.publish.schedule import StateHold
 
 EXTERNAL = re.compile(r"""(?:src|href|xlink:href|action)\s*=\s*["']?\s*(?:https?:)?//""",
                       re.IGNORECASE)
@@ -164,3 +167,29 @@ def test_the_ledger_is_read_in_bounded_memory():
     assert (2_000, LISTED) == (facts.incident_count, len(facts.incidents))
     assert 5 == len(facts.rules)
     assert peak < 2 * 1024 * 1024, f"peak {peak:,} bytes"
+
+
+MARKUP = "<script>alert('x')</script>"
+"""Text from the ledger and the state database that would be a script if it were not escaped."""
+
+
+def test_ledger_text_is_shown_as_text_never_as_markup(ledger):
+    """A rule id, an error and holds that hold markup reach the page escaped, as their text."""
+    ledger.append(Entry(Kind.RUN_START, run_id="r", rule=MARKUP, body={"census": {"held": 1}}))
+    ledger.append(Entry(Kind.OUTCOME, run_id="r", rule=MARKUP, action="delete", batch_id="b",
+                        body={"status": "applied", "count": 3}))
+    ledger.append(Entry(Kind.RUN_END, run_id="r", rule=MARKUP,
+                        body={"status": "failed", "error": MARKUP}))
+    ledger.append(Entry(Kind.HOLD_PLACED, body={"hold": MARKUP, "reason": MARKUP}))
+    placed = StateHold(id=MARKUP, reason=MARKUP, case=MARKUP, store="app", table="emails",
+                       columns=(), subject=None, until=None, placed_at=None, released_at=None)
+    page = render_report(build_report(ledger, load_policies(ROOT / "policies"), Window(),
+                                      state_holds=[placed]))
+    shown = texts(page)
+    assert [] == [e for e in elements(page) if e["tag"] == "script"]
+    assert 3 == figures(page, "data-rule")[MARKUP,]
+    assert MARKUP in {e.get("data-hold") for e in elements(page)}
+    assert f"reason: {MARKUP}" in shown  # the hold event's details
+    # The hold in the schedule; the rule in the chart, the acted-on and kept-back tables; the
+    # hold's id, case and reason; the hold event's hold; the problem's rule and its error.
+    assert 10 == shown.count(MARKUP)

@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from publish_kit import HIDDEN_VALUE, cli, copy_of
+from publish_kit import HIDDEN_VALUE, cli, copy_of, elements, texts
 
 from retentiond.errors import AuditError
 from retentiond.policy.loader import load_policies
 from retentiond.publish.schedule import (
     OUTCOMES,
+    StateHold,
     build_schedule,
     read_state,
     render,
@@ -217,3 +218,41 @@ def test_a_hold_placed_with_the_hold_command_is_published_until_released(shared_
         if k in {"id", "source", "case", "applies_to"}}
     assert "90210" not in json.dumps(held)
     assert hold not in json.dumps(after)
+
+
+MARKUP = "<script>alert('x')</script>"
+"""Free text of a policy or a hold that would be a script if it were not escaped."""
+
+MARKED_UP = f"""
+rules:
+  - id: notes-30-days
+    description: "Notes are deleted after 30 days. {MARKUP}"
+    store: app
+    table: notes
+    age: {{column: created_at, older_than: 30 days}}
+    action: {{type: delete}}
+retain:
+  - id: notes-kept-for-tax
+    reason: "{MARKUP}"
+    store: app
+    table: notes
+    column: created_at
+    for: 10 days
+"""
+
+
+def test_policy_and_hold_text_is_shown_as_text_never_as_markup(tmp_path):
+    """A rule's description, a retention's reason and a hold's id, case and reason, escaped."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "notes.yaml").write_text(MARKED_UP, encoding="utf-8")
+    placed = StateHold(id=MARKUP, reason=MARKUP, case=MARKUP, store="app", table="notes",
+                       columns=(), subject=None, until=None, placed_at=None, released_at=None)
+    page = render(build_schedule(load_policies(policies), as_of=NOW, state_holds=[placed]),
+                  "html")
+    shown = texts(page)
+    assert [] == [e for e in elements(page) if e["tag"] == "script"]
+    assert f"Notes are deleted after 30 days. {MARKUP}" in shown
+    assert MARKUP in shown  # the retention's reason, and the hold's id
+    assert f" (case {MARKUP}): {MARKUP} Keeps every record until released." in shown
+    assert MARKUP in {e.get("data-hold") for e in elements(page)}
