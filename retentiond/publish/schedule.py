@@ -42,7 +42,8 @@ from retentiond.holds.placed import stored_until
 from retentiond.ledger.state import sqlite_path
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
-from retentiond.publish.template import esc, page
+from retentiond.publish import template
+from retentiond.publish.template import sentence
 
 if TYPE_CHECKING:
     from retentiond.run.engine import Engine as RuleEngine
@@ -124,6 +125,13 @@ class HoldView:
             return "every store"
         return f"{self.store}.{self.table}" if self.table else f"every table of {self.store}"
 
+    def words(self) -> str:
+        """Everything said about the hold after its id."""
+        case = f" (case {self.case})" if self.case else ""
+        until = f" until {_date_words(self.expires)}" if self.expires else " until released"
+        where = "" if self.store and self.table else f" in {self.scope}"
+        return f"{case}: {self.reason} Keeps {self.applies_to}{where}{until}."
+
 
 @dataclass(frozen=True)
 class TableSchedule:
@@ -137,6 +145,12 @@ class TableSchedule:
     holds: tuple[HoldView, ...]
     goes_with: tuple[GoesWith, ...] = ()
     """Rules on other tables whose removals take (or change) these records with them."""
+
+    def no_period(self) -> str:
+        """What is said of a table without rules or minimum retentions of its own."""
+        if self.goes_with:
+            return "No retention period of their own is set for these records; they go with:"
+        return "No retention period is set for these records; they are kept while held."
 
 
 @dataclass(frozen=True)
@@ -181,6 +195,14 @@ class Schedule:
     def holds(self) -> list[HoldView]:
         """Every hold in force, table by table, then those across tables."""
         return [*(hold for table in self.tables for hold in table.holds), *self.across]
+
+    def lead(self) -> str:
+        """The opening paragraph: when the schedule is in force, and how to read it."""
+        return (f"In force on {_date_words(self.as_of)} (policy set {self.policy_set}). "
+                "For each kind of record: how long we keep it, what happens to it then, and "
+                "why. Minimum retentions keep records at least as long as the law requires; "
+                "records under a legal hold are kept, whatever the period, until the hold is "
+                "released.")
 
 
 @dataclass(frozen=True)
@@ -502,21 +524,6 @@ def _date_words(moment: datetime | date | str) -> str:
     return f"{value.day} {value:%B %Y}"
 
 
-def _lead(schedule: Schedule) -> str:
-    return (f"In force on {_date_words(schedule.as_of)} (policy set {schedule.policy_set}). "
-            "For each kind of record: how long we keep it, what happens to it then, and why. "
-            "Minimum retentions keep records at least as long as the law requires; records "
-            "under a legal hold are kept, whatever the period, until the hold is released.")
-
-
-def _hold_words(hold: HoldView) -> str:
-    """Everything said about a hold after its id."""
-    case = f" (case {hold.case})" if hold.case else ""
-    until = f" until {_date_words(hold.expires)}" if hold.expires else " until released"
-    where = "" if hold.store and hold.table else f" in {hold.scope}"
-    return f"{case}: {hold.reason} Keeps {hold.applies_to}{where}{until}."
-
-
 ACROSS = "Legal holds on records of several tables"
 
 
@@ -529,30 +536,30 @@ def _md(text: str) -> str:
 
 def to_markdown(schedule: Schedule) -> str:
     """The schedule as Markdown, for a privacy page or a reply to a customer."""
-    lines = ["# Retention schedule", "", _md(_lead(schedule))]
+    lines = ["# Retention schedule", "", _md(schedule.lead())]
     for name, tables in schedule.categories():
         lines += ["", f"## {_md(name)}"]
         for table in tables:
             lines += ["", f"### Records of `{table.table}` (store `{table.store}`)", ""]
             lines += _md_periods(table)
-            lines += [f"- {_md(_sentence(g.words()))}" for g in table.goes_with]
+            lines += [f"- {_md(sentence(g.words()))}" for g in table.goes_with]
             if table.holds:
                 lines += ["", "Legal holds in force:", ""]
-                lines += [f"- {_md(h.id + _hold_words(h))}" for h in table.holds]
+                lines += [f"- {_md(h.id + h.words())}" for h in table.holds]
     if schedule.across:
         lines += ["", f"## {ACROSS}", ""]
-        lines += [f"- {_md(h.id + _hold_words(h))}" for h in schedule.across]
+        lines += [f"- {_md(h.id + h.words())}" for h in schedule.across]
     return "\n".join(lines) + "\n"
 
 
 def _md_periods(table: TableSchedule) -> list[str]:
     if not table.rules and not table.retentions:
-        return [_no_period(table), ""] if table.goes_with else [_no_period(table)]
+        return [table.no_period(), ""] if table.goes_with else [table.no_period()]
     lines = ["| Kept for | Then | Applies to | Promise or reason |", "|---|---|---|---|"]
     for rule in table.rules:
         off = " (not enforced at present)" if not rule.enabled else ""
         lines.append(f"| {_md(rule.period)} after `{rule.age_column}` | "
-                     f"**{_md(rule.outcome)}.** {_md(_sentence(rule.details))}{off} | "
+                     f"**{_md(rule.outcome)}.** {_md(sentence(rule.details))}{off} | "
                      f"{_md(rule.applies_to)} | {_md(rule.description)} |")
     lines += [f"| at least {_md(keep.period)} after `{keep.column}` | **Kept** (minimum "
               f"retention) | {_md(keep.applies_to)} | {_md(keep.reason)} |"
@@ -560,78 +567,18 @@ def _md_periods(table: TableSchedule) -> list[str]:
     return lines
 
 
-def _sentence(text: str) -> str:
-    text = text.strip()
-    if not text:
-        return text
-    text = text[0].upper() + text[1:]
-    return text if text.endswith(".") else text + "."
-
-
 def to_html(schedule: Schedule) -> str:
-    """The schedule as one self-contained HTML page."""
-    body = (f'<header><h1>Retention schedule</h1><p class="lead">{esc(_lead(schedule))}</p>'
-            f"</header>\n{schedule_section(schedule, level=2)}")
-    return page(title="Retention schedule", body=body)
+    """The schedule as one self-contained HTML page (``templates/schedule.html.j2``)."""
+    return template.render("schedule.html.j2", schedule=schedule)
 
 
 def schedule_section(schedule: Schedule, *, level: int) -> str:
-    """The schedule's categories and tables as HTML, headings starting at ``h<level>``."""
-    parts = []
-    for name, tables in schedule.categories():
-        parts.append(f"<h{level}>{esc(name)}</h{level}>")
-        for table in tables:
-            sub = level + 1
-            parts.append(f'<section data-table="{esc(table.store)}.{esc(table.table)}">'
-                         f"<h{sub}>Records of <code>{esc(table.table)}</code> "
-                         f'<span class="muted">(store <code>{esc(table.store)}</code>)</span>'
-                         f"</h{sub}>")
-            parts.append(_html_periods(table))
-            if table.goes_with:
-                items = "".join(f'<li data-rule="{esc(g.rule)}">{esc(_sentence(g.words()))}</li>'
-                                for g in table.goes_with)
-                parts.append(f'<ul class="goes-with">{items}</ul>')
-            if table.holds:
-                parts.append(f"<h{sub + 1}>Legal holds in force</h{sub + 1}>")
-                parts.append(_holds_html(table.holds))
-            parts.append("</section>")
-    if schedule.across:
-        parts.append(f"<h{level}>{esc(ACROSS)}</h{level}>{_holds_html(schedule.across)}")
-    return "\n".join(parts)
+    """The schedule's categories and tables as HTML, headings starting at ``h<level>``.
 
-
-def _no_period(table: TableSchedule) -> str:
-    if table.goes_with:
-        return "No retention period of their own is set for these records; they go with:"
-    return "No retention period is set for these records; they are kept while held."
-
-
-def _html_periods(table: TableSchedule) -> str:
-    if not table.rules and not table.retentions:
-        return f"<p>{esc(_no_period(table))}</p>"
-    rows = []
-    for rule in table.rules:
-        off = ' <span class="badge off">not enforced at present</span>' if not rule.enabled else ""
-        rows.append(
-            f'<tr data-rule="{esc(rule.id)}"><td>{esc(rule.period)} after '
-            f"<code>{esc(rule.age_column)}</code></td>"
-            f"<td><strong>{esc(rule.outcome)}.</strong> {esc(_sentence(rule.details))}{off}</td>"
-            f"<td>{esc(rule.applies_to)}</td>"
-            f'<td class="promise">{esc(rule.description)}</td></tr>')
-    rows += [
-        f'<tr data-retention="{esc(keep.id)}"><td>at least {esc(keep.period)} after '
-        f"<code>{esc(keep.column)}</code></td><td><strong>Kept</strong> (minimum retention)</td>"
-        f"<td>{esc(keep.applies_to)}</td><td>{esc(keep.reason)}</td></tr>"
-        for keep in table.retentions]
-    head = ("<thead><tr><th>Kept for</th><th>Then</th><th>Applies to</th>"
-            "<th>Promise or reason</th></tr></thead>")
-    return f"<table>{head}<tbody>{''.join(rows)}</tbody></table>"
-
-
-def _holds_html(holds: Sequence[HoldView]) -> str:
-    items = "".join(f'<li data-hold="{esc(h.id)}"><strong>{esc(h.id)}</strong>'
-                    f"{esc(_hold_words(h))}</li>" for h in holds)
-    return f'<ul class="holds">{items}</ul>'
+    The review report's page still puts it together from strings (until it has a template).
+    """
+    call = '{% from "_schedule.html.j2" import section %}{{ section(schedule, level) }}'
+    return template.environment().from_string(call).render(schedule=schedule, level=level)
 
 
 def render(schedule: Schedule, fmt: str) -> str:
