@@ -19,6 +19,9 @@ ledger itself is intact.  Every figure comes from the audit ledger, read once as
 Memory stays bounded: the tallies grow with rules and months, not with records, and the
 lists (problems, batches, hold events) keep at most :data:`LISTED` entries each and count
 the rest.  Only open quarantine batches are all kept, to tell which are still open.
+
+This module gathers the facts, as plain dataclasses; the page is ``templates/report.html.j2``
+(see :mod:`retentiond.publish.template`), which :func:`render_report` fills in with them.
 """
 
 from __future__ import annotations
@@ -31,32 +34,20 @@ from typing import TYPE_CHECKING, Any
 
 from retentiond.ledger.chain import AuditLedger, Kind, Record
 from retentiond.policy.model import PolicySet
+from retentiond.publish import template
+from retentiond.publish.charts import bar_chart, column_chart
 from retentiond.publish.schedule import (
     HoldView,
     Schedule,
     StateHold,
     build_schedule,
     hold_view,
-    schedule_section,
     state_hold_view,
 )
+from retentiond.publish.template import colour, colour_order, number
 
 if TYPE_CHECKING:
     from retentiond.ledger.evidence import EvidenceAuditor
-
-from retentiond.publish.template import (
-    ACTION_COLOURS,
-    badge,
-    bar_chart,
-    cell,
-    column_chart,
-    esc,
-    legend,
-    number,
-    page,
-    row,
-    table,
-)
 
 LISTED = 500
 """At most this many problems, batches and hold events are listed; the rest are counted."""
@@ -78,6 +69,13 @@ class Window:
     def after(self, moment: datetime) -> bool:
         """Whether ``moment`` lies after the period."""
         return self.until is not None and moment >= self.until
+
+    def describe(self) -> str:
+        """The period in words: ``2026-01-01 to 2026-02-01 00:00 UTC (exclusive)``."""
+        since = self.since.strftime("%Y-%m-%d") if self.since else "the beginning of the ledger"
+        if self.until is None:
+            return f"{since} to now"
+        return f"{since} to {self.until.strftime('%Y-%m-%d %H:%M')} UTC (exclusive)"
 
 
 @dataclass
@@ -128,6 +126,19 @@ class QuarantineTally:
     """Batches still in quarantine at the end of the period (all of them: see the module)."""
     closed: list[QuarantinedBatch] = field(default_factory=list)
     closed_count: int = 0
+
+
+@dataclass(frozen=True)
+class QuarantinedByRule:
+    """One rule's line of the quarantine section: per operation, batches and rows; what is open."""
+
+    rule: str
+    batches: Mapping[str, int]
+    """quarantine|restore|purge -> batches."""
+    rows: Mapping[str, int]
+    """quarantine|restore|purge -> rows."""
+    open_batches: int
+    open_rows: int
 
 
 @dataclass(frozen=True)
@@ -406,6 +417,43 @@ class Report:
     actions: Mapping[str, str]
     """Each rule's action as the policy set states it now."""
 
+    def tallies(self) -> list[RuleTally]:
+        """Each rule's tally in :attr:`rule_order`; an empty one for a rule the period never saw."""
+        return [self.facts.rules.get(rule) or RuleTally(rule) for rule in self.rule_order]
+
+    def in_policy(self, rule: str) -> bool:
+        """Whether ``rule`` is in the policy set in force (not a rule since removed)."""
+        return any(r.id == rule for table in self.schedule.tables for r in table.rules)
+
+    def actions_of(self, tally: RuleTally) -> str:
+        """The actions a rule took in the period; else its action in the policy set, or ``-``."""
+        return ", ".join(sorted(tally.acted)) or self.actions.get(tally.rule, "-")
+
+    def months(self) -> list[tuple[str, Counter[str]]]:
+        """Records acted on by action, for every month from the first to the last (gaps too)."""
+        return [(m, self.facts.months.get(m, Counter())) for m in _month_range(
+            sorted(self.facts.months))]
+
+    def quarantined(self) -> list[QuarantinedByRule]:
+        """The quarantine section's lines: each rule that quarantined, restored or purged."""
+        q = self.facts.quarantine
+        rules = sorted({rule for rule, _ in q.rows} | {b.rule for b in q.open.values()})
+        ops = ("quarantine", "restore", "purge")
+        return [QuarantinedByRule(
+            rule, {op: q.batches[rule, op] for op in ops}, {op: q.rows[rule, op] for op in ops},
+            sum(1 for b in q.open.values() if b.rule == rule),
+            sum(b.rows for b in q.open.values() if b.rule == rule)) for rule in rules]
+
+    def open_batches(self) -> list[QuarantinedBatch]:
+        """Batches still in quarantine at the end of the period, next release first (LISTED)."""
+        return sorted(self.facts.quarantine.open.values(),
+                      key=lambda b: b.release_at or "")[:LISTED]
+
+    def due(self, batch: QuarantinedBatch) -> bool:
+        """Whether an open batch's release date had passed at the end of the period."""
+        end = (self.window.until or self.generated_at).isoformat()
+        return batch.state == "open" and batch.release_at is not None and batch.release_at <= end
+
 
 def build_report(ledger: AuditLedger, policies: PolicySet, window: Window, *,
                  state_holds: Sequence[StateHold] = (), now: datetime | None = None,
@@ -425,125 +473,16 @@ def build_report(ledger: AuditLedger, policies: PolicySet, window: Window, *,
 
 
 def render_report(report: Report) -> str:
-    """The report as one self-contained HTML page."""
-    sections = [_header(report), _glance(report), _schedule(report), _acted(report),
-                _kept_back(report), _holds(report), _quarantine(report), _incidents(report),
-                _verification(report), _method()]
-    return page(title=f"Retention review report, {_period(report.window)}",
-                body="\n".join(sections))
-
-
-def _period(window: Window) -> str:
-    since = window.since.strftime("%Y-%m-%d") if window.since else "the beginning of the ledger"
-    if window.until is None:
-        return f"{since} to now"
-    return f"{since} to {window.until.strftime('%Y-%m-%d %H:%M')} UTC (exclusive)"
-
-
-def _header(report: Report) -> str:
-    facts = report.facts
-    digests = ", ".join(f"<code>{esc(d)}</code> ({n} runs)"
-                        for d, n in facts.policy_sets.most_common()) or "no runs"
-    return (
-        "<header><h1>Retention review report</h1>"
-        '<p class="lead">What retentiond did with personal data in the period, as its audit '
-        "ledger records it, and whether that ledger is intact.</p>"
-        '<dl class="facts">'
-        f"<dt>Period</dt><dd>{esc(_period(report.window))}</dd>"
-        f"<dt>Generated</dt><dd>{esc(_stamp(report.generated_at.isoformat()))}</dd>"
-        f"<dt>Policy set in force</dt><dd><code>{esc(report.schedule.policy_set)}</code></dd>"
-        f"<dt>Policy sets of the period's runs</dt><dd>{digests}</dd>"
-        f"<dt>Ledger records in the period</dt><dd>{number(facts.records)}"
-        f"{_span(facts.first_at, facts.last_at)}</dd>"
-        "</dl></header>")
-
-
-def _span(first: str | None, last: str | None) -> str:
-    if first is None or last is None:
-        return ""
-    return f" (from {esc(_stamp(first))} to {esc(_stamp(last))})"
-
-
-def _glance(report: Report) -> str:
-    facts = report.facts
-    problems = facts.incident_count
-    active = sum(1 for h in report.holds if h.active)
-    cards = [
-        ("records acted on", number(sum(t.total for t in facts.rules.values())), ""),
-        ("rule runs", number(sum(t.runs for t in facts.rules.values())), ""),
-        ("problems", number(problems), "bad" if problems else "ok"),
-        ("legal holds in force", number(active), ""),
-        ("quarantine batches open", number(len(facts.quarantine.open)), ""),
-        ("ledger", "intact" if report.check.ok else "BROKEN",
-         "ok" if report.check.ok else "bad"),
-    ]
-    items = "".join(
-        f'<div class="card"><div class="figure">'
-        f"{badge(figure, kind) if kind else esc(figure)}</div>"
-        f'<div class="label">{esc(label)}</div></div>' for label, figure, kind in cards)
-    return f'<section id="glance"><h2>At a glance</h2><div class="cards">{items}</div></section>'
-
-
-def _schedule(report: Report) -> str:
-    return ('<section id="schedule"><h2>Retention schedule in force</h2>'
-            '<p class="note">Each rule\'s promise in its own words, the period and what happens '
-            f"then; as of {esc(_stamp(report.schedule.as_of.isoformat()))}.</p>"
-            f"{schedule_section(report.schedule, level=3)}</section>")
-
-
-def _series(actions: Sequence[Counter[str]]) -> list[str]:
-    seen = {a for counter in actions for a, n in counter.items() if n}
-    known = [a for a in ACTION_COLOURS if a in seen]
-    return known + sorted(seen - set(known))
-
-
-def _acted(report: Report) -> str:
-    facts = report.facts
-    tallies = [facts.rules.get(rule) or RuleTally(rule) for rule in report.rule_order]
-    series = _series([t.acted for t in tallies] + list(facts.months.values())) or ["delete"]
-    parts = ['<section id="acted"><h2>Records acted on</h2>',
-             '<p class="note">Counted from the applied batch outcomes in the ledger.</p>',
-             "<h3>Per rule</h3>", legend(series),
-             "<figure>" + bar_chart([(t.rule, t.acted) for t in tallies], series,
-                                    title="Records acted on per rule, by action")
-             + "<figcaption>Records acted on per rule, by action.</figcaption></figure>",
-             _rule_table(tallies, report), "<h3>Per month</h3>"]
-    months = _month_range(sorted(facts.months))
-    if months:
-        columns = [(m, facts.months.get(m, Counter())) for m in months]
-        parts += [legend(series), "<figure>"
-                  + column_chart(columns, series, title="Records acted on per month, by action")
-                  + "<figcaption>Records acted on per month (UTC), by action.</figcaption>"
-                  "</figure>", _month_table(columns, series)]
-    else:
-        parts.append("<p>No records were acted on in this period.</p>")
-    parts.append("</section>")
-    return "\n".join(parts)
-
-
-def _rule_table(tallies: Sequence[RuleTally], report: Report) -> str:
-    known = {rule.id for t in report.schedule.tables for rule in t.rules}
-    rows = []
-    for t in tallies:
-        gone = "" if t.rule in known else ' <span class="badge off">not in the policy set</span>'
-        actions = ", ".join(sorted(t.acted)) or report.actions.get(t.rule, "-")
-        rows.append(row([
-            cell(f"<code>{esc(t.rule)}</code>{gone}"), cell(esc(actions)),
-            cell(number(t.total), numeric=True, data={"data-rule": t.rule, "data-count": t.total}),
-            cell(number(t.reached), numeric=True), cell(number(t.batches), numeric=True),
-            cell(number(t.runs), numeric=True), cell(number(t.failed), numeric=True),
-            cell(number(t.brake_stops), numeric=True), cell(number(t.overrides), numeric=True),
-        ]))
-    rows.append(row([
-        cell("All rules"), cell(""),
-        cell(number(sum(t.total for t in tallies)), numeric=True,
-             data={"data-total": sum(t.total for t in tallies)}),
-        *(cell(number(sum(getattr(t, name) for t in tallies)), numeric=True)
-          for name in ("reached", "batches", "runs", "failed", "brake_stops", "overrides")),
-    ], css="total"))
-    return table(["Rule", "Action", "Acted on", "Reached via foreign keys", "Batches", "Runs",
-                  "Failed runs", "Brake stops", "Brake overrides"], rows, numeric_from=2,
-                 css="per-rule")
+    """The report as one self-contained HTML page (``templates/report.html.j2``)."""
+    tallies = report.tallies()
+    months = report.months()
+    acted = [*(t.acted for t in tallies), *(counts for _, counts in months)]
+    series = colour_order(a for counts in acted for a, n in counts.items() if n) or ["delete"]
+    return template.render(
+        "report.html.j2", report=report, tallies=tallies, months=months, series=series,
+        colours={name: colour(name) for name in series},
+        per_rule=bar_chart([(t.rule, t.acted) for t in tallies], series),
+        per_month=column_chart(months, series))
 
 
 def _month_range(months: Sequence[str]) -> list[str]:
@@ -559,189 +498,6 @@ def _month_range(months: Sequence[str]) -> list[str]:
             for i in range(index(months[0]), index(months[-1]) + 1)]
 
 
-def _month_table(columns: Sequence[tuple[str, Counter[str]]], series: Sequence[str]) -> str:
-    rows = []
-    for month, counts in columns:
-        cells = [cell(esc(month))]
-        cells += [cell(number(counts.get(a, 0)), numeric=True,
-                       data={"data-month": month, "data-action": a,
-                             "data-count": counts.get(a, 0)}) for a in series]
-        cells.append(cell(number(sum(counts.values())), numeric=True))
-        rows.append(row(cells))
-    return table(["Month", *series, "All actions"], rows, numeric_from=1, css="per-month")
-
-
-def _kept_back(report: Report) -> str:
-    rows = []
-    for rule in report.rule_order:
-        tally = report.facts.rules.get(rule)
-        if tally is None or tally.census is None:
-            rows.append(row([cell(f"<code>{esc(rule)}</code>"),
-                             cell("no run in this period", data={"colspan": 7})]))
-            continue
-        c = tally.census
-        rows.append(row(
-            [cell(f"<code>{esc(rule)}</code>"), cell(_when(tally.census_at))]
-            + [cell(number(int(c.get(k, 0))), numeric=True,
-                    data={"data-rule": rule, f"data-{k.replace('_', '-')}": int(c.get(k, 0))})
-               for k in ("matched", "held", "protected", "blocked", "null_age", "eligible")]))
-    return ('<section id="kept"><h2>Records kept back</h2><p class="note">As the latest run of '
-            "each rule in the period counted them. Held: under a legal hold. Retained: under a "
-            "minimum retention. Blocked: children that refuse the action. No date: the age "
-            "column is empty, so the record is never selected.</p>"
-            + table(["Rule", "Latest run", "Due by age", "Held", "Retained", "Blocked",
-                     "No date", "Acted on then"], rows, numeric_from=2) + "</section>")
-
-
-def _holds(report: Report) -> str:
-    kept = report.facts.kept_by()
-    rows = []
-    for hold in report.holds:
-        status = badge("in force", "warn") if hold.active else badge(
-            "released" if hold.released_at else "expired", "off")
-        rows.append(row([
-            cell(f"<code>{esc(hold.id)}</code>"), cell(esc(hold.case or "")),
-            cell(f"<code>{esc(hold.scope)}</code>"), cell(esc(hold.reason)),
-            cell(esc(hold.applies_to)),
-            cell("policy file" if hold.source == "policy" else "placed at run time"),
-            cell(status), cell(_when(hold.expires, "-")),
-            cell(number(kept.get(hold.id, 0)), numeric=True, data={"data-hold": hold.id}),
-        ]))
-    parts = ['<section id="holds"><h2>Legal holds</h2>',
-             '<p class="note">Holds beat every rule. "Kept at the latest run": records of the '
-             "hold's table that the latest run of a rule on it did not touch because of this "
-             "hold.</p>",
-             table(["Hold", "Case", "Table", "Reason", "Applies to", "Source", "Status",
-                    "Expires", "Kept at the latest run"], rows, numeric_from=8)
-             if rows else "<p>No legal holds are declared.</p>"]
-    events = report.facts.hold_events
-    if events:
-        parts.append(table(["Record", "At", "Event", "Hold", "Details"], [
-            row([cell(str(e.seq)), cell(_when(e.at)), cell(esc(e.event)),
-                 cell(f"<code>{esc(e.hold)}</code>"), cell(esc(e.details))]) for e in events],
-            caption="Holds placed and released in the period"))
-        parts.append(_more(report.facts.hold_event_count, len(events), "hold events"))
-    parts.append("</section>")
-    return "\n".join(parts)
-
-
-def _quarantine(report: Report) -> str:
-    q = report.facts.quarantine
-    rules = sorted({rule for rule, _ in q.rows} | {b.rule for b in q.open.values()})
-    rows = []
-    for rule in rules:
-        open_rows = sum(b.rows for b in q.open.values() if b.rule == rule)
-        open_batches = sum(1 for b in q.open.values() if b.rule == rule)
-        cells = [cell(f"<code>{esc(rule)}</code>")]
-        for op in ("quarantine", "restore", "purge"):
-            cells += [cell(number(q.batches[rule, op]), numeric=True),
-                      cell(number(q.rows[rule, op]), numeric=True,
-                           data={"data-rule": rule, "data-quarantine": op,
-                                 "data-rows": q.rows[rule, op]})]
-        cells += [cell(number(open_batches), numeric=True), cell(number(open_rows), numeric=True)]
-        rows.append(row(cells))
-    parts = ['<section id="quarantine"><h2>Quarantine</h2>',
-             '<p class="note">Records isolated from all processing until their release date, '
-             "then purged for good, unless restored. Open: still in quarantine at the end of "
-             "the period.</p>"]
-    if not rows:
-        parts.append("<p>Nothing was quarantined.</p></section>")
-        return "\n".join(parts)
-    parts.append(table(["Rule", "Batches quarantined", "Records quarantined",
-                        "Batches restored", "Records restored", "Batches purged",
-                        "Records purged", "Batches open", "Records open"], rows,
-                       numeric_from=1))
-    if q.open:
-        parts.append(_batch_table(sorted(q.open.values(), key=lambda b: b.release_at or "")
-                                  [:LISTED], "Batches open at the end of the period", report))
-        parts.append(_more(len(q.open), min(len(q.open), LISTED), "open batches"))
-    else:
-        parts.append("<p>No batch was in quarantine at the end of the period.</p>")
-    if q.closed:
-        parts.append(_batch_table(q.closed, "Batches restored or purged in the period", report))
-        parts.append(_more(q.closed_count, len(q.closed), "closed batches"))
-    parts.append("</section>")
-    return "\n".join(parts)
-
-
-def _batch_table(batches: Sequence[QuarantinedBatch], caption: str, report: Report) -> str:
-    end = (report.window.until or report.generated_at).isoformat()
-    rows = []
-    for b in batches:
-        due = (b.state == "open" and b.release_at is not None and b.release_at <= end)
-        state = badge("due for purge", "warn") if due else esc(b.state)
-        rows.append(row([
-            cell(f"<code>{esc(b.batch_id)}</code>"), cell(f"<code>{esc(b.rule)}</code>"),
-            cell(esc(b.table)), cell(number(b.rows), numeric=True),
-            cell(_when(b.quarantined_at, "before the period")),
-            cell(_when(b.release_at)), cell(state),
-            cell(_when(b.closed_at)),
-        ]))
-    return table(["Batch", "Rule", "Table", "Records", "Quarantined", "Release date", "State",
-                  "Closed"], rows, caption=caption)
-
-
-def _incidents(report: Report) -> str:
-    facts = report.facts
-    parts = ['<section id="problems"><h2>Problems: errors, brakes, batches not applied</h2>']
-    if not facts.incidents:
-        parts.append(f"<p>{badge('none', 'ok')} No run failed or stopped, no brake held a "
-                     "rule back, every batch was applied.</p></section>")
-        return "\n".join(parts)
-    parts.append(table(["Record", "At", "Rule", "What", "Details"], [
-        row([cell(str(i.seq)), cell(_when(i.at)), cell(f"<code>{esc(i.rule or '-')}</code>"),
-             cell(esc(i.what)), cell(esc(i.details))], data={"data-incident": i.what})
-        for i in facts.incidents]))
-    parts.append(_more(facts.incident_count, len(facts.incidents), "problems"))
-    parts.append("</section>")
-    return "\n".join(parts)
-
-
-def _verification(report: Report) -> str:
-    check = report.check
-    facts = report.facts
-    if check.ok:
-        chain = (f"{badge('intact', 'ok')} All {number(check.records)} records check out; "
-                 f"chain head <code>{esc(check.head)}</code>.")
-    else:
-        chain = (f"{badge('BROKEN', 'bad')} Record {esc(check.broken_seq or '-')}: "
-                 f"{esc(check.reason or '')} ({number(check.records)} records read).")
-    if check.checkpoints is None:
-        seen = (f"{number(facts.checkpoints)} checkpoint record(s) in the period"
-                + (f", the latest at record {facts.last_checkpoint_seq}"
-                   if facts.last_checkpoint_seq else ""))
-        signed = f"{badge('not checked', 'off')} Signatures were not verified here ({seen})."
-    else:
-        verdict = ("ok", "ok") if check.checkpoints.ok else ("failed", "bad")
-        signed = f"{badge(*verdict)} {esc(check.checkpoints.summary)}"
-    intents = ("" if not check.open_intents else
-               f"<dt>Open intents</dt><dd>{number(check.open_intents)} batch intent(s) without "
-               "an outcome; the next run settles them from the stores' markers.</dd>")
-    return ('<section id="verification"><h2>Ledger verification</h2>'
-            '<p class="note">Every record\'s hash and the chain through all of them, recomputed '
-            "over the whole ledger, not only the period.</p>"
-            f'<dl class="facts"><dt>Hash chain</dt><dd data-ledger-ok="{str(check.ok).lower()}">'
-            f"{chain}</dd><dt>Checkpoints</dt><dd>{signed}</dd>{intents}</dl></section>")
-
-
-def _method() -> str:
-    return ('<section id="method"><h2>How these figures were made</h2><p class="note">'
-            "Acted on: the <code>count</code> of every <code>batch.outcome</code> record with "
-            "status <code>applied</code>, per rule and action, and per month of its "
-            "<code>at</code> (UTC); restores and purges of quarantine batches are counted under "
-            "Quarantine only. Kept back: the census in the latest <code>run.start</code> record "
-            "of each rule. Problems: <code>run.end</code> records that failed or stopped, "
-            "<code>brake.stopped</code> and <code>brake.override</code> records, and outcomes "
-            "not applied. <code>retentiond audit summary</code> gives the same per-rule totals "
-            "over the whole ledger.</p></section>")
-
-
-def _more(total: int, shown: int, what: str) -> str:
-    if total <= shown:
-        return ""
-    return f'<p class="note">{number(total - shown)} more {esc(what)} not listed.</p>'
-
-
 def _details(body: Mapping[str, Any], keys: Sequence[str]) -> str:
     chosen = keys or [k for k in body if k not in {"keys", "status"}]
     return "; ".join(f"{k}: {body[k]}" for k in chosen if body.get(k) not in {None, ""})
@@ -751,20 +507,3 @@ def _utc(text: str) -> datetime:
     """A ledger timestamp as an aware UTC datetime (one without an offset is taken as UTC)."""
     moment = datetime.fromisoformat(text)
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def _when(text: str | None, absent: str = "") -> str:
-    """A timestamp cell's content: a ``<time>`` element, or ``absent`` in words."""
-    if not text:
-        return esc(absent)
-    return f'<time datetime="{esc(text)}">{esc(_stamp(text))}</time>'
-
-
-def _stamp(text: str) -> str:
-    """A timestamp as a reviewer reads it: ``2026-03-15 09:30 UTC`` (dates stay dates)."""
-    if len(text) <= len("YYYY-MM-DD"):
-        return text
-    try:
-        return _utc(text).strftime("%Y-%m-%d %H:%M UTC")
-    except ValueError:
-        return text

@@ -572,15 +572,6 @@ def to_html(schedule: Schedule) -> str:
     return template.render("schedule.html.j2", schedule=schedule)
 
 
-def schedule_section(schedule: Schedule, *, level: int) -> str:
-    """The schedule's categories and tables as HTML, headings starting at ``h<level>``.
-
-    The review report's page still puts it together from strings (until it has a template).
-    """
-    call = '{% from "_schedule.html.j2" import section %}{{ section(schedule, level) }}'
-    return template.environment().from_string(call).render(schedule=schedule, level=level)
-
-
 def render(schedule: Schedule, fmt: str) -> str:
     """The schedule in ``md``, ``html`` or ``json``."""
     renderers = {"md": to_markdown, "html": to_html, "json": to_json}
