@@ -431,8 +431,8 @@ class Report:
 
     def months(self) -> list[tuple[str, Counter[str]]]:
         """Records acted on by action, for every month from the first to the last (gaps too)."""
-        return [(m, self.facts.months.get(m, Counter())) for m in _month_range(
-            sorted(self.facts.months))]
+        months = _month_range(sorted(self.facts.months))
+        return [(m, self.facts.months.get(m, Counter())) for m in months]
 
     def quarantined(self) -> list[QuarantinedByRule]:
         """The quarantine section's lines: each rule that quarantined, restored or purged."""
