@@ -22,21 +22,15 @@ exception or a log, and no SQLAlchemy exception leaves a public method: each bec
 
 from __future__ import annotations
 
-import math
-import sqlite3
 import threading
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Connection, Engine, Inspector, make_url
+from sqlalchemy.engine import Connection, Engine, Inspector, make_url
 
-from retentiond.errors import StoreError, StoreUnavailable
-from retentiond.settings import masked_url
+from retentiond.errors import StoreError
 from retentiond.stores.base import (
     Capability,
     ForeignKey,
@@ -48,16 +42,8 @@ from retentiond.stores.base import (
     TableSchema,
 )
 from retentiond.stores.sql import quarantine
-from retentiond.stores.sql._common import (
-    DEFAULT_DRIVERS,
-    FAMILIES,
-    READ_ONLY_BEGIN,
-    Family,
-    error_code,
-    first_line,
-    is_transient,
-    split_name,
-)
+from retentiond.stores.sql._common import FAMILIES, READ_ONLY_BEGIN, Family, split_name
+from retentiond.stores.sql.engines import Engines
 from retentiond.stores.sql.keeping import (
     VOID,
     DoneTables,
@@ -110,9 +96,8 @@ class SqlStore(Store):
                 f"remove password_file and password_credential from stores.{name}",
             )
         self._family: Family = family
+        self.engines = Engines(name, settings, family)
         self._lock = threading.Lock()
-        self._engine: Engine | None = None
-        self._read_engine: Engine | None = None
         self._tables: dict[str, Reflected] = {}
         self._foreign_keys: dict[str | None, tuple[ForeignKey, ...]] = {}
         self._partitions: Partitions | None = None
@@ -131,30 +116,18 @@ class SqlStore(Store):
     @property
     def engine(self) -> Engine:
         """The write engine (``settings.url``), created on first use."""
-        with self._lock:
-            if self._engine is None:
-                self._engine = self._make_engine(read_only=False)
-            return self._engine
+        return self.engines.for_writes()
 
     def ping(self) -> None:
         """Connect (and to the plan URL too, when set); raise StoreUnavailable on failure."""
-        engines = [(self.engine, False)]
-        if self.settings.plan_url is not None:
-            engines.append((self._reader_engine(), True))
-        probe = "SELECT count(*) FROM sqlite_master" if self._family == "sqlite" else "SELECT 1"
-        for engine, plan in engines:
-            with self._connect(engine, plan=plan) as connection:
-                try:
-                    connection.exec_driver_sql(probe).all()
-                except sa_exc.DBAPIError as exc:
-                    raise self._unavailable(exc, plan=plan) from None
+        self.engines.ping()
 
     def schema(self, table: str) -> TableSchema | None:
         """The reflected table (``table`` or ``schema.table``), or None when it does not exist."""
         cached = self._tables.get(table)
         if cached is not None:
             return cached.schema
-        with self._connect(self.engine, plan=False) as connection:
+        with self.engines.connect(self.engine, plan=False) as connection:
             reflected = self._reflected(connection, table)
         return reflected.schema if reflected is not None else None
 
@@ -177,7 +150,7 @@ class SqlStore(Store):
         """How the database's partitioned tables nest, read once until :meth:`forget`."""
         if self._partitions is not None:
             return self._partitions
-        with self._connect(self.engine, plan=False) as connection:
+        with self.engines.connect(self.engine, plan=False) as connection:
             return self._partitions_of(connection)
 
     def _partitions_of(self, connection: Connection) -> Partitions:
@@ -192,7 +165,7 @@ class SqlStore(Store):
     @contextmanager
     def reader(self) -> Iterator[SqlReader]:
         """A read-only, consistent transaction (on the plan URL when set), always rolled back."""
-        connection = self._connect(self._reader_engine(), plan=True)
+        connection = self.engines.connect(self.engines.for_reads(), plan=True)
         try:
             with self._errors("cannot start a read-only transaction"):
                 for statement in READ_ONLY_BEGIN[self._family]:
@@ -212,7 +185,7 @@ class SqlStore(Store):
         SQLite takes the database write lock up front (BEGIN IMMEDIATE); MariaDB runs READ
         COMMITTED so claiming rows takes no gap locks that would block inserts.
         """
-        connection = self._connect(self.engine, plan=False)
+        connection = self.engines.connect(self.engine, plan=False)
         try:
             with self._errors("cannot start a write transaction"):
                 if self._family == "mysql":
@@ -376,154 +349,11 @@ class SqlStore(Store):
 
     def close(self) -> None:
         """Dispose of both engines and their pooled connections."""
-        with self._lock:
-            for engine in (self._engine, self._read_engine):
-                if engine is not None:
-                    engine.dispose()
-            self._engine = None
-            self._read_engine = None
+        self.engines.close()
 
-    # -- engines and connections -------------------------------------------------------------
-
-    def _reader_engine(self) -> Engine:
-        # SQLite readers need their own read-only file handle; elsewhere the write engine serves
-        # unless a separate, unprivileged plan role is configured.
-        if self._family != "sqlite" and self.settings.plan_url is None:
-            return self.engine
-        with self._lock:
-            if self._read_engine is None:
-                self._read_engine = self._make_engine(read_only=True)
-            return self._read_engine
-
-    def _url(self, *, plan: bool) -> URL:
-        url = self.settings.engine_url(for_plan=plan)
-        driver = DEFAULT_DRIVERS.get(url.drivername)
-        return url.set(drivername=driver) if driver is not None else url
-
-    def _make_engine(self, *, read_only: bool) -> Engine:
-        url = self._url(plan=read_only)
-        options: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
-        creator = None
-        if self._family == "sqlite":
-            creator = self._sqlite_creator(url, read_only=read_only)
-        if creator is not None:
-            options["creator"] = creator
-        try:
-            engine = sa.create_engine(url, **options)
-        except (sa_exc.SQLAlchemyError, ImportError) as exc:
-            why = first_line(exc)
-            if url.password:
-                why = why.replace(str(url.password), "***")
-            raise StoreError(
-                self.name,
-                f"cannot use {masked_url(url)}: {why}",
-                f"check stores.{self.name}.url",
-            ) from None
-        event.listen(engine, "connect", self._on_connect)
-        return engine
-
-    def _sqlite_creator(
-        self,
-        url: URL,
-        *,
-        read_only: bool,
-    ) -> Callable[[], sqlite3.Connection] | None:
-        database = url.database or ""
-        if database in {"", ":memory:"} or database.startswith("file:"):
-            if read_only:
-                raise StoreError(
-                    self.name,
-                    "an in-memory (or URI-named) SQLite database cannot be opened a second "
-                    "time read-only: a new connection would see a different, empty database",
-                    f"point stores.{self.name}.url at a database file",
-                )
-            return None
-        # mode=ro cannot be undone by SQL (PRAGMA query_only can); mode=rw never creates a file.
-        mode = "ro" if read_only else "rw"
-        target = f"file:{quote(str(Path(database).resolve()))}?mode={mode}"
-        timeout = self.settings.lock_timeout_ms / 1000
-
-        def connect() -> sqlite3.Connection:
-            connection = sqlite3.connect(target, uri=True, timeout=timeout, check_same_thread=False)
-            if read_only:
-                # The reader's explicit BEGIN starts its transaction, so all its reads share one
-                # snapshot; in its default mode the driver would not begin one for SELECTs.
-                connection.isolation_level = None
-            return connection
-
-        return connect
-
-    def _on_connect(self, dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401 - DBAPI
-        cursor = dbapi_connection.cursor()
-        try:
-            for statement in self._session_setup(dbapi_connection):
-                cursor.execute(statement)
-        finally:
-            cursor.close()
-        if self._family == "postgresql":
-            # psycopg opened a transaction for the SETs; committing makes them last the session.
-            dbapi_connection.commit()
-
-    def _session_setup(self, dbapi_connection: Any) -> list[str]:  # noqa: ANN401 - DBAPI
-        lock_ms = int(self.settings.lock_timeout_ms)
-        statement_ms = int(self.settings.statement_timeout_ms)
-        if self._family == "sqlite":
-            return ["PRAGMA foreign_keys=ON"]
-        if self._family == "postgresql":
-            # No JIT: a claim's LIMIT makes the planner's cost estimate large enough to
-            # compile every batch's query, which then costs more than it saves (measured at
-            # 1M rows: claim 18.2 ms with JIT, 14.8 without; census 393 ms and 304 ms).
-            return [f"SET lock_timeout = {lock_ms}", f"SET statement_timeout = {statement_ms}",
-                    "SET jit = off"]
-        lock_s = max(1, math.ceil(lock_ms / 1000))
-        # MariaDB counts max_statement_time in seconds; MySQL has max_execution_time in ms.
-        if "mariadb" in str(dbapi_connection.get_server_info()).lower():
-            limit = f"max_statement_time = {statement_ms / 1000:.3f}"
-        else:
-            limit = f"max_execution_time = {statement_ms}"
-        variables = f"innodb_lock_wait_timeout = {lock_s}, lock_wait_timeout = {lock_s}, {limit}"
-        return [f"SET SESSION {variables}"]
-
-    def _connect(self, engine: Engine, *, plan: bool) -> Connection:
-        try:
-            return engine.connect()
-        except sa_exc.DBAPIError as exc:
-            raise self._unavailable(exc, plan=plan) from None
-        except sa_exc.SQLAlchemyError as exc:
-            what = f"cannot connect: {self._scrub(first_line(exc))}"
-            raise StoreError(self.name, what) from None
-
-    def _unavailable(self, exc: sa_exc.DBAPIError, *, plan: bool) -> StoreUnavailable:
-        setting = "plan_url" if plan else "url"
-        url = self.settings.plan_url if plan and self.settings.plan_url else self.settings.url
-        return StoreUnavailable(
-            self.name,
-            f"cannot connect to {masked_url(url)}: {self._scrub(first_line(exc))}",
-            f"check stores.{self.name}.{setting}, its password, and that the server runs "
-            "and accepts this user",
-        )
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        """Turn any SQLAlchemy exception into a StoreError (StoreUnavailable when transient)."""
-        try:
-            yield
-        except sa_exc.DBAPIError as exc:
-            # The driver's words may quote row values: they stay in `detail`, never in logs.
-            kind = StoreUnavailable if is_transient(exc) else StoreError
-            raise kind(self.name, f"{doing}: {error_code(exc)}",
-                       detail=self._scrub(first_line(exc))) from None
-        except sa_exc.SQLAlchemyError as exc:
-            raise StoreError(self.name, f"{doing}: {type(exc).__name__}",
-                             detail=self._scrub(first_line(exc))) from None
-
-    def _scrub(self, text: str) -> str:
-        # Drivers do not echo passwords today; this keeps it so if one ever starts.
-        for engine in (self._engine, self._read_engine):
-            secret = engine.url.password if engine is not None else None
-            if secret:
-                text = text.replace(str(secret), "***")
-        return text
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        """Turn any SQLAlchemy exception into a StoreError (see :meth:`Engines.errors`)."""
+        return self.engines.errors(doing)
 
     # -- reflection ----------------------------------------------------------------------------
 
