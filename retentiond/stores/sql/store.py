@@ -28,12 +28,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Engine, Inspector, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from retentiond.errors import StoreError
 from retentiond.stores.base import (
     Capability,
-    ForeignKey,
     Key,
     Partitions,
     QuarantineBatch,
@@ -42,7 +41,8 @@ from retentiond.stores.base import (
     TableSchema,
 )
 from retentiond.stores.sql import quarantine
-from retentiond.stores.sql._common import FAMILIES, READ_ONLY_BEGIN, Family, split_name
+from retentiond.stores.sql._common import FAMILIES, READ_ONLY_BEGIN, Family
+from retentiond.stores.sql.caches import ReflectionCache, SelectionCache
 from retentiond.stores.sql.engines import Engines
 from retentiond.stores.sql.keeping import (
     VOID,
@@ -56,9 +56,8 @@ from retentiond.stores.sql.keeping import (
     quarantine_table,
     records_bits,
 )
-from retentiond.stores.sql.partitions import logical_foreign_keys, read_partitions
 from retentiond.stores.sql.read import SqlReader
-from retentiond.stores.sql.reflect import Reflected, reflect_table, schema_foreign_keys
+from retentiond.stores.sql.reflect import Reflected
 from retentiond.stores.sql.write import SqlWriter
 
 if TYPE_CHECKING:
@@ -98,15 +97,13 @@ class SqlStore(Store):
         self._family: Family = family
         self.engines = Engines(name, settings, family)
         self._lock = threading.Lock()
-        self._tables: dict[str, Reflected] = {}
-        self._foreign_keys: dict[str | None, tuple[ForeignKey, ...]] = {}
-        self._partitions: Partitions | None = None
+        self._reflections = ReflectionCache(family, self.engines.errors)
+        self._selections = SelectionCache()
         self._done_found: DoneTables | None = None
         self._markers: sa.Table | None = None
         self._done: sa.Table | None = None
         self._done_bits: sa.Table | None = None
         self._shelves: dict[str, sa.Table] = {}
-        self._last_compiled: tuple[Selection, Compiled] | None = None
 
     @property
     def dialect_name(self) -> Family:
@@ -124,7 +121,7 @@ class SqlStore(Store):
 
     def schema(self, table: str) -> TableSchema | None:
         """The reflected table (``table`` or ``schema.table``), or None when it does not exist."""
-        cached = self._tables.get(table)
+        cached = self._reflections.cached(table)
         if cached is not None:
             return cached.schema
         with self.engines.connect(self.engine, plan=False) as connection:
@@ -133,34 +130,22 @@ class SqlStore(Store):
 
     def forget(self, table: str | None = None) -> None:
         """Drop cached reflections: of ``table`` (and every foreign key and partition), or all."""
+        self._selections.forget()
         with self._lock:
-            self._last_compiled = None
             self._done_found = None  # and which done tables exist
-            self._partitions = None  # a partition attached or detached changes every key
             if table is None:
-                self._tables.clear()
-                self._foreign_keys.clear()
                 self._shelves.clear()
-                return
-            self._tables.pop(table, None)
-            self._shelves.pop(table, None)  # its columns follow the source table's
-            self._foreign_keys.clear()
+            else:
+                self._shelves.pop(table, None)  # its columns follow the source table's
+        self._reflections.forget(table)
 
     def partitions(self) -> Partitions:
         """How the database's partitioned tables nest, read once until :meth:`forget`."""
-        if self._partitions is not None:
-            return self._partitions
+        cached = self._reflections.cached_partitions()
+        if cached is not None:
+            return cached
         with self.engines.connect(self.engine, plan=False) as connection:
-            return self._partitions_of(connection)
-
-    def _partitions_of(self, connection: Connection) -> Partitions:
-        found = self._partitions
-        if found is None:
-            with self._errors("cannot read the partitions"):
-                found = read_partitions(connection, self._family)
-            with self._lock:
-                self._partitions = found
-        return found
+            return self._reflections.partitions(connection)
 
     @contextmanager
     def reader(self) -> Iterator[SqlReader]:
@@ -253,20 +238,11 @@ class SqlStore(Store):
 
     def remembered(self, selection: Selection) -> Compiled | None:
         """The compiled form of an equal selection compiled last, if any (see remember)."""
-        with self._lock:
-            last = self._last_compiled
-        return last[1] if last is not None and last[0] == selection else None
+        return self._selections.remembered(selection)
 
     def remember(self, selection: Selection, compiled: Compiled) -> None:
-        """Keep the last compiled selection, to be reused for an equal one.
-
-        Each batch re-reads the holds; while they are unchanged its selection equals the
-        last one.  Selections with pending checks are not kept: their SQL depends on whether
-        the done table exists, which can change.
-        """
-        if not selection.pending:
-            with self._lock:
-                self._last_compiled = (selection, compiled)
+        """Keep the last compiled selection, to be reused for an equal one (see SelectionCache)."""
+        self._selections.remember(selection, compiled)
 
     # Built once per store: a new Table object per batch would make every statement miss
     # SQLAlchemy's compiled cache, which then keeps each batch's statement and its values.
@@ -358,33 +334,4 @@ class SqlStore(Store):
     # -- reflection ----------------------------------------------------------------------------
 
     def _reflected(self, connection: Connection, table: str) -> Reflected | None:
-        cached = self._tables.get(table)
-        if cached is not None:
-            return cached
-        with self._errors(f"cannot reflect table {table!r}"):
-            schema, name = split_name(table)
-            inspector = sa.inspect(connection)
-            if not inspector.has_table(name, schema=schema):
-                return None
-            foreign_keys = self._schema_foreign_keys(connection, inspector, schema)
-            reflected = reflect_table(connection, inspector, self._family, table, foreign_keys,
-                                      logical=self._partitions_of(connection).logical(table))
-        with self._lock:
-            self._tables[table] = reflected
-        return reflected
-
-    def _schema_foreign_keys(
-        self,
-        connection: Connection,
-        inspector: Inspector,
-        schema: str | None,
-    ) -> tuple[ForeignKey, ...]:
-        cached = self._foreign_keys.get(schema)
-        if cached is None:
-            cached = logical_foreign_keys(
-                schema_foreign_keys(connection, inspector, self._family, schema),
-                self._partitions_of(connection))
-            with self._lock:
-                self._foreign_keys[schema] = cached
-        return cached
-
+        return self._reflections.reflected(connection, table)
