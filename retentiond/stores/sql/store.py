@@ -22,12 +22,10 @@ exception or a log, and no SQLAlchemy exception leaves a public method: each bec
 
 from __future__ import annotations
 
-import threading
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from retentiond.errors import StoreError
@@ -40,37 +38,30 @@ from retentiond.stores.base import (
     Store,
     TableSchema,
 )
-from retentiond.stores.sql import quarantine
 from retentiond.stores.sql._common import FAMILIES, READ_ONLY_BEGIN, Family
+from retentiond.stores.sql.bookkeeping import Bookkeeping
 from retentiond.stores.sql.caches import ReflectionCache, SelectionCache
 from retentiond.stores.sql.engines import Engines
-from retentiond.stores.sql.keeping import (
-    VOID,
-    DoneTables,
-    compress_payloads_with_lz4,
-    done_bits_table,
-    done_table,
-    marker_table,
-    quarantine_index,
-    quarantine_name,
-    quarantine_table,
-    records_bits,
-)
+from retentiond.stores.sql.keeping import DoneTables
+from retentiond.stores.sql.quarantine import Shelves
 from retentiond.stores.sql.read import SqlReader
 from retentiond.stores.sql.reflect import Reflected
 from retentiond.stores.sql.write import SqlWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
 
     from retentiond.settings import StoreSettings
     from retentiond.stores.sql.compile import Compiled
+
 
 class SqlStore(Store):
     """A relational database reached through one SQLAlchemy URL (and an optional plan URL).
 
     Engines are created on first use.  Reflected tables are cached per instance until
-    :meth:`forget` is called.
+    :meth:`forget` is called.  The work is done by the parts it is made of: ``engines``
+    (connections and error triage), the reflection and selection caches, the bookkeeping
+    tables and the quarantine shelves.
     """
 
     kind: ClassVar[str] = "sql"
@@ -96,14 +87,10 @@ class SqlStore(Store):
             )
         self._family: Family = family
         self.engines = Engines(name, settings, family)
-        self._lock = threading.Lock()
         self._reflections = ReflectionCache(family, self.engines.errors)
         self._selections = SelectionCache()
-        self._done_found: DoneTables | None = None
-        self._markers: sa.Table | None = None
-        self._done: sa.Table | None = None
-        self._done_bits: sa.Table | None = None
-        self._shelves: dict[str, sa.Table] = {}
+        self._bookkeeping = Bookkeeping(self.engines, self._reflections)
+        self._shelves = Shelves(self.engines, self._reflections, self._bookkeeping)
 
     @property
     def dialect_name(self) -> Family:
@@ -125,18 +112,13 @@ class SqlStore(Store):
         if cached is not None:
             return cached.schema
         with self.engines.connect(self.engine, plan=False) as connection:
-            reflected = self._reflected(connection, table)
+            reflected = self._reflections.reflected(connection, table)
         return reflected.schema if reflected is not None else None
 
     def forget(self, table: str | None = None) -> None:
         """Drop cached reflections: of ``table`` (and every foreign key and partition), or all."""
         self._selections.forget()
-        with self._lock:
-            self._done_found = None  # and which done tables exist
-            if table is None:
-                self._shelves.clear()
-            else:
-                self._shelves.pop(table, None)  # its columns follow the source table's
+        self._bookkeeping.forget(table)  # which done tables exist, and quarantine tables
         self._reflections.forget(table)
 
     def partitions(self) -> Partitions:
@@ -150,15 +132,16 @@ class SqlStore(Store):
     @contextmanager
     def reader(self) -> Iterator[SqlReader]:
         """A read-only, consistent transaction (on the plan URL when set), always rolled back."""
+        errors = self.engines.errors
         connection = self.engines.connect(self.engines.for_reads(), plan=True)
         try:
-            with self._errors("cannot start a read-only transaction"):
+            with errors("cannot start a read-only transaction"):
                 for statement in READ_ONLY_BEGIN[self._family]:
                     connection.exec_driver_sql(statement)
             yield SqlReader(self, connection)
         finally:
             try:
-                with self._errors("cannot end the read-only transaction"):
+                with errors("cannot end the read-only transaction"):
                     connection.rollback()
             finally:
                 connection.close()
@@ -170,18 +153,19 @@ class SqlStore(Store):
         SQLite takes the database write lock up front (BEGIN IMMEDIATE); MariaDB runs READ
         COMMITTED so claiming rows takes no gap locks that would block inserts.
         """
+        errors = self.engines.errors
         connection = self.engines.connect(self.engine, plan=False)
         try:
-            with self._errors("cannot start a write transaction"):
+            with errors("cannot start a write transaction"):
                 if self._family == "mysql":
                     connection = connection.execution_options(isolation_level="READ COMMITTED")
                 if self._family == "sqlite":
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
             yield SqlWriter(self, connection)
-            with self._errors("cannot commit the batch"):
+            with errors("cannot commit the batch"):
                 connection.commit()
         except BaseException:
-            with self._errors("cannot roll back the batch"):
+            with errors("cannot roll back the batch"):
                 connection.rollback()
             raise
         finally:
@@ -189,52 +173,32 @@ class SqlStore(Store):
 
     def prepare(self, *, quarantine_of: Sequence[str] = (), done_of: Sequence[str] = ()) -> None:
         """Create, where missing, the marker table and the tables the actions need."""
-        with self._errors("cannot create retentiond's tables"), self.engine.begin() as connection:
-            markers = self.marker_table()
-            if not sa.inspect(connection).has_table(markers.name, schema=markers.schema):
-                markers.create(connection)
-                if self.dialect_name == "postgresql":
-                    compress_payloads_with_lz4(connection, markers)
-            for table in done_of:
-                reflected = self._reflected(connection, table)
-                bits = reflected is not None and records_bits(reflected.schema)
-                (self.done_bits_table() if bits else self.done_table()).create(
-                    connection, checkfirst=True)
-            for table in quarantine_of:
-                shelf = self.quarantine_table(connection, table)
-                if not sa.inspect(connection).has_table(shelf.name, schema=shelf.schema):
-                    shelf.create(connection)
-                    quarantine_index(shelf, self.dialect_name).create(connection)
-        if done_of:
-            self._done_found = None  # looked up again, now that they exist
+        self._bookkeeping.prepare(quarantine_of=quarantine_of, done_of=done_of)
 
     def find_mark(self, batch_id: str) -> str | None:
         """Settle a batch for good: its marker's payload if it committed, None if it never will.
 
-        No marker yet does not prove the batch failed: its COMMIT may still be under way (the
-        client died, the server carries on).  So a void marker is inserted under the same id:
-        that insert waits for a transaction still holding the id, then either hits the real
-        marker (the batch committed) or takes the id (the batch can never commit).  When the
-        wait outlasts the lock timeout, StoreUnavailable says: ask again later.
+        See :meth:`Bookkeeping.find_mark`: a void marker settles a batch found unmarked.
         """
-        markers = self.marker_table()
-        with self._errors("cannot settle the batch marker"), self.engine.connect() as connection:
-            if not sa.inspect(connection).has_table(markers.name, schema=markers.schema):
-                return None
-            found = connection.execute(sa.select(markers.c.payload)
-                                       .where(markers.c.batch_id == batch_id)).scalar()
-            connection.rollback()  # end the read; the void marker gets a transaction of its own
-            if found is None:
-                try:
-                    with connection.begin():
-                        connection.execute(sa.insert(markers).values(
-                            batch_id=batch_id, run_id="-", rule="-", payload=VOID))
-                except sa_exc.IntegrityError:
-                    found = connection.execute(sa.select(markers.c.payload)
-                                               .where(markers.c.batch_id == batch_id)).scalar()
-        if found is None or str(found) == VOID:
-            return None
-        return str(found)
+        return self._bookkeeping.find_mark(batch_id)
+
+    def quarantined(self, table: str | None = None) -> list[QuarantineBatch]:
+        """Every batch in quarantine (of ``table``, or of every table), oldest first."""
+        return self._shelves.batches(table)
+
+    def restore(self, batch: QuarantineBatch) -> tuple[Key, ...]:
+        """Put a quarantined batch back into its table, exactly as it was, in one transaction."""
+        return self._shelves.restore(batch)
+
+    def purge(self, batch: QuarantineBatch) -> tuple[Key, ...]:
+        """Delete a quarantined batch for good."""
+        return self._shelves.purge(batch)
+
+    def close(self) -> None:
+        """Dispose of both engines and their pooled connections."""
+        self.engines.close()
+
+    # -- what readers and writers ask of their store ---------------------------------------
 
     def remembered(self, selection: Selection) -> Compiled | None:
         """The compiled form of an equal selection compiled last, if any (see remember)."""
@@ -244,94 +208,29 @@ class SqlStore(Store):
         """Keep the last compiled selection, to be reused for an equal one (see SelectionCache)."""
         self._selections.remember(selection, compiled)
 
-    # Built once per store: a new Table object per batch would make every statement miss
-    # SQLAlchemy's compiled cache, which then keeps each batch's statement and its values.
-
     def marker_table(self) -> sa.Table:
         """The batch-marker table of this store."""
-        if self._markers is None:
-            self._markers = marker_table(self.settings.marker_table)
-        return self._markers
+        return self._bookkeeping.marker_table()
 
     def done_table(self) -> sa.Table:
         """The table of keys pseudonymize rules have rewritten in this store."""
-        if self._done is None:
-            self._done = done_table(self.settings.done_table)
-        return self._done
+        return self._bookkeeping.done_table()
 
     def done_bits_table(self) -> sa.Table:
         """The table of one-column integer keys pseudonymize rules have rewritten, as bits."""
-        if self._done_bits is None:
-            self._done_bits = done_bits_table(self.settings.done_bits_table)
-        return self._done_bits
+        return self._bookkeeping.done_bits_table()
 
     def existing_done_tables(self, connection: Connection) -> DoneTables:
-        """The tables of pseudonymized keys that exist, looked up once.
-
-        Absent stays absent until :meth:`prepare` creates one: the records a rule's claims
-        look for are its own, made after its run prepared their table (or, for integer keys
-        recorded as text by an earlier version, before this process started).
-        """
-        if self._done_found is None:
-            with self._errors("cannot look for the pseudonymized keys"):
-                inspector = sa.inspect(connection)
-                self._done_found = DoneTables(
-                    keys=self.done_table() if inspector.has_table(self.settings.done_table)
-                    else None,
-                    bits=self.done_bits_table()
-                    if inspector.has_table(self.settings.done_bits_table) else None)
-        return self._done_found
+        """The tables of pseudonymized keys that exist, looked up once (see Bookkeeping)."""
+        return self._bookkeeping.existing_done_tables(connection)
 
     def quarantine_table(self, connection: Connection, table: str) -> sa.Table:
         """The quarantine table of ``table`` (described, not created)."""
-        cached = self._shelves.get(table)
-        if cached is not None:
-            return cached
-        source = self._reflected(connection, table)
-        if source is None:
-            raise StoreError(self.name, f"table {table!r} does not exist")
-        shelf = quarantine_table(source, quarantine_name(self.settings.quarantine_prefix, table))
-        self._shelves[table] = shelf
-        return shelf
-
-    def quarantined(self, table: str | None = None) -> list[QuarantineBatch]:
-        """Every batch in quarantine (of ``table``, or of every table), oldest first."""
-        with self._errors("cannot list quarantine"), self.engine.connect() as connection:
-            return quarantine.batches(connection, self.settings.quarantine_prefix, table)
-
-    def restore(self, batch: QuarantineBatch) -> tuple[Key, ...]:
-        """Put a quarantined batch back into its table, exactly as it was, in one transaction."""
-        return self._on_shelf(batch, "restore", quarantine.restore)
-
-    def purge(self, batch: QuarantineBatch) -> tuple[Key, ...]:
-        """Delete a quarantined batch for good."""
-        return self._on_shelf(batch, "purge", quarantine.purge)
-
-    def _on_shelf(self, batch: QuarantineBatch, doing: str,
-                  operation: Callable[[Connection, Reflected, sa.Table, QuarantineBatch],
-                                      tuple[Key, ...]],
-                  ) -> tuple[Key, ...]:
-        with self._errors(f"cannot {doing} batch {batch.batch_id}"), \
-                self.engine.begin() as conn:
-            source = self._reflected(conn, batch.table)
-            if source is None:
-                raise StoreError(self.name, f"table {batch.table!r} no longer exists")
-            keys = operation(conn, source, self.quarantine_table(conn, batch.table), batch)
-            if len(keys) != batch.rows:  # exactly what was listed, or nothing (rolled back)
-                raise StoreError(self.name, f"batch {batch.batch_id} holds {len(keys)} rows, "
-                                 f"not the {batch.rows} listed; nothing was done",
-                                 "list the batches again")
-            return keys
-
-    def close(self) -> None:
-        """Dispose of both engines and their pooled connections."""
-        self.engines.close()
+        return self._bookkeeping.quarantine_table(connection, table)
 
     def _errors(self, doing: str) -> AbstractContextManager[None]:
         """Turn any SQLAlchemy exception into a StoreError (see :meth:`Engines.errors`)."""
         return self.engines.errors(doing)
-
-    # -- reflection ----------------------------------------------------------------------------
 
     def _reflected(self, connection: Connection, table: str) -> Reflected | None:
         return self._reflections.reflected(connection, table)
