@@ -234,9 +234,9 @@ def _patch_done(family: str) -> None:
     insert = postgresql.insert if family == "postgresql" else sqlite_dialect.insert
 
     def record_done(self: Any, table: str, rule: str, keys: Sequence[Any]) -> None:
-        done = self._store.done_table()
+        done = self._parts.bookkeeping.done_table()
         key_columns = self._key_columns(table)
-        with self._store._errors("cannot record pseudonymized rows"):  # noqa: SLF001
+        with self._parts.errors("cannot record pseudonymized rows"):
             for chunk in write.chunks(keys, len(key_columns)):
                 rows = sa.select(sa.literal(rule, sa.String(80)),
                                  key_text(list(key_columns))).where(

@@ -22,37 +22,26 @@ exception or a log, and no SQLAlchemy exception leaves a public method: each bec
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Engine, make_url
 
 from retentiond.errors import StoreError
-from retentiond.stores.base import (
-    Capability,
-    Key,
-    Partitions,
-    QuarantineBatch,
-    Selection,
-    Store,
-    TableSchema,
-)
+from retentiond.stores.base import Capability, Key, Partitions, QuarantineBatch, Store, TableSchema
 from retentiond.stores.sql._common import FAMILIES, READ_ONLY_BEGIN, Family
 from retentiond.stores.sql.bookkeeping import Bookkeeping
 from retentiond.stores.sql.caches import ReflectionCache, SelectionCache
 from retentiond.stores.sql.engines import Engines
-from retentiond.stores.sql.keeping import DoneTables
 from retentiond.stores.sql.quarantine import Shelves
 from retentiond.stores.sql.read import SqlReader
-from retentiond.stores.sql.reflect import Reflected
+from retentiond.stores.sql.session import StoreParts
 from retentiond.stores.sql.write import SqlWriter
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from retentiond.settings import StoreSettings
-    from retentiond.stores.sql.compile import Compiled
 
 
 class SqlStore(Store):
@@ -61,7 +50,7 @@ class SqlStore(Store):
     Engines are created on first use.  Reflected tables are cached per instance until
     :meth:`forget` is called.  The work is done by the parts it is made of: ``engines``
     (connections and error triage), the reflection and selection caches, the bookkeeping
-    tables and the quarantine shelves.
+    tables and the quarantine shelves; readers and writers are given the parts they use.
     """
 
     kind: ClassVar[str] = "sql"
@@ -91,6 +80,9 @@ class SqlStore(Store):
         self._selections = SelectionCache()
         self._bookkeeping = Bookkeeping(self.engines, self._reflections)
         self._shelves = Shelves(self.engines, self._reflections, self._bookkeeping)
+        self._parts = StoreParts(name=name, family=family, errors=self.engines.errors,
+                                 reflections=self._reflections, selections=self._selections,
+                                 bookkeeping=self._bookkeeping)
 
     @property
     def dialect_name(self) -> Family:
@@ -138,7 +130,7 @@ class SqlStore(Store):
             with errors("cannot start a read-only transaction"):
                 for statement in READ_ONLY_BEGIN[self._family]:
                     connection.exec_driver_sql(statement)
-            yield SqlReader(self, connection)
+            yield SqlReader(self._parts, connection)
         finally:
             try:
                 with errors("cannot end the read-only transaction"):
@@ -161,7 +153,7 @@ class SqlStore(Store):
                     connection = connection.execution_options(isolation_level="READ COMMITTED")
                 if self._family == "sqlite":
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
-            yield SqlWriter(self, connection)
+            yield SqlWriter(self._parts, connection)
             with errors("cannot commit the batch"):
                 connection.commit()
         except BaseException:
@@ -197,40 +189,3 @@ class SqlStore(Store):
     def close(self) -> None:
         """Dispose of both engines and their pooled connections."""
         self.engines.close()
-
-    # -- what readers and writers ask of their store ---------------------------------------
-
-    def remembered(self, selection: Selection) -> Compiled | None:
-        """The compiled form of an equal selection compiled last, if any (see remember)."""
-        return self._selections.remembered(selection)
-
-    def remember(self, selection: Selection, compiled: Compiled) -> None:
-        """Keep the last compiled selection, to be reused for an equal one (see SelectionCache)."""
-        self._selections.remember(selection, compiled)
-
-    def marker_table(self) -> sa.Table:
-        """The batch-marker table of this store."""
-        return self._bookkeeping.marker_table()
-
-    def done_table(self) -> sa.Table:
-        """The table of keys pseudonymize rules have rewritten in this store."""
-        return self._bookkeeping.done_table()
-
-    def done_bits_table(self) -> sa.Table:
-        """The table of one-column integer keys pseudonymize rules have rewritten, as bits."""
-        return self._bookkeeping.done_bits_table()
-
-    def existing_done_tables(self, connection: Connection) -> DoneTables:
-        """The tables of pseudonymized keys that exist, looked up once (see Bookkeeping)."""
-        return self._bookkeeping.existing_done_tables(connection)
-
-    def quarantine_table(self, connection: Connection, table: str) -> sa.Table:
-        """The quarantine table of ``table`` (described, not created)."""
-        return self._bookkeeping.quarantine_table(connection, table)
-
-    def _errors(self, doing: str) -> AbstractContextManager[None]:
-        """Turn any SQLAlchemy exception into a StoreError (see :meth:`Engines.errors`)."""
-        return self.engines.errors(doing)
-
-    def _reflected(self, connection: Connection, table: str) -> Reflected | None:
-        return self._reflections.reflected(connection, table)
