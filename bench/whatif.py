@@ -234,9 +234,9 @@ def _patch_done(family: str) -> None:
     insert = postgresql.insert if family == "postgresql" else sqlite_dialect.insert
 
     def record_done(self: Any, table: str, rule: str, keys: Sequence[Any]) -> None:
-        done = self._store.done_table()
+        done = self._parts.bookkeeping.done_table()
         key_columns = self._key_columns(table)
-        with self._store._errors("cannot record pseudonymized rows"):  # noqa: SLF001
+        with self._parts.errors("cannot record pseudonymized rows"):
             for chunk in write.chunks(keys, len(key_columns)):
                 rows = sa.select(sa.literal(rule, sa.String(80)),
                                  key_text(list(key_columns))).where(
@@ -248,13 +248,13 @@ def _patch_done(family: str) -> None:
 
 
 def _patch_tables(family: str) -> None:
-    """``SqlStore.marker_table`` / ``done_table`` / ``quarantine_table``: build each once.
+    """``Bookkeeping.marker_table`` / ``done_table`` / ``quarantine_table``: build each once.
 
     The real change: keep the ``sa.Table`` objects on the store (a dict by name, dropped by
     :meth:`forget` for quarantine tables whose source was re-reflected).
     """
     del family
-    from retentiond.stores.sql.store import SqlStore  # noqa: PLC0415
+    from retentiond.stores.sql.bookkeeping import Bookkeeping  # noqa: PLC0415
 
     def memo(method: Any) -> Any:
         def cached(self: Any, *args: Any) -> Any:
@@ -266,20 +266,20 @@ def _patch_tables(family: str) -> None:
         return cached
 
     for name in ("marker_table", "done_table", "quarantine_table"):
-        if hasattr(SqlStore, name):
-            setattr(SqlStore, name, memo(getattr(SqlStore, name)))
+        if hasattr(Bookkeeping, name):
+            setattr(Bookkeeping, name, memo(getattr(Bookkeeping, name)))
 
 
 def _patch_noqindex(family: str) -> None:
-    """``SqlStore.prepare`` creates quarantine tables without ``keeping.quarantine_index``."""
+    """``Bookkeeping.prepare`` creates quarantine tables without ``keeping.quarantine_index``."""
     del family
-    from retentiond.stores.sql import store  # noqa: PLC0415
+    from retentiond.stores.sql import bookkeeping  # noqa: PLC0415
 
     class NoIndex:
         def create(self, bind: Any) -> None:
             """Create nothing."""
 
-    store.quarantine_index = lambda *_args: NoIndex()
+    bookkeeping.quarantine_index = lambda *_args: NoIndex()
 
 
 def _patch_timers(family: str) -> None:

@@ -251,8 +251,7 @@ def db(backend: str, server: Server) -> Iterator[Database]:
 
 def checked_out(store: SqlStore) -> int:
     """Connections a store has taken from its pools and not given back."""
-    engines = (store._engine, store._read_engine)
-    return sum(getattr(e.pool, "checkedout", lambda: 0)() for e in engines if e is not None)
+    return sum(getattr(e.pool, "checkedout", lambda: 0)() for e in store.engines.made())
 
 
 @pytest.fixture

@@ -45,8 +45,7 @@ def ledger(state: StateDB) -> Iterator[AuditLedger]:
 
 
 def _checked_out(store: SqlStore) -> int:
-    engines = (store._engine, store._read_engine)
-    return sum(getattr(e.pool, "checkedout", lambda: 0)() for e in engines if e is not None)
+    return sum(getattr(e.pool, "checkedout", lambda: 0)() for e in store.engines.made())
 
 
 @pytest.fixture

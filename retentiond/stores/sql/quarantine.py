@@ -7,16 +7,64 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import REGCLASS
 
+from retentiond.errors import StoreError
 from retentiond.stores.base import Key, QuarantineBatch
 from retentiond.stores.sql.keeping import AT, BATCH, RELEASE, RULE, RUN, batch_rows
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Connection
 
+    from retentiond.stores.sql.bookkeeping import Bookkeeping
+    from retentiond.stores.sql.caches import ReflectionCache
+    from retentiond.stores.sql.engines import Engines
     from retentiond.stores.sql.reflect import Reflected
 
 
-def batches(connection: Connection, prefix: str, table: str | None) -> list[QuarantineBatch]:
+class Shelves:
+    """The quarantine of one store: its batches listed, and one restored or purged at a time."""
+
+    def __init__(self, engines: Engines, reflections: ReflectionCache,
+                 bookkeeping: Bookkeeping) -> None:
+        self._engines = engines
+        self._reflections = reflections
+        self._bookkeeping = bookkeeping
+
+    def batches(self, table: str | None = None) -> list[QuarantineBatch]:
+        """Every batch in quarantine (of ``table``, or of every table), oldest first."""
+        with self._engines.errors("cannot list quarantine"), \
+                self._engines.for_writes().connect() as connection:
+            return list_batches(connection, self._engines.settings.quarantine_prefix, table)
+
+    def restore(self, batch: QuarantineBatch) -> tuple[Key, ...]:
+        """Put a quarantined batch back into its table, exactly as it was, in one transaction."""
+        return self._on_shelf(batch, "restore", restore_batch)
+
+    def purge(self, batch: QuarantineBatch) -> tuple[Key, ...]:
+        """Delete a quarantined batch for good."""
+        return self._on_shelf(batch, "purge", purge_batch)
+
+    def _on_shelf(self, batch: QuarantineBatch, doing: str,
+                  operation: Callable[[Connection, Reflected, sa.Table, QuarantineBatch],
+                                      tuple[Key, ...]],
+                  ) -> tuple[Key, ...]:
+        name = self._engines.name
+        with self._engines.errors(f"cannot {doing} batch {batch.batch_id}"), \
+                self._engines.for_writes().begin() as conn:
+            source = self._reflections.reflected(conn, batch.table)
+            if source is None:
+                raise StoreError(name, f"table {batch.table!r} no longer exists")
+            keys = operation(conn, source, self._bookkeeping.quarantine_table(conn, batch.table),
+                             batch)
+            if len(keys) != batch.rows:  # exactly what was listed, or nothing (rolled back)
+                raise StoreError(name, f"batch {batch.batch_id} holds {len(keys)} rows, "
+                                 f"not the {batch.rows} listed; nothing was done",
+                                 "list the batches again")
+            return keys
+
+
+def list_batches(connection: Connection, prefix: str, table: str | None) -> list[QuarantineBatch]:
     """The batches in every quarantine table named ``<prefix><table>``."""
     schema = table.rpartition(".")[0] or None if table else None
     names = sa.inspect(connection).get_table_names(schema=schema)
@@ -47,7 +95,7 @@ def _rows(shelf: sa.Table, batch: QuarantineBatch) -> sa.ColumnElement[bool]:
     return batch_rows(shelf, batch.batch_id, batch.quarantined_at)
 
 
-def restore(connection: Connection, source: Reflected, shelf: sa.Table,
+def restore_batch(connection: Connection, source: Reflected, shelf: sa.Table,
             batch: QuarantineBatch) -> tuple[Key, ...]:
     """Copy the batch's rows back into ``source`` and remove them from quarantine."""
     keys = _keys(connection, source, shelf, batch)
@@ -67,7 +115,7 @@ def restore(connection: Connection, source: Reflected, shelf: sa.Table,
     return tuple(keys)
 
 
-def purge(connection: Connection, source: Reflected, shelf: sa.Table,
+def purge_batch(connection: Connection, source: Reflected, shelf: sa.Table,
           batch: QuarantineBatch) -> tuple[Key, ...]:
     """Delete the batch from quarantine for good."""
     keys = _keys(connection, source, shelf, batch)

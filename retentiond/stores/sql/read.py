@@ -50,7 +50,7 @@ class SqlReader(Session, Reader):
             population.label("population"),
             *(sa.func.sum(sa.case((c, 1), else_=0)).label(label) for label, c in sums.items()),
         ).where(compiled.passing, sa.or_(compiled.due, compiled.undated))
-        with self._store._errors(f"cannot count {selection.table!r}"):  # noqa: SLF001 - its policy
+        with self._parts.errors(f"cannot count {selection.table!r}"):
             row = self.connection.execute(statement).mappings().one()
         counts = {str(label): int(value or 0) for label, value in row.items()}
         return Census(
@@ -70,7 +70,7 @@ class SqlReader(Session, Reader):
     def keys(self, selection: Selection, *, after: Key | None, limit: int) -> list[Key]:
         """Eligible keys after ``after``: ``pk > :last ORDER BY pk LIMIT n``, never OFFSET."""
         if limit <= 0:
-            raise StoreError(self._store.name, f"batch limit must be positive, got {limit}")
+            raise StoreError(self._parts.name, f"batch limit must be positive, got {limit}")
         compiled = self.compile(selection)
         key_columns = self.primary_key(compiled, selection.table)
         statement = (
@@ -82,11 +82,11 @@ class SqlReader(Session, Reader):
         if after is not None:
             if len(after) != len(key_columns):
                 raise StoreError(
-                    self._store.name,
+                    self._parts.name,
                     f"a key of {selection.table!r} has {len(key_columns)} columns, got {after!r}",
                 )
-            statement = statement.where(after_key(key_columns, after, self._store.dialect_name))
-        with self._store._errors(f"cannot read keys of {selection.table!r}"):  # noqa: SLF001
+            statement = statement.where(after_key(key_columns, after, self._parts.family))
+        with self._parts.errors(f"cannot read keys of {selection.table!r}"):
             return [tuple(row) for row in self.connection.execute(statement)]
 
     def reached(self, selection: Selection, reaches: Sequence[Reach]) -> tuple[Reached, ...]:
@@ -110,7 +110,7 @@ class SqlReader(Session, Reader):
                 chains["set null" if reach.effect == "set null" else "delete"].append(condition)
             if name == selection.table:  # rows the rule removes itself are not reached too
                 removed = SelectionCompiler(
-                    self._store.name, self.table(name), family=self._store.dialect_name,
+                    self._parts.name, self.table(name), family=self._parts.family,
                     lookup=self.table, alias=target).selection(selection).eligible
                 chains = {effect: [sa.and_(c, sa.not_(removed)) for c in conditions]
                           for effect, conditions in chains.items()}
@@ -121,7 +121,7 @@ class SqlReader(Session, Reader):
                 sa.func.count(),
                 *(sa.func.sum(sa.case((c, 1), else_=0)) for c in (deleted, nulled)),
             ).select_from(target)
-            with self._store._errors(f"cannot count the rows of {name!r} a removal reaches"):  # noqa: SLF001
+            with self._parts.errors(f"cannot count the rows of {name!r} a removal reaches"):
                 population, gone, emptied = self.connection.execute(statement).one()
             counts: dict[ReachEffect, int] = {"delete": gone, "set null": emptied}
             ways = sorted({r.effect for r in reaches if r.path[-1].table == name})
@@ -139,7 +139,7 @@ class SqlReader(Session, Reader):
             *(compiler.column(c) for c in schema.primary_key),
             *(sa.type_coerce(compiler.column(c), sa.String) for c in columns)).where(
             *(compiler.column(c) == v for c, v in zip(schema.primary_key, key, strict=True)))
-        with self._store._errors(f"cannot read the record of {table!r}"):  # noqa: SLF001
+        with self._parts.errors(f"cannot read the record of {table!r}"):
             row = self.connection.execute(statement).first()
         if row is None:
             return None

@@ -119,19 +119,19 @@ class SqlWriter(Session, Writer):
         statement = (sa.select(*keys, *values).where(compiled.eligible).order_by(*keys)
                      .limit(limit))
         if after is not None:
-            statement = statement.where(after_key(keys, after, self._store.dialect_name))
+            statement = statement.where(after_key(keys, after, self._parts.family))
         # SQLite's writer holds the database lock: its rows cannot change under a batch.
-        if self._store.dialect_name != "sqlite" and (lock or not self._rechecks()):
+        if self._parts.family != "sqlite" and (lock or not self._rechecks()):
             statement = statement.with_for_update()
         width = len(keys)
         plain = all(compiled.schema.columns[c.name].kind in _PLAIN_KINDS for c in keys + values)
-        with self._store._errors(f"cannot claim rows of {selection.table!r}"):  # noqa: SLF001
+        with self._parts.errors(f"cannot claim rows of {selection.table!r}"):
             try:
                 rows = _tuples(self.connection.execute(statement), plain=plain)
             except (ValueError, TypeError) as exc:
                 # SQLite keeps any value in any column: '15/07/1990' in a DATE column fails
                 # SQLAlchemy's conversion, with the value in the message (kept in ``detail``).
-                raise StoreError(self._store.name,
+                raise StoreError(self._parts.name,
                                  f"cannot claim rows of {selection.table!r}: a value does not "
                                  f"read as its column's type ({type(exc).__name__})",
                                  "correct the stored value, then run the rule again",
@@ -151,7 +151,7 @@ class SqlWriter(Session, Writer):
             return Removal(removed=self._delete_rechecked(table, keys, recheck))
         reflected = self.table(table).table
         key_columns = self._key_columns(table)
-        with self._store._errors(f"cannot delete from {table!r}"):  # noqa: SLF001
+        with self._parts.errors(f"cannot delete from {table!r}"):
             reached = self._reached_once(table, keys, reaches)
             depth: dict[str, int] = {}
             for reach in reaches:
@@ -162,7 +162,7 @@ class SqlWriter(Session, Writer):
                 self._delete_keys(name, reached.get(f"{name} (delete first)", []))
             removed = self._delete_keys(table, keys, reflected=reflected, columns=key_columns)
         if removed != len(keys):
-            raise StoreError(self._store.name,
+            raise StoreError(self._parts.name,
                              f"deleted {removed} of {len(keys)} claimed rows of {table!r}; "
                              "the batch was rolled back", "run the rule again")
         return Removal(removed=tuple(keys), reached=reached)
@@ -171,8 +171,8 @@ class SqlWriter(Session, Writer):
         """Set ``columns`` to new values per key, set-based (one statement per chunk)."""
         if not rows:
             return 0
-        family = self._store.dialect_name
-        with self._store._errors(f"cannot rewrite rows of {table!r}"):  # noqa: SLF001
+        family = self._parts.family
+        with self._parts.errors(f"cannot rewrite rows of {table!r}"):
             if family == "postgresql":
                 if len(self._key_columns(table)) == 1:
                     return self._rewrite_from_arrays(table, columns, rows)
@@ -187,7 +187,7 @@ class SqlWriter(Session, Writer):
     ) -> Removal:
         """Copy the rows into the quarantine table with their bookkeeping, then delete them."""
         source = self.table(table).table
-        target = self._store.quarantine_table(self.connection, table)
+        target = self._parts.bookkeeping.quarantine_table(self.connection, table)
         key_columns = self._key_columns(table)
         bookkeeping = {BATCH: batch_id, RUN: run_id, RULE: rule, AT: _now_text(),
                        RELEASE: release_at}
@@ -195,7 +195,7 @@ class SqlWriter(Session, Writer):
             moved = self._move_rechecked(table, keys, recheck, target, bookkeeping)
             return Removal(removed=moved)
         names = [c.name for c in source.columns]
-        with self._store._errors(f"cannot quarantine rows of {table!r}"):  # noqa: SLF001
+        with self._parts.errors(f"cannot quarantine rows of {table!r}"):
             inserted, removed = [], 0
             for chunk in chunks(keys, len(key_columns)):
                 chosen = self._key_in(key_columns, chunk)  # built once, for both statements
@@ -216,8 +216,8 @@ class SqlWriter(Session, Writer):
 
     def mark(self, batch_id: str, run_id: str, rule: str, payload: str) -> None:
         """Insert the batch marker; it commits (or not) with the batch itself."""
-        markers = self._store.marker_table()
-        with self._store._errors("cannot write the batch marker"):  # noqa: SLF001
+        markers = self._parts.bookkeeping.marker_table()
+        with self._parts.errors("cannot write the batch marker"):
             self.connection.execute(sa.insert(markers).values(
                 batch_id=batch_id, run_id=run_id, rule=rule, payload=payload))
 
@@ -240,11 +240,11 @@ class SqlWriter(Session, Writer):
         statements = self._done_texts(table, rule, keys)
 
         def record() -> None:
-            with self._store._errors("cannot record pseudonymized rows"):  # noqa: SLF001
+            with self._parts.errors("cannot record pseudonymized rows"):
                 for statement in statements:
                     self.connection.execute(statement)
 
-        if self._store.dialect_name == "sqlite":
+        if self._parts.family == "sqlite":
             record()
             return meanwhile()
         failed: list[BaseException] = []
@@ -267,17 +267,17 @@ class SqlWriter(Session, Writer):
 
     def _record_bits(self, rule: str, keys: Sequence[Key]) -> None:
         """OR each one-column integer key's bit into its row of the done-bits table."""
-        family = self._store.dialect_name
+        family = self._parts.family
         words = key_words((key[0] for key in keys), family)
-        with self._store._errors("cannot record pseudonymized rows"):  # noqa: SLF001
-            self.connection.execute(_merge_bits(self._store.done_bits_table(), family),
+        with self._parts.errors("cannot record pseudonymized rows"):
+            self.connection.execute(_merge_bits(self._parts.bookkeeping.done_bits_table(), family),
                                     [{"rule": rule, "word": word, "bits": bits}
                                      for word, bits in words.items()])
 
     def _done_texts(self, table: str, rule: str, keys: Sequence[Key]) -> list[sa.Executable]:
-        done = self._store.done_table()
-        insert = _insert_ignoring_duplicates(done, self._store.dialect_name)
-        texts = _key_texts(self.table(table).schema, keys, self._store.dialect_name)
+        done = self._parts.bookkeeping.done_table()
+        insert = _insert_ignoring_duplicates(done, self._parts.family)
+        texts = _key_texts(self.table(table).schema, keys, self._parts.family)
         if texts is not None:
             # WHERE: SQLite cannot tell ON CONFLICT from a join after a bare SELECT.
             rows = sa.select(sa.literal(rule, sa.String(80)), texts).where(sa.true())
@@ -299,7 +299,7 @@ class SqlWriter(Session, Writer):
         SQLite needs no re-check (its writer holds the database); MySQL cannot return what
         a DELETE removed, so MariaDB and MySQL claims stay locked.
         """
-        return self._store.dialect_name == "postgresql"
+        return self._parts.family == "postgresql"
 
     def _delete_rechecked(self, table: str, keys: Sequence[Key], recheck: Selection
                           ) -> tuple[Key, ...]:
@@ -313,14 +313,14 @@ class SqlWriter(Session, Writer):
         compiled = self.compile(recheck)
         key_columns = self._key_columns(table)
         removed = 0
-        with self._store._errors(f"cannot delete from {table!r}"):  # noqa: SLF001
+        with self._parts.errors(f"cannot delete from {table!r}"):
             for chunk in chunks(keys, len(key_columns)):
                 statement = (sa.delete(compiled.table)
                              .where(self._key_in(key_columns, chunk), compiled.eligible))
                 removed += self.connection.execute(statement).rowcount
         if removed != len(keys):
             raise StoreUnavailable(
-                self._store.name,
+                self._parts.name,
                 f"{len(keys) - removed} of {len(keys)} claimed rows of {table!r} changed or "
                 "went before they were deleted; the batch was rolled back to be claimed again",
                 "nothing to do: the batch is retried")
@@ -344,7 +344,7 @@ class SqlWriter(Session, Writer):
         key_columns = self._key_columns(table)
         names = [c.name for c in source.columns]
         deleted = copied = 0
-        with self._store._errors(f"cannot quarantine rows of {table!r}"):  # noqa: SLF001
+        with self._parts.errors(f"cannot quarantine rows of {table!r}"):
             for chunk in chunks(keys, len(key_columns)):
                 moved = (sa.delete(source)
                          .where(self._key_in(key_columns, chunk), compiled.eligible)
@@ -362,7 +362,7 @@ class SqlWriter(Session, Writer):
                 copied += chunk_copied
         if deleted != len(keys):
             raise StoreUnavailable(
-                self._store.name,
+                self._parts.name,
                 f"{len(keys) - deleted} of {len(keys)} claimed rows of {table!r} changed or "
                 "went before they were quarantined; the batch was rolled back to be claimed "
                 "again", "nothing to do: the batch is retried")
@@ -372,7 +372,7 @@ class SqlWriter(Session, Writer):
     def _check_moved(self, table: str, copied: int, removed: int, expected: int) -> None:
         """Every row deleted was copied into quarantine, else the batch is rolled back."""
         if not copied == removed == expected:
-            raise StoreError(self._store.name,
+            raise StoreError(self._parts.name,
                              f"moved {copied} and deleted {removed} of {expected} rows of "
                              f"{table!r}; the batch was rolled back",
                              "look for a trigger on the quarantine table that drops rows, then "
@@ -382,12 +382,12 @@ class SqlWriter(Session, Writer):
 
     def _key_in(self, columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[Key]
                 ) -> ColumnElement[bool]:
-        return key_in(columns, keys, self._store.dialect_name)
+        return key_in(columns, keys, self._parts.family)
 
     def _key_columns(self, table: str) -> list[sa.Column[Any]]:
         reflected = self.table(table)
         if not reflected.schema.primary_key:
-            raise StoreError(self._store.name, f"table {table!r} has no primary key")
+            raise StoreError(self._parts.name, f"table {table!r} has no primary key")
         return [reflected.table.c[c] for c in reflected.schema.primary_key]
 
     def _delete_keys(
@@ -436,7 +436,7 @@ class SqlWriter(Session, Writer):
         parent = self.table(table).table
         child = self.table(reach.path[-1].table)
         if not child.schema.primary_key:
-            raise StoreError(self._store.name, f"table {child.schema.name!r}, which a removal "
+            raise StoreError(self._parts.name, f"table {child.schema.name!r}, which a removal "
                              "reaches, has no primary key: its rows cannot be audited",
                              "add a primary key to it")
         target = child.table.alias("reached")
