@@ -28,7 +28,8 @@ from retentiond.actions.base import (
     text_fits,
 )
 from retentiond.errors import ActionError
-from retentiond.policy.filters import Identifier, Scalar, StrictModel
+from retentiond.policy.filters import Identifier, Scalar
+from retentiond.policy.strict import StrictModel
 from retentiond.stores.base import (
     Capability,
     ColumnInfo,

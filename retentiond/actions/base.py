@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from retentiond.policy.filters import StrictModel
+from retentiond.policy.strict import StrictModel
 from retentiond.stores.base import (
     Capability,
     ColumnInfo,

@@ -25,7 +25,8 @@ from retentiond.actions.base import (
     text_fits,
 )
 from retentiond.errors import ConfigError
-from retentiond.policy.filters import Identifier, StrictModel
+from retentiond.policy.filters import Identifier
+from retentiond.policy.strict import StrictModel
 from retentiond.stores.base import Capability, NotPseudonym, PendingCheck, Row, TableSchema, Writer
 
 FULL_LENGTH = 52
