@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from retentiond.actions import action_for
 from retentiond.errors import AuditError
-from retentiond.holds.placed import stored_until
+from retentiond.holds.table import stored_until
 from retentiond.ledger.state import sqlite_path
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule

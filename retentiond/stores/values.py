@@ -1,11 +1,13 @@
-"""Values and the columns that hold them: whether a value fits a column.
+"""Values and the columns that hold them: whether a value fits a column, text read as one.
 
 Facts of a reflected :class:`~retentiond.stores.base.ColumnInfo`, shared by validation (filter
-values, action options) and the actions that write values (anonymize, pseudonymize).
+values, action options), the actions that write values (anonymize, pseudonymize) and the
+commands that take values as text (a hold's ``--where`` and ``--subject``, explain's ``--key``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -45,3 +47,45 @@ def value_fits(info: ColumnInfo, value: Scalar) -> str | None:
             f"{info.length}"
         )
     return None
+
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+def typed_value(info: ColumnInfo, text: str) -> Scalar:
+    """``text`` as a value of the column's kind; ValueError saying why it cannot be one."""
+    parse = _PARSERS.get(info.kind, str)
+    try:
+        return parse(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a value of column {info.name!r} "
+                         f"({info.type_name})") from None
+
+
+def _number(text: str) -> int | float:
+    number = float(text)
+    return int(number) if number.is_integer() and "." not in text else number
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered not in _TRUE | _FALSE:
+        raise ValueError(text)
+    return lowered in _TRUE
+
+
+def _never(text: str) -> Scalar:
+    raise ValueError(text)
+
+
+_PARSERS: dict[ColumnKind, Callable[[str], Scalar]] = {
+    ColumnKind.INTEGER: int,
+    ColumnKind.DECIMAL: _number,
+    ColumnKind.FLOAT: _number,
+    ColumnKind.BOOLEAN: _boolean,
+    ColumnKind.DATE: date.fromisoformat,
+    ColumnKind.DATETIME: datetime.fromisoformat,
+    ColumnKind.BINARY: _never,
+}
+"""How a value given as text is read, by the kind of its column (text: as given)."""
