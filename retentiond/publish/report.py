@@ -33,7 +33,7 @@ from retentiond.ledger.chain import AuditLedger, Kind, Record
 from retentiond.policy.model import PolicySet
 from retentiond.publish.schedule import (
     HoldView,
-    Schedule,
+    RetentionSchedule,
     StateHold,
     build_schedule,
     hold_view,
@@ -397,7 +397,7 @@ class Report:
 
     window: Window
     generated_at: datetime
-    schedule: Schedule
+    schedule: RetentionSchedule
     facts: LedgerFacts
     check: LedgerCheck
     holds: tuple[HoldView, ...]

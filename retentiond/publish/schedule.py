@@ -149,7 +149,7 @@ class GoesWith:
 
 
 @dataclass(frozen=True)
-class Schedule:
+class RetentionSchedule:
     """The retention schedule in force at ``as_of``."""
 
     as_of: datetime
@@ -205,7 +205,7 @@ class StateHold:
 def build_schedule(policies: PolicySet, *, as_of: datetime,
                    state_holds: Sequence[StateHold] = (),
                    reached: Mapping[tuple[str, str], Sequence[GoesWith]] | None = None,
-                   ) -> Schedule:
+                   ) -> RetentionSchedule:
     """The schedule of ``policies`` at ``as_of``, with the holds in force then.
 
     ``reached``: per (store, table), the rules on other tables whose removals reach it (see
@@ -235,7 +235,7 @@ def build_schedule(policies: PolicySet, *, as_of: datetime,
         made.append(TableSchedule(category, store, table, tuple(rules), retentions, on_table,
                                   tuple(reached.get((store, table), ()))))
     across = tuple(h for h in holds if h.store is None or h.table is None)
-    return Schedule(as_of, policies.digest, tuple(made), across)
+    return RetentionSchedule(as_of, policies.digest, tuple(made), across)
 
 
 def reached_tables(engine: RuleEngine, *, as_of: datetime,
@@ -383,7 +383,7 @@ def _state_hold(placed: PlacedHold) -> StateHold:
 
 # -- the three formats ----------------------------------------------------------------------
 
-def to_json(schedule: Schedule) -> str:
+def to_json(schedule: RetentionSchedule) -> str:
     """The schedule as JSON with stable keys (sorted), for scripts and other sites."""
     document = {
         "format": FORMAT,
@@ -417,7 +417,7 @@ def _date_words(moment: datetime | date | str) -> str:
     return f"{value.day} {value:%B %Y}"
 
 
-def _lead(schedule: Schedule) -> str:
+def _lead(schedule: RetentionSchedule) -> str:
     return (f"In force on {_date_words(schedule.as_of)} (policy set {schedule.policy_set}). "
             "For each kind of record: how long we keep it, what happens to it then, and why. "
             "Minimum retentions keep records at least as long as the law requires; records "
@@ -442,7 +442,7 @@ def _md(text: str) -> str:
     return text
 
 
-def to_markdown(schedule: Schedule) -> str:
+def to_markdown(schedule: RetentionSchedule) -> str:
     """The schedule as Markdown, for a privacy page or a reply to a customer."""
     lines = ["# Retention schedule", "", _md(_lead(schedule))]
     for name, tables in schedule.categories():
@@ -483,14 +483,14 @@ def _sentence(text: str) -> str:
     return text if text.endswith(".") else text + "."
 
 
-def to_html(schedule: Schedule) -> str:
+def to_html(schedule: RetentionSchedule) -> str:
     """The schedule as one self-contained HTML page."""
     body = (f'<header><h1>Retention schedule</h1><p class="lead">{esc(_lead(schedule))}</p>'
             f"</header>\n{schedule_section(schedule, level=2)}")
     return page(title="Retention schedule", body=body)
 
 
-def schedule_section(schedule: Schedule, *, level: int) -> str:
+def schedule_section(schedule: RetentionSchedule, *, level: int) -> str:
     """The schedule's categories and tables as HTML, headings starting at ``h<level>``."""
     parts = []
     for name, tables in schedule.categories():
@@ -549,7 +549,7 @@ def _holds_html(holds: Sequence[HoldView]) -> str:
     return f'<ul class="holds">{items}</ul>'
 
 
-def render(schedule: Schedule, fmt: str) -> str:
+def render(schedule: RetentionSchedule, fmt: str) -> str:
     """The schedule in ``md``, ``html`` or ``json``."""
     renderers = {"md": to_markdown, "html": to_html, "json": to_json}
     return renderers[fmt](schedule)
