@@ -713,10 +713,10 @@ def rtd_run(spec: dict[str, Any], action: str) -> int:
         PseudonymSettings,
         SecretSource,
         Settings,
-        StoreSettings,
     )
     from retentiond.stores import open_store  # noqa: PLC0415
     from retentiond.stores.registry import Stores  # noqa: PLC0415
+    from retentiond.stores.sql import SqlStoreSettings  # noqa: PLC0415
 
     configure_logging(LogFormat.JSON, "warning")
     if spec.get("whatif"):
@@ -732,7 +732,7 @@ def rtd_run(spec: dict[str, Any], action: str) -> int:
     key_file.write_bytes(base64.b64encode(b"k" * 32))
     settings = Settings(
         policy_dir=policies, state_url=spec["state_url"],
-        stores={"bench": StoreSettings(url=spec["url"])},
+        stores={"bench": SqlStoreSettings(url=spec["url"])},
         defaults=Defaults(batch_size=spec["batch"]),
         pseudonymize=PseudonymSettings(key_id="bench-1",
                                        keys={"bench-1": SecretSource(file=key_file)}),

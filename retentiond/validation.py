@@ -71,14 +71,15 @@ def validate_live(
 
 
 def _keyless(policies: PolicySet) -> list[Problem]:
-    """Every pseudonymize rule, when the config names no pseudonym key: it could never run."""
+    """Every rule that takes the pseudonym key, when the config names none: it could never run."""
     problems = []
     for rule in policies.rules:
-        if rule.action.type == "pseudonymize":
+        action = action_for(rule.action)
+        if action.needs_pseudonym_key:
             source = policies.sources[rule.id]
             problems.append(Problem(
                 source.file, source.line_of(("action",)), rule.id,
-                "pseudonymizing needs a key, and the config names none",
+                f"{action.verbs.gerund} needs a key, and the config names none",
                 "set [pseudonymize] key_id and [pseudonymize.keys.<id>] file or credential"))
     return problems
 

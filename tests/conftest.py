@@ -34,8 +34,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from retentiond.ledger.chain import AuditLedger
 from retentiond.ledger.state import StateDB
-from retentiond.settings import StoreSettings
-from retentiond.stores.sql import SqlStore
+from retentiond.stores.sql import SqlStore, SqlStoreSettings
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 ADMIN_URLS = {
@@ -262,7 +261,7 @@ def make_store(backend: str) -> Iterator[Callable[..., SqlStore]]:
     made: list[SqlStore] = []
 
     def make(url: str | None = None, **settings: Any) -> SqlStore:
-        store = SqlStore("app", StoreSettings(url=url or backend, **settings))
+        store = SqlStore("app", SqlStoreSettings(url=url or backend, **settings))
         made.append(store)
         return store
 

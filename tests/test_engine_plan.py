@@ -14,8 +14,9 @@ import pytest
 
 from retentiond.policy.loader import load_policies
 from retentiond.run.engine import Brakes, Engine
-from retentiond.settings import Defaults, StoreSettings
+from retentiond.settings import Defaults
 from retentiond.stores.registry import Stores
+from retentiond.stores.sql import SqlStoreSettings
 from retentiond.validation import validate_live
 
 STAMP = {"sqlite": "DATETIME", "postgresql": "TIMESTAMP", "mariadb": "DATETIME"}
@@ -121,7 +122,7 @@ def engine_for(tmp_path, backend, make_store):
         directory.mkdir()
         (directory / "events.yaml").write_text(text, encoding="utf-8")
         policies = load_policies(directory)
-        stores = Stores({"app": StoreSettings(url=backend)},
+        stores = Stores({"app": SqlStoreSettings(url=backend)},
                         lambda _name, settings: make_store(settings.url))
         assert [] == validate_live(policies, stores)
         return Engine(policies, stores, defaults or Defaults())

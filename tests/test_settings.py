@@ -15,10 +15,10 @@ from retentiond.settings import (
     Defaults,
     LogFormat,
     Settings,
-    StoreSettings,
     load_settings,
     masked_url,
 )
+from retentiond.stores.sql import SqlStoreSettings
 
 CONFIG = """\
 policy_dir = "/srv/retentiond/policies"
@@ -108,7 +108,7 @@ def test_file_values_are_read(tmp_path):
         "postgresql+psycopg://retentiond@state/retentiond",
         LogFormat.JSON,
         "warning",
-        {"app": StoreSettings(url="postgresql+psycopg://retentiond@db/app",
+        {"app": SqlStoreSettings(url="postgresql+psycopg://retentiond@db/app",
                               plan_url="postgresql+psycopg://planner@db/app",
                               lock_timeout_ms=500)},
         Defaults(batch_size=200, max_rows=10, max_percent=5.0, schedule="30 4 * * *",
@@ -213,7 +213,7 @@ def test_an_invalid_value_is_a_config_error_naming_the_setting(tmp_path, text, w
 def test_password_file_is_read_when_connecting_and_never_shown(tmp_path):
     """The password is read from its file for each connection URL; masked_url hides it."""
     password_file = tmp_path / "password"
-    store = StoreSettings(url="postgresql+psycopg://app@db/app", password_file=password_file)
+    store = SqlStoreSettings(url="postgresql+psycopg://app@db/app", password_file=password_file)
     first, second = f"Sekr3t{secrets.token_hex(6)}", f"Rotated{secrets.token_hex(6)}"
 
     password_file.write_text(first + "\n", encoding="utf-8")
@@ -229,7 +229,7 @@ def test_password_file_is_read_when_connecting_and_never_shown(tmp_path):
 def test_a_missing_password_file_is_a_config_error(tmp_path):
     """A password file that cannot be read is a ConfigError naming the path."""
     missing = tmp_path / "nope"
-    store = StoreSettings(url="postgresql+psycopg://app@db/app", password_file=missing)
+    store = SqlStoreSettings(url="postgresql+psycopg://app@db/app", password_file=missing)
 
     with pytest.raises(ConfigError) as caught:
         store.engine_url()
@@ -242,7 +242,7 @@ def test_password_credential_is_read_from_the_credentials_directory(tmp_path, mo
     secret = f"Sekr3t{secrets.token_hex(6)}"
     (tmp_path / "app-db").write_text(secret + "\n", encoding="utf-8")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    store = StoreSettings(url="mysql+pymysql://app@db/app", password_credential="app-db")  # noqa: S106
+    store = SqlStoreSettings(url="mysql+pymysql://app@db/app", password_credential="app-db")  # noqa: S106
 
     url = store.engine_url()
 
@@ -251,7 +251,7 @@ def test_password_credential_is_read_from_the_credentials_directory(tmp_path, mo
 
 def test_password_credential_without_credentials_directory_is_a_config_error():
     """A credential named without $CREDENTIALS_DIRECTORY set is a ConfigError with a fix."""
-    store = StoreSettings(url="mysql+pymysql://app@db/app", password_credential="app-db")  # noqa: S106
+    store = SqlStoreSettings(url="mysql+pymysql://app@db/app", password_credential="app-db")  # noqa: S106
 
     with pytest.raises(ConfigError) as caught:
         store.engine_url()
@@ -265,7 +265,7 @@ def test_password_credential_without_credentials_directory_is_a_config_error():
 def test_plan_url_gets_the_password_too(tmp_path):
     """The plan URL, when set, is the one a plan connects with, with the password filled in."""
     (tmp_path / "password").write_text("pw1\n", encoding="utf-8")
-    store = StoreSettings(url="postgresql+psycopg://app@db/app",
+    store = SqlStoreSettings(url="postgresql+psycopg://app@db/app",
                           plan_url="postgresql+psycopg://planner@db/app",
                           password_file=tmp_path / "password")
 

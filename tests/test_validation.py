@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from retentiond.policy.loader import load_policies
-from retentiond.settings import StoreSettings
 from retentiond.stores.registry import Stores
+from retentiond.stores.sql import SqlStoreSettings
 from retentiond.validation import validate_live
 
 STAMP = {"sqlite": "DATETIME", "postgresql": "TIMESTAMP", "mariadb": "DATETIME"}
@@ -118,7 +118,7 @@ def connect(make_store):
     """Stores with one store ``app`` at the given URL, opened through ``make_store``."""
 
     def connect(url):
-        return Stores({"app": StoreSettings(url=url)}, lambda _name, settings: make_store(
+        return Stores({"app": SqlStoreSettings(url=url)}, lambda _name, settings: make_store(
             settings.url))
 
     return connect

@@ -22,6 +22,7 @@ from retentiond.actions.base import (
     AuditBody,
     Batch,
     Finding,
+    Verbs,
     changed_rows,
     column_or_finding,
 )
@@ -196,6 +197,13 @@ class AnonymizeAction(Action[AnonymizeOptions]):
     options_model = AnonymizeOptions
     severity: ClassVar[int] = 2
     needs: ClassVar[frozenset[Capability]] = frozenset({Capability.REWRITE})
+    rechecks: ClassVar[bool] = False
+    removes_rows: ClassVar[bool] = False
+    moves_rows: ClassVar[bool] = False
+    needs_pseudonym_key: ClassVar[bool] = False
+    verbs: ClassVar[Verbs] = Verbs("anonymize", "anonymized", "anonymizing")
+    outcome: ClassVar[str] = "Anonymized"
+    colour: ClassVar[str] = "#2166ac"
 
     def check(self, table: TableSchema) -> list[Finding]:
         """Each strategy against its column's type, length, uniqueness and nullability."""

@@ -4,6 +4,12 @@ Each action module declares its options model (the YAML under ``action:``) and a
 :class:`Action` subclass registered under the same ``type`` name.  Validation calls
 :meth:`Action.check` against the reflected table; the plan calls :meth:`Action.describe`.
 The enforcement engine adds the write path without changing these signatures.
+
+Everything else that differs between actions is a fact on the class (its verbs, how the
+schedule and the report show it, what it needs from a store), so that the engine, the
+publications and validation read it there instead of comparing ``type`` strings, and a new
+action touches its own module and the registry only.  ``tests/actions/test_facts.py`` walks
+the registry and fails when an action lacks one.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from retentiond.policy.strict import StrictModel
 from retentiond.stores.base import (
@@ -43,6 +49,17 @@ class Finding:
     path: tuple[str | int, ...]
     what: str
     fix: str
+
+
+class Verbs(NamedTuple):
+    """The action as a verb, in the forms sentences about a record need."""
+
+    present: str
+    """``the next run will {present} it``."""
+    past: str
+    """``it is already {past}``."""
+    gerund: str
+    """``{gerund} needs a key``: the doing itself."""
 
 
 OptionsT = TypeVar("OptionsT", bound=ActionOptions)
@@ -85,9 +102,30 @@ class Action(ABC, Generic[OptionsT]):
     needs: ClassVar[frozenset[Capability]]
     """What the rule's store must be able to do (:class:`~retentiond.stores.base.Capability`)."""
 
-    rechecks: ClassVar[bool] = False
+    rechecks: ClassVar[bool]
     """Whether :meth:`apply` removes rows through ``Batch.recheck`` when it is set, so that
     the rows need no lock between claim and act (the writer re-checks them as it acts)."""
+
+    removes_rows: ClassVar[bool]
+    """Whether the records leave their table (rather than having columns rewritten in place):
+    then what the removal reaches through foreign keys is walked, and may block it."""
+
+    moves_rows: ClassVar[bool]
+    """Whether removed records are kept elsewhere to be restored: then every reference to
+    them blocks, since the children of a record that may come back must not go with it."""
+
+    needs_pseudonym_key: ClassVar[bool]
+    """Whether running the action takes the pseudonym key of the config."""
+
+    verbs: ClassVar[Verbs]
+    """How explanations and messages name the action."""
+
+    outcome: ClassVar[str]
+    """What happens to a record at the end of its period, in a customer's words: the
+    published retention schedule says this (``Deleted``)."""
+
+    colour: ClassVar[str]
+    """The action's colour (``#rrggbb``) in every chart and legend of the review report."""
 
     def __init__(self, options: OptionsT) -> None:
         self.options = options
@@ -103,6 +141,10 @@ class Action(ABC, Generic[OptionsT]):
     def touched_columns(self) -> tuple[str, ...]:
         """Columns the action rewrites (empty for actions that remove whole rows)."""
         return ()
+
+    def deletes_children(self) -> bool:
+        """Whether restricting children are deleted first instead of blocking the removal."""
+        return False
 
     def pending(self, table: TableSchema, rule: str) -> tuple[PendingCheck, ...]:
         """How to recognize rows ``rule`` has not rewritten yet (empty: every row is pending)."""

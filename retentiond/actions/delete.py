@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding
+from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding, Verbs
 from retentiond.stores.base import Capability, TableSchema, Writer
 
 
@@ -28,6 +28,12 @@ class DeleteAction(Action[DeleteOptions]):
     severity: ClassVar[int] = 4
     needs: ClassVar[frozenset[Capability]] = frozenset({Capability.REMOVE})
     rechecks: ClassVar[bool] = True
+    removes_rows: ClassVar[bool] = True
+    moves_rows: ClassVar[bool] = False
+    needs_pseudonym_key: ClassVar[bool] = False
+    verbs: ClassVar[Verbs] = Verbs("delete", "deleted", "deleting")
+    outcome: ClassVar[str] = "Deleted"
+    colour: ClassVar[str] = "#b2182b"
 
     def check(self, table: TableSchema) -> list[Finding]:
         """Deleting fits any table with a primary key (checked by validation itself)."""
@@ -42,6 +48,10 @@ class DeleteAction(Action[DeleteOptions]):
             else "restricting children are deleted first, deepest first, in the same transaction"
         )
         return f"delete the row; {children}"
+
+    def deletes_children(self) -> bool:
+        """Whether the rule says ``on_children: delete``."""
+        return self.options.on_children == "delete"
 
     def apply(self, writer: Writer, batch: Batch) -> AuditBody:
         """Delete the batch's rows (and first their children, where the rule says so)."""

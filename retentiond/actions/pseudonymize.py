@@ -19,6 +19,7 @@ from retentiond.actions.base import (
     AuditBody,
     Batch,
     Finding,
+    Verbs,
     changed_rows,
     column_or_finding,
 )
@@ -64,6 +65,13 @@ class PseudonymizeAction(Action[PseudonymizeOptions]):
     options_model = PseudonymizeOptions
     severity: ClassVar[int] = 1
     needs: ClassVar[frozenset[Capability]] = frozenset({Capability.REWRITE, Capability.REMEMBER})
+    rechecks: ClassVar[bool] = False
+    removes_rows: ClassVar[bool] = False
+    moves_rows: ClassVar[bool] = False
+    needs_pseudonym_key: ClassVar[bool] = True
+    verbs: ClassVar[Verbs] = Verbs("pseudonymize", "pseudonymized", "pseudonymizing")
+    outcome: ClassVar[str] = "Pseudonymized"
+    colour: ClassVar[str] = "#1b7837"
 
     def check(self, table: TableSchema) -> list[Finding]:
         """Text columns only, long enough for a pseudonym that will not collide."""

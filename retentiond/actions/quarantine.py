@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import ClassVar, Literal
 
-from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding
+from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding, Verbs
 from retentiond.policy.periods import PeriodField
 from retentiond.stores.base import Capability, TableSchema, Writer
 
@@ -30,6 +30,12 @@ class QuarantineAction(Action[QuarantineOptions]):
     severity: ClassVar[int] = 3
     needs: ClassVar[frozenset[Capability]] = frozenset({Capability.QUARANTINE})
     rechecks: ClassVar[bool] = True
+    removes_rows: ClassVar[bool] = True
+    moves_rows: ClassVar[bool] = True
+    needs_pseudonym_key: ClassVar[bool] = False
+    verbs: ClassVar[Verbs] = Verbs("quarantine", "quarantined", "quarantining")
+    outcome: ClassVar[str] = "Isolated from all processing, then deleted"
+    colour: ClassVar[str] = "#e08214"
 
     def check(self, table: TableSchema) -> list[Finding]:
         """Quarantine fits any table with a primary key (checked by validation itself)."""

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retentiond import quarantine
+from retentiond.actions import action_for
 from retentiond.cli.app import (
     EXIT_FINDINGS,
     EXIT_STOPPED,
@@ -101,7 +102,7 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
         enforcer = Enforcer(engine, ledger, leases_for(state), app.settings, signer)
         rules = engine.rules(rule_ids or None)
         keyring = (Keyring.from_settings(app.settings.pseudonymize)
-                   if any(r.action.type == "pseudonymize" for r in rules) else None)
+                   if any(action_for(r.action).needs_pseudonym_key for r in rules) else None)
 
         def pause(seconds: float) -> None:  # a throttle's pause ends at once on a stop
             stop.wait(seconds)

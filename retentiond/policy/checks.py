@@ -83,7 +83,7 @@ def _contradiction(a: Rule, b: Rule, where: dict[str, Source]) -> Problem | None
         a_first = action_a.severity <= action_b.severity
     early, late = (a, b) if a_first else (b, a)
     early_action, late_action = (action_a, action_b) if a_first else (action_b, action_a)
-    removes = not early_action.touched_columns()
+    removes = early_action.removes_rows
     overlap = set(early_action.touched_columns()) & set(late_action.touched_columns())
     if removes:
         what = (f"never acts: rule {early.id!r} already removes the same records at "

@@ -184,9 +184,21 @@ def _locate(raw: CommentedMap, loc: tuple[Any, ...]) -> tuple[Any, int, list[str
     return node, line, trail
 
 
-_TAGS = {"condition", "all", "any", "not", "delete", "anonymize", "pseudonymize", "quarantine",
-         "nullify", "constant", "mask", "generalize", "pk_derived", "function-after",
-         "function-before", "function-plain", "list[...]", "dict[...]"}
+def _union_tags(schema: object) -> set[str]:
+    """Every tag of every tagged union in a pydantic core schema (action types, strategies)."""
+    if isinstance(schema, dict):
+        own = set(schema["choices"]) if schema.get("type") == "tagged-union" else set()
+        return own.union(*(_union_tags(value) for value in schema.values()))
+    if isinstance(schema, list | tuple):
+        return set().union(*(_union_tags(value) for value in schema))
+    return set()
+
+
+# What pydantic puts into an error's location that is not a key of the YAML: the tag of the
+# union member it tried, and the names of its own validator steps.  Taken from the models, so
+# a new action or strategy needs no entry here.
+_TAGS = _union_tags(PolicyFile.__pydantic_core_schema__) | {
+    "function-after", "function-before", "function-plain", "list[...]", "dict[...]"}
 
 
 def _subject(raw: CommentedMap, loc: tuple[Any, ...]) -> str | None:

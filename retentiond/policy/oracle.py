@@ -4,7 +4,8 @@ It is what the real stores are checked against (``tests/oracle``): given tables 
 row dicts, their primary and foreign keys, a rule and the guards in force, it decides for each
 row of the rule's table whether it is matched, held, retained, blocked or eligible, and what
 deleting it reaches through foreign keys.  It shares no code with the stores, the engine or
-:mod:`retentiond.policy.periods`: filters are evaluated here under SQL's three-valued logic,
+:mod:`retentiond.policy.periods`: filters are evaluated under SQL's three-valued logic by
+:mod:`retentiond.policy.semantics` (which non-SQL stores decide with, too),
 and cutoffs are computed with :mod:`zoneinfo` and month arithmetic of its own.  It is written
 for clarity on a few dozen rows, not for speed.
 
@@ -41,15 +42,15 @@ The semantics it models:
 from __future__ import annotations
 
 import calendar
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, NotOf, Op
+from retentiond.policy.filters import Filter
 from retentiond.policy.model import PolicySet, Rule
+from retentiond.policy.semantics import evaluate, protects
 
 Key = tuple[object, ...]
 Row = Mapping[str, object]
@@ -114,92 +115,6 @@ def moment_before(span: Span, as_of: datetime, timezone: str) -> Moment:
     readings = (wall.replace(tzinfo=zone, fold=0), wall.replace(tzinfo=zone, fold=1))
     aware = min(readings, key=lambda reading: reading.astimezone(UTC))
     return Moment(local=wall, aware=aware, day=wall.date())
-
-
-# -- three-valued filters ---------------------------------------------------------------------
-
-
-def _and(values: Iterable[bool | None]) -> bool | None:
-    result: bool | None = True
-    for value in values:
-        if value is False:
-            return False
-        if value is None:
-            result = None
-    return result
-
-
-def _or(values: Iterable[bool | None]) -> bool | None:
-    result: bool | None = False
-    for value in values:
-        if value is True:
-            return True
-        if value is None:
-            result = None
-    return result
-
-
-def like(value: str, pattern: str) -> bool:
-    """SQL LIKE without an escape character: ``%`` any run, ``_`` any one character."""
-    translated = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
-    return re.fullmatch(translated, value, flags=re.DOTALL) is not None
-
-
-def _coerced(value: object, like_this: object) -> object:
-    """A policy's text date or time, read as the column's own kind (as the stores bind it)."""
-    if isinstance(value, str) and isinstance(like_this, datetime):
-        return datetime.fromisoformat(value)
-    if isinstance(value, str) and isinstance(like_this, date):
-        return date.fromisoformat(value)
-    return value
-
-
-def evaluate(where: Filter, row: Row) -> bool | None:
-    """The filter on one row under SQL's three-valued logic: True, False or None (unknown)."""
-    if isinstance(where, AllOf):
-        return _and(evaluate(f, row) for f in where.all)
-    if isinstance(where, AnyOf):
-        return _or(evaluate(f, row) for f in where.any)
-    if isinstance(where, NotOf):
-        inner = evaluate(where.not_, row)
-        return None if inner is None else not inner
-    return _condition(where, row)
-
-
-def _condition(condition: Condition, row: Row) -> bool | None:  # noqa: C901 - one case per op
-    value = row[condition.column]
-    if condition.op is Op.IS_NULL:
-        return value is None
-    if condition.op is Op.NOT_NULL:
-        return value is not None
-    if value is None:
-        return None
-    given = condition.value
-    if isinstance(given, list):
-        found = any(value == _coerced(item, value) for item in given)
-        return found if condition.op is Op.IN else not found
-    other = _coerced(given, value)
-    match condition.op:
-        case Op.EQ:
-            return value == other
-        case Op.NE:
-            return value != other
-        case Op.LT:
-            return bool(value < other)  # type: ignore[operator]
-        case Op.LE:
-            return bool(value <= other)  # type: ignore[operator]
-        case Op.GT:
-            return bool(value > other)  # type: ignore[operator]
-        case Op.GE:
-            return bool(value >= other)  # type: ignore[operator]
-        case Op.LIKE:
-            return like(str(value), str(other))
-    raise ValueError(f"unknown operator {condition.op!r}")
-
-
-def protects(where: Filter | None, row: Row) -> bool:
-    """Whether a guard's filter covers the row: TRUE or unknown (doubt keeps the record)."""
-    return where is None or evaluate(where, row) is not False
 
 
 # -- schema, rule and guards ------------------------------------------------------------------

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from retentiond.actions import action_for
 from retentiond.errors import RetentionError, StoreError
 from retentiond.holds.table import day_after
 from retentiond.ledger.chain import AuditLedger, Kind, canonical, jsonable
@@ -48,10 +49,6 @@ from retentiond.stores.values import typed_value
 END_OF_TIME = Cutoff(local=datetime(9999, 12, 31), aware=datetime(9999, 12, 31, tzinfo=UTC),  # noqa: DTZ001 - naive on purpose: compared with naive columns
                      day=date(9999, 12, 31))
 """A cutoff every dated record is due by: what protects a record, whatever its age."""
-
-VERBS = {"delete": ("delete", "deleted"), "anonymize": ("anonymize", "anonymized"),
-         "pseudonymize": ("pseudonymize", "pseudonymized"),
-         "quarantine": ("quarantine", "quarantined")}
 
 
 @dataclass(frozen=True)
@@ -261,7 +258,7 @@ class _Context:
 
 def _decide(rule: Rule, census: Census, *, matches: bool, keep_until: datetime | None,
             protections: Sequence[Protection]) -> tuple[str, str]:
-    verb, done = VERBS.get(rule.action.type, (rule.action.type, rule.action.type))
+    verbs = action_for(rule.action).verbs
     names = {kind: ", ".join(p.id for p in protections if p.kind == kind)
              for kind in ("hold", "retention", "blocker")}
     if not matches:
@@ -271,7 +268,7 @@ def _decide(rule: Rule, census: Census, *, matches: bool, keep_until: datetime |
                            "record")
     if census.eligible:
         return "act", (f"due since {_day(keep_until)} and nothing protects it: the next run "
-                       f"will {verb} it")
+                       f"will {verbs.present} it")
     if census.held:
         return "held", (f"kept by legal hold {names['hold']}; it has been due since "
                         f"{_day(keep_until)}")
@@ -281,7 +278,7 @@ def _decide(rule: Rule, census: Census, *, matches: bool, keep_until: datetime |
     if census.blocked:
         return "blocked", f"kept: {names['blocker']}; it has been due since {_day(keep_until)}"
     if census.done:
-        return "done", f"nothing to do: it is already {done}"
+        return "done", f"nothing to do: it is already {verbs.past}"
     reason = f"the rule keeps it until {_day(keep_until)}"
     later = [p for p in protections if p.until is None or keep_until is None
              or p.until > keep_until]

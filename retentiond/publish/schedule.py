@@ -39,14 +39,6 @@ if TYPE_CHECKING:
 FORMAT = "retentiond-schedule/2"
 """The ``format`` of the JSON document; a change of its keys gets a new number."""
 
-OUTCOMES = {
-    "delete": "Deleted",
-    "anonymize": "Anonymized",
-    "pseudonymize": "Pseudonymized",
-    "quarantine": "Isolated from all processing, then deleted",
-}
-"""What happens to a record at the end of its period, in a customer's words."""
-
 _OPS = {
     Op.EQ: "is", Op.NE: "is not", Op.LT: "is less than", Op.LE: "is at most",
     Op.GT: "is more than", Op.GE: "is at least", Op.IN: "is one of", Op.NOT_IN: "is none of",
@@ -258,7 +250,7 @@ def rule_view(rule: Rule) -> ScheduledRule:
     return ScheduledRule(
         id=rule.id, description=_one_line(rule.description), period=str(rule.age.older_than),
         age_column=rule.age.column, timezone=rule.age.timezone, action=rule.action.type,
-        outcome=OUTCOMES.get(rule.action.type, rule.action.type), details=action.describe(),
+        outcome=action.outcome, details=action.describe(),
         applies_to=which_records(rule.where, values=True), runs=runs, enabled=rule.enabled)
 
 

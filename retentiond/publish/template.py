@@ -12,15 +12,15 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 
+from retentiond.actions import REGISTRY
+
 ACTION_COLOURS: Mapping[str, str] = {
-    "delete": "#b2182b",
-    "anonymize": "#2166ac",
-    "pseudonymize": "#1b7837",
-    "quarantine": "#e08214",
+    **{action.name: action.colour for action in REGISTRY.values()},
+    # what later happens to a quarantined batch: ledger actions, not a rule's
     "purge": "#542788",
     "restore": "#7f7f7f",
 }
-"""One colour per action, the same in every chart and legend."""
+"""One colour per action, the same in every chart and legend (in this order)."""
 OTHER_COLOUR = "#444444"
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"

@@ -41,6 +41,7 @@ from retentiond.errors import (
     redact,
 )
 from retentiond.ledger.chain import AuditLedger, Body, Entry, Kind, canonical
+from retentiond.stores.base import Capability
 
 if TYPE_CHECKING:
     from retentiond.keyring import Keyring
@@ -159,9 +160,9 @@ class RuleRun:
                 raise exceeded
             self.ledger.append(self.entry(Kind.OVERRIDE, numbers))
             self.log.warning("brake.overridden", **numbers)
-        action = self.rule.action.type
-        store.prepare(quarantine_of=[self.rule.table] if action == "quarantine" else [],
-                      done_of=[self.rule.table] if action == "pseudonymize" else [])
+        needs = self.action.needs  # moving to quarantine and remembering take tables of their own
+        store.prepare(quarantine_of=[self.rule.table] if Capability.QUARANTINE in needs else [],
+                      done_of=[self.rule.table] if Capability.REMEMBER in needs else [])
 
     def _batches(self) -> None:
         after: Key | None = None

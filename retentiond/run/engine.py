@@ -159,10 +159,9 @@ class Engine:
             return self.guards(rule.store, name, as_of=as_of)
 
         reach = Reaches()
-        if not action.touched_columns():
-            reach = reaches_of(store, rule.table, guards_of=guards_of,
-                               moving=rule.action.type == "quarantine",
-                               delete_children=getattr(rule.action, "on_children", "") == "delete")
+        if action.removes_rows:
+            reach = reaches_of(store, rule.table, guards_of=guards_of, moving=action.moves_rows,
+                               delete_children=action.deletes_children())
         selection = Selection(table=rule.table, age=bound, where=rule.where,
                               guards=guards_of(rule.table), blockers=reach.blockers,
                               pending=action.pending(table, rule.id))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from retentiond.actions import action_for
 from retentiond.errors import PolicyError, RetentionError
 from retentiond.holds.scope import StateHolds
 from retentiond.keyring import Keyring
@@ -57,7 +58,7 @@ def load_runtime(config: Path | None, policy_dir: Path | None = None) -> Runtime
                                  pseudonym_key=settings.pseudonymize.key_id is not None)
         if problems:
             raise PolicyError(problems)
-        needs_key = any(rule.action.type == "pseudonymize" for rule in policies.rules)
+        needs_key = any(action_for(rule.action).needs_pseudonym_key for rule in policies.rules)
         keyring = Keyring.from_settings(settings.pseudonymize) if needs_key else None
         state = StateDB(settings.state_url)
     except RetentionError:

@@ -1,22 +1,17 @@
-"""Data stores: what a store is (:mod:`~retentiond.stores.base`) and the SQL implementation."""
+"""Data stores: what a store is (:mod:`~retentiond.stores.base`), its kinds, and SQL (``sql/``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from retentiond.stores.base import Store
+from retentiond.stores.kinds import StoreSettings, kind_of
 
-from retentiond.stores.sql import SqlStore
-
-if TYPE_CHECKING:
-    from retentiond.settings import StoreSettings
-    from retentiond.stores.base import Store
-
-__all__ = ["SqlStore", "open_store"]
+__all__ = ["open_store"]
 
 
 def open_store(name: str, settings: StoreSettings) -> Store:
-    """The store ``name`` described by ``settings``; every supported URL is a SQL database.
+    """The store ``name`` described by ``settings``, opened by the kind they name.
 
-    Raises StoreError when the URL names a database retentiond does not support.  Nothing
-    connects until the store is first used.
+    Raises ConfigError when that kind is not installed, StoreError when the settings describe
+    a store the kind cannot open.  Nothing need connect until the store is first used.
     """
-    return SqlStore(name, settings)
+    return kind_of(settings.kind).open(name, settings)

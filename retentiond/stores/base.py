@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
+from retentiond.errors import StoreError
+
 if TYPE_CHECKING:
     from retentiond.policy.filters import Filter
     from retentiond.policy.periods import Cutoff
@@ -457,11 +459,11 @@ class Writer(ABC):
         again.
         """
 
-    @abstractmethod
     def rewrite(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> int:
         """Set ``columns`` of each keyed row to the new values given; the rows updated."""
+        del table, columns, rows
+        raise _cannot(type(self).__name__, Capability.REWRITE)
 
-    @abstractmethod
     def quarantine(
         self, table: str, keys: Sequence[Key], *, batch_id: str, run_id: str, rule: str,
         release_at: str, recheck: Selection | None = None,
@@ -470,12 +472,13 @@ class Writer(ABC):
 
         With ``recheck``, all of them move or none (see :meth:`remove`).
         """
+        del table, keys, batch_id, run_id, rule, release_at, recheck
+        raise _cannot(type(self).__name__, Capability.QUARANTINE)
 
     @abstractmethod
     def mark(self, batch_id: str, run_id: str, rule: str, payload: str) -> None:
         """Record, in this transaction, that the batch was applied and what it did."""
 
-    @abstractmethod
     def record_done(self, table: str, rule: str, keys: Sequence[Key], *,
                     meanwhile: Callable[[], T]) -> T:
         """Record, in this transaction, that ``rule`` pseudonymizes these rows.
@@ -483,6 +486,8 @@ class Writer(ABC):
         Returns what ``meanwhile()`` returns: the store may run that work (computing the
         pseudonyms) while the database records the keys.
         """
+        del table, rule, keys, meanwhile
+        raise _cannot(type(self).__name__, Capability.REMEMBER)
 
 
 class Store(ABC):
@@ -533,17 +538,20 @@ class Store(ABC):
         Settling is final: a batch found unapplied can no longer commit afterwards.
         """
 
-    @abstractmethod
     def quarantined(self, table: str | None = None) -> list[QuarantineBatch]:
         """The batches sitting in quarantine (of one table, or of all)."""
+        del table
+        return []
 
-    @abstractmethod
     def restore(self, batch: QuarantineBatch) -> tuple[Key, ...]:
         """Move a quarantined batch back where it came from; the keys restored."""
+        del batch
+        raise _cannot(self.name, Capability.QUARANTINE)
 
-    @abstractmethod
     def purge(self, batch: QuarantineBatch) -> tuple[Key, ...]:
         """Delete a quarantined batch for good; the keys purged."""
+        del batch
+        raise _cannot(self.name, Capability.QUARANTINE)
 
     @abstractmethod
     def close(self) -> None:
@@ -559,3 +567,9 @@ class Store(ABC):
                     return
                 yield batch
                 after = batch[-1]
+
+
+def _cannot(store: str, capability: Capability) -> StoreError:
+    """What a store says when asked for what its kind cannot do (validation should have)."""
+    return StoreError(store, f"this kind of store cannot {capability}",
+                      "run 'retentiond validate': it refuses rules that ask for it")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from retentiond.errors import StoreError
-from retentiond.settings import StoreSettings
 from retentiond.stores.base import Store
+from retentiond.stores.kinds import StoreSettings
 
 Opener = Callable[[str, StoreSettings], Store]
 

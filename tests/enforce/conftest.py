@@ -22,9 +22,9 @@ from retentiond.ledger.chain import AuditLedger
 from retentiond.ledger.state import StateDB
 from retentiond.policy.loader import load_policies
 from retentiond.run.engine import Engine
-from retentiond.settings import Defaults, StoreSettings
+from retentiond.settings import Defaults
 from retentiond.stores.registry import Stores
-from retentiond.stores.sql import SqlStore
+from retentiond.stores.sql import SqlStore, SqlStoreSettings
 from retentiond.validation import validate_live
 
 
@@ -54,8 +54,8 @@ def open_store(backend: str) -> Iterator[Callable[..., SqlStore]]:
     """Open SqlStores: ``open_store(name, settings)``; checked for leaks and closed afterwards."""
     made: list[SqlStore] = []
 
-    def open_store(name: str, settings: StoreSettings | None = None) -> SqlStore:
-        store = SqlStore(name, settings or StoreSettings(url=backend))
+    def open_store(name: str, settings: SqlStoreSettings | None = None) -> SqlStore:
+        store = SqlStore(name, settings or SqlStoreSettings(url=backend))
         made.append(store)
         return store
 
@@ -79,14 +79,14 @@ def rig(tmp_path: Path, backend: str, open_store: Callable[..., SqlStore], state
     made: list[Stores] = []
 
     def build(text: str, *, defaults: Defaults = ROOMY, holds: Sequence[HoldSource] = (),
-              stores: Mapping[str, StoreSettings] | None = None,
-              app: StoreSettings | None = None, keyring: Keyring | None = None,
+              stores: Mapping[str, SqlStoreSettings] | None = None,
+              app: SqlStoreSettings | None = None, keyring: Keyring | None = None,
               validate: bool = True) -> Rig:
         directory = tmp_path / f"policies-{next(numbers)}"
         directory.mkdir()
         (directory / "policy.yaml").write_text(text, encoding="utf-8")
         policies = load_policies(directory)
-        configured = {"app": app or StoreSettings(url=backend), **(stores or {})}
+        configured = {"app": app or SqlStoreSettings(url=backend), **(stores or {})}
         registry = Stores(configured, open_store)
         made.append(registry)
         if validate:

@@ -21,7 +21,8 @@ from enforce_kit import AS_OF, Rig, at, stamp
 from retentiond import quarantine
 from retentiond.errors import LimitExceeded, StoreError
 from retentiond.logs import configure_logging
-from retentiond.settings import LogFormat, StoreSettings
+from retentiond.settings import LogFormat
+from retentiond.stores.sql import SqlStoreSettings
 
 EMAIL = "canary-7f3a@example.com"
 NAME = "Zebulon Canarywood"
@@ -167,10 +168,10 @@ def found(text, secrets_):
 def test_no_canary_or_password_reaches_the_ledger_or_the_logs(canaries, rig, keyring, urls,
                                                               logs):
     """Nothing planted in rows, filters or holds, and no password, is in the ledger or logs."""
-    setup: Rig = rig(policy(), app=StoreSettings(url=urls.app),
-                     stores={"broken": StoreSettings(url=urls.broken)}, keyring=keyring,
+    setup: Rig = rig(policy(), app=SqlStoreSettings(url=urls.app),
+                     stores={"broken": SqlStoreSettings(url=urls.broken)}, keyring=keyring,
                      validate=False)
-    shelf = rig(policy(), app=StoreSettings(url=urls.app), validate=False).engine.stores
+    shelf = rig(policy(), app=SqlStoreSettings(url=urls.app), validate=False).engine.stores
 
     scenario(setup, shelf)
 

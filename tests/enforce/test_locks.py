@@ -11,7 +11,7 @@ import structlog
 from enforce_kit import Rig, at, stamp
 
 from retentiond.errors import StoreUnavailable
-from retentiond.settings import StoreSettings
+from retentiond.stores.sql import SqlStoreSettings
 
 POLICY = """\
 rules:
@@ -58,7 +58,7 @@ def test_a_locked_row_rolls_the_batch_back_and_it_is_retried(events, holder, rig
         if holder.in_transaction():
             holder.rollback()
 
-    setup: Rig = rig(POLICY, app=StoreSettings(url=backend, lock_timeout_ms=100))
+    setup: Rig = rig(POLICY, app=SqlStoreSettings(url=backend, lock_timeout_ms=100))
 
     with structlog.testing.capture_logs() as logs:
         report = setup.run("events-delete", sleep=sleep)
@@ -83,7 +83,7 @@ def test_a_lock_that_outlasts_every_retry_fails_the_run(events, holder, rig, bac
     holder.begin()
     holder.exec_driver_sql("SELECT id FROM events WHERE id = 10 FOR UPDATE").all()
     pauses = []
-    setup: Rig = rig(POLICY, app=StoreSettings(url=backend, lock_timeout_ms=100))
+    setup: Rig = rig(POLICY, app=SqlStoreSettings(url=backend, lock_timeout_ms=100))
     run = setup.runner("events-delete", sleep=pauses.append)
 
     with pytest.raises(StoreUnavailable, match="cannot delete from"):

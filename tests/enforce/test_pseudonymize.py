@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from enforce_kit import KEY_A, KEY_B, Rig, at, reference_pseudonym, stamp
 
 from retentiond.errors import StoreError
-from retentiond.settings import StoreSettings
+from retentiond.stores.sql import SqlStoreSettings
 
 RULE = """\
   - id: {id}
@@ -88,7 +88,7 @@ def legacy(tmp_path):
 def setup(tables, legacy, rig, keyring):
     """The Rig over both stores (their tables made first), with keyring k1."""
     del tables
-    return rig(POLICY, stores={"legacy": StoreSettings(url=f"sqlite:///{legacy}")},
+    return rig(POLICY, stores={"legacy": SqlStoreSettings(url=f"sqlite:///{legacy}")},
                keyring=keyring)
 
 

@@ -15,7 +15,7 @@ from enforce_kit import AS_OF, Rig, at, stamp
 
 from retentiond import quarantine
 from retentiond.errors import StoreError
-from retentiond.settings import StoreSettings
+from retentiond.stores.sql import SqlStoreSettings
 
 RULE = """\
   - id: {id}
@@ -181,7 +181,7 @@ def test_an_unreachable_store_does_not_keep_other_stores_from_purging(tickets, r
     """Due batches of a healthy store are purged although another configured store is down."""
     setup: Rig = rig(POLICY)
     setup.run("tickets-quarantine")
-    down = StoreSettings(url=f"sqlite:///{tmp_path / 'gone' / 'other.db'}")
+    down = SqlStoreSettings(url=f"sqlite:///{tmp_path / 'gone' / 'other.db'}")
     stores = rig(POLICY, stores={"other": down}, validate=False).engine.stores
 
     purged = quarantine.purge_due(stores, setup.ledger, now=AS_OF + timedelta(days=400))

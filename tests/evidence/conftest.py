@@ -27,9 +27,9 @@ from evidence_kit import (
 
 from retentiond.ledger.chain import AuditLedger
 from retentiond.ledger.state import StateDB
-from retentiond.settings import StoreSettings
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores
+from retentiond.stores.sql import SqlStoreSettings
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def make_bench(tmp_path: Path, db, backend: str) -> Iterator[Callable[[str], Ben
     made: list[Bench] = []
 
     def make(state_url: str) -> Bench:
-        stores = Stores({"app": StoreSettings(url=backend)}, open_store)
+        stores = Stores({"app": SqlStoreSettings(url=backend)}, open_store)
         state = StateDB(state_url)
         made.append(Bench(stores, state, AuditLedger(state), policies))
         return made[-1]

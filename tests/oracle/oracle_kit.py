@@ -40,9 +40,9 @@ from retentiond.policy.loader import load_policies
 from retentiond.policy.model import PolicySet, Rule
 from retentiond.run.enforce import Options, RuleReport, RuleRun
 from retentiond.run.engine import Engine
-from retentiond.settings import Defaults, StoreSettings
+from retentiond.settings import Defaults
 from retentiond.stores.registry import Stores
-from retentiond.stores.sql import SqlStore
+from retentiond.stores.sql import SqlStore, SqlStoreSettings
 from retentiond.validation import validate_live
 
 # -- switches for shapes the current code is known to get wrong ------------------------------
@@ -738,12 +738,12 @@ def trial(url: str, shape: Shape, directory: Path) -> Iterator[Trial]:
     policies = load_policies(directory)
     opened: list[SqlStore] = []
 
-    def opener(name: str, store_settings: StoreSettings) -> SqlStore:
+    def opener(name: str, store_settings: SqlStoreSettings) -> SqlStore:
         store = SqlStore(name, store_settings)
         opened.append(store)
         return store
 
-    registry = Stores({"app": StoreSettings(url=url)}, opener)
+    registry = Stores({"app": SqlStoreSettings(url=url)}, opener)
     state = StateDB(f"sqlite:///{directory / 'state.db'}")
     try:
         problems = [str(p) for p in validate_live(policies, registry)]

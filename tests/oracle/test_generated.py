@@ -28,6 +28,7 @@ from oracle_kit import (
 
 from retentiond.policy import oracle
 from retentiond.policy.oracle import key_order
+from retentiond.stores import evaluate
 
 
 def counts(census):
@@ -98,6 +99,18 @@ def test_plan_counts_and_selects_what_the_oracle_decides(server, fresh, data):
     assert decision.counts == counts(plan.census)
     assert list(decision.eligible) == walked
     assert list(decision.eligible[:len(plan.samples)]) == list(plan.samples)
+    if not shape.partitioned:
+        # A store that decides in Python (files, objects) decides the same selection alike.
+        assert (plan.census, walked) == in_python(shape, prepared.selection)
+
+
+def in_python(shape, selection):
+    """The census and eligible keys :class:`Evaluator` decides over the shape's rows."""
+    table = selection.table
+    key = shape.schema.table(table).key
+    judge = evaluate.Evaluator("app", key, related=lambda name: shape.rows[name])
+    rows = shape.rows[table]
+    return judge.census(selection, rows), [key(row) for row in judge.eligible(selection, rows)]
 
 
 @examples(50)

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from publish_kit import HIDDEN_VALUE, cli, copy_of
 
+from retentiond.actions import action_for
 from retentiond.errors import AuditError
 from retentiond.policy.loader import load_policies
 from retentiond.publish.schedule import (
-    OUTCOMES,
     build_schedule,
     read_state,
     render,
@@ -41,7 +41,7 @@ def test_every_rule_is_stated_with_its_promise_period_and_action(shared_world, f
     for rule in policies.rules:
         description = " ".join(rule.description.split())
         wanted = [description, f"{rule.age.older_than}", f"{rule.age.column}",
-                  rule.action.type if fmt == "json" else OUTCOMES[rule.action.type]]
+                  rule.action.type if fmt == "json" else action_for(rule.action).outcome]
         missing += [f"{rule.id}: {w}" for w in wanted if w not in text]
     for retention in policies.retentions:
         missing += [f"{retention.id}: {w}" for w in (retention.reason, str(retention.period))

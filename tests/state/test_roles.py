@@ -34,9 +34,9 @@ from retentiond.holds.placing import HoldRequest, LegalHolds
 from retentiond.holds.table import list_holds
 from retentiond.ledger.chain import AuditLedger, Entry, Kind
 from retentiond.ledger.state import VERSION_TABLE, StateDB, upgrade_schema
-from retentiond.settings import StoreSettings
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores
+from retentiond.stores.sql import SqlStoreSettings
 
 pytestmark = ROLE_BACKENDS
 
@@ -140,7 +140,7 @@ def test_the_daemon_role_cannot_rewrite_what_is_written(roles, statement):
 def test_the_daemon_role_appends_and_places_and_releases_holds(roles, tmp_path):
     """What the daemon and 'hold add/release' do works with the daemon's grants alone."""
     store(tmp_path)
-    stores = Stores({"app": StoreSettings(url=f"sqlite:///{tmp_path / 'app.db'}")}, open_store)
+    stores = Stores({"app": SqlStoreSettings(url=f"sqlite:///{tmp_path / 'app.db'}")}, open_store)
     state = StateDB(roles.daemon)
     try:
         ledger = AuditLedger(state)

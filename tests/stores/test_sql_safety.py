@@ -13,9 +13,8 @@ import sqlalchemy as sa
 from retentiond.errors import StoreError, StoreUnavailable
 from retentiond.policy.filters import Condition
 from retentiond.policy.periods import Cutoff
-from retentiond.settings import StoreSettings
 from retentiond.stores.base import AgeBound, Guard, Reach, Selection
-from retentiond.stores.sql import SqlStore
+from retentiond.stores.sql import SqlStore, SqlStoreSettings
 
 STAMP = {"sqlite": "DATETIME", "postgresql": "TIMESTAMP", "mariadb": "DATETIME"}
 CUTOFF_AT = datetime(2024, 1, 1)  # noqa: DTZ001 - naive on purpose: the column is naive
@@ -298,7 +297,7 @@ def test_database_errors_become_store_errors(db, sql_store):
 
 def test_in_memory_sqlite_has_no_reader():
     """An in-memory SQLite store refuses readers: a second connection would see another database."""
-    store = SqlStore("app", StoreSettings(url="sqlite://"))
+    store = SqlStore("app", SqlStoreSettings(url="sqlite://"))
     try:
         with pytest.raises(StoreError) as caught, store.reader():
             pass
@@ -311,7 +310,7 @@ def test_in_memory_sqlite_has_no_reader():
 def test_unsupported_database_is_a_store_error():
     """A URL of a database retentiond does not support is refused when the store is made."""
     with pytest.raises(StoreError) as caught:
-        SqlStore("app", StoreSettings(url="mssql+pyodbc://user@host/db"))
+        SqlStore("app", SqlStoreSettings(url="mssql+pyodbc://user@host/db"))
 
     assert "unsupported database 'mssql'" == caught.value.what
 
@@ -319,7 +318,7 @@ def test_unsupported_database_is_a_store_error():
 def test_sqlite_store_with_a_password_is_a_store_error(tmp_path):
     """A password file on a SQLite store is a configuration mistake, said so up front."""
     _, password_file = _password_file(tmp_path)
-    settings = StoreSettings(url=f"sqlite:///{tmp_path}/app.db", password_file=password_file)
+    settings = SqlStoreSettings(url=f"sqlite:///{tmp_path}/app.db", password_file=password_file)
 
     with pytest.raises(StoreError) as caught:
         SqlStore("app", settings)

@@ -78,8 +78,8 @@ from retentiond.stores.sql.write import SqlWriter
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-    from retentiond.settings import StoreSettings
     from retentiond.stores.sql.compile import Compiled
+    from retentiond.stores.sql.settings import SqlStoreSettings
 
 class SqlStore(Store):
     """A relational database reached through one SQLAlchemy URL (and an optional plan URL).
@@ -91,7 +91,7 @@ class SqlStore(Store):
     kind: ClassVar[str] = "sql"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
 
-    def __init__(self, name: str, settings: StoreSettings) -> None:
+    def __init__(self, name: str, settings: SqlStoreSettings) -> None:
         self.name = name
         self.settings = settings
         backend = make_url(settings.url).get_backend_name()
