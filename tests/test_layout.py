@@ -22,8 +22,6 @@ POLICY_LANGUAGE = ("retentiond.policy.strict", "retentiond.policy.filters",
 """The policy language's words: what actions and stores may build on without a cycle."""
 ACTION_REGISTRY = ("retentiond.actions", "retentiond.actions.base")
 """How other rooms reach actions: the registry and the base every action shares."""
-STORE_KIND_OPENERS = ("retentiond.stores", "retentiond.stores.registry")
-"""Where the stores package names its kinds (today the one kind, SQL)."""
 
 
 @dataclass(frozen=True)
@@ -169,10 +167,8 @@ def daemon_rule(found: Iterable[Import] | None = None) -> list[str]:
 
 
 def sql_rule(found: Iterable[Import] | None = None) -> list[str]:
-    """Nothing outside ``stores/sql/`` imports it, but where the stores package opens kinds."""
-    return reaching(_imports(found),
-                    importers=lambda module: beyond("retentiond.stores.sql")(module)
-                    and module not in STORE_KIND_OPENERS,
+    """Nothing outside ``stores/sql/`` imports it: the SQL kind joins through an entry point."""
+    return reaching(_imports(found), importers=beyond("retentiond.stores.sql"),
                     imported=within("retentiond.stores.sql"))
 
 
@@ -236,7 +232,7 @@ RULES = (cli_rule, daemon_rule, sql_rule, policy_rule, language_rule, actions_ru
 BREAKS = {
     cli_rule: ("retentiond.run.engine", "from retentiond.cli.app import App"),
     daemon_rule: ("retentiond.run.entrance", "from retentiond.daemon import service"),
-    sql_rule: ("retentiond.stores.base", "from retentiond.stores.sql import SqlReader"),
+    sql_rule: ("retentiond.stores", "from retentiond.stores.sql import SqlStore"),
     policy_rule: ("retentiond.policy.model", "from retentiond.ledger.chain import Kind"),
     language_rule: ("retentiond.policy.filters", "from retentiond.policy.model import Rule"),
     actions_rule: ("retentiond.actions.base", "from retentiond.policy.model import Rule"),
@@ -261,7 +257,7 @@ def test_only_the_cli_and_the_daemon_import_the_daemon():
 
 
 def test_nothing_outside_stores_sql_imports_it():
-    """``stores/sql/`` is imported only from within, and where the stores package opens kinds."""
+    """``stores/sql/`` is imported only from within (the package finds it by entry point)."""
     assert [] == sql_rule()
 
 
