@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from datetime import date, datetime
 
 from retentiond.actions import action_for
-from retentiond.actions.anonymize import value_fits
 from retentiond.errors import Problem, StoreError
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, NotOf, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule, Source
 from retentiond.stores.base import ColumnInfo, ColumnKind, ForeignKey, Store, TableSchema
 from retentiond.stores.registry import Stores
+from retentiond.stores.values import value_fits
 
 Path = tuple[str | int, ...]
 Entry = Rule | Hold | Retention

@@ -25,11 +25,10 @@ from retentiond.actions.base import (
     Verbs,
     changed_rows,
     column_or_finding,
-    is_text,
-    text_fits,
 )
 from retentiond.errors import ActionError
-from retentiond.policy.filters import Identifier, Scalar, StrictModel
+from retentiond.policy.filters import Identifier, Scalar
+from retentiond.policy.strict import StrictModel
 from retentiond.stores.base import (
     Capability,
     ColumnInfo,
@@ -45,6 +44,7 @@ from retentiond.stores.base import (
     TableSchema,
     Writer,
 )
+from retentiond.stores.values import is_text, text_fits, value_fits
 
 PK_DIGITS = 20
 """Widest decimal rendering of a 64-bit integer key, for sizing ``pk_derived`` output."""
@@ -115,28 +115,6 @@ class AnonymizeOptions(ActionOptions):
 
     type: Literal["anonymize"] = "anonymize"
     columns: Annotated[dict[Identifier, Strategy], Field(min_length=1)]
-
-
-def value_fits(info: ColumnInfo, value: Scalar) -> str | None:
-    """Why ``value`` cannot be stored in the column, or None when it can."""
-    kind = info.kind
-    fits = {
-        ColumnKind.TEXT: isinstance(value, str),
-        ColumnKind.INTEGER: isinstance(value, int) and not isinstance(value, bool),
-        ColumnKind.DECIMAL: isinstance(value, int | float) and not isinstance(value, bool),
-        ColumnKind.FLOAT: isinstance(value, int | float) and not isinstance(value, bool),
-        ColumnKind.DATE: isinstance(value, date) and not isinstance(value, datetime),
-        ColumnKind.DATETIME: isinstance(value, datetime),
-        ColumnKind.BOOLEAN: isinstance(value, bool),
-    }.get(kind, False)
-    if not fits:
-        return f"{value!r} is not a {kind.value} value for column {info.name!r} ({info.type_name})"
-    if isinstance(value, str) and not text_fits(info, len(value)):
-        return (
-            f"{value!r} has {len(value)} characters but column {info.name!r} holds "
-            f"{info.length}"
-        )
-    return None
 
 
 def _check_strategy(  # noqa: C901, PLR0912 - one branch per strategy reads best flat

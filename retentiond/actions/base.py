@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
-from retentiond.policy.filters import StrictModel
+from retentiond.policy.strict import StrictModel
 from retentiond.stores.base import (
     Capability,
     ColumnInfo,
-    ColumnKind,
     PendingCheck,
     Reach,
     Row,
@@ -184,12 +183,3 @@ def column_or_finding(
     return Finding(path, f"column {column!r} does not exist in table {table.name!r}",
                    f"use one of: {known}")
 
-
-def text_fits(info: ColumnInfo, length: int) -> bool:
-    """Whether ``length`` characters fit the column (unbounded text always fits)."""
-    return info.length is None or length <= info.length
-
-
-def is_text(info: ColumnInfo) -> bool:
-    """Whether the column holds text."""
-    return info.kind is ColumnKind.TEXT

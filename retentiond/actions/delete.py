@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from retentiond.actions.base import Action, ActionOptions, AuditBody, Batch, Finding, Verbs
-from retentiond.stores.base import Capability, OnDelete, TableSchema, Writer
+from retentiond.stores.base import Capability, TableSchema, Writer
 
 
 class DeleteOptions(ActionOptions):
@@ -60,8 +60,3 @@ class DeleteAction(Action[DeleteOptions]):
         return {"keys": list(removal.removed), "count": len(removal.removed),
                 "reached": {label: list(keys) for label, keys in removal.reached.items()},
                 "reached_count": sum(len(keys) for keys in removal.reached.values())}
-
-
-def blocking(on_delete: OnDelete) -> bool:
-    """Whether this ON DELETE behaviour refuses the parent's deletion while children exist."""
-    return on_delete in {OnDelete.RESTRICT, OnDelete.NO_ACTION}

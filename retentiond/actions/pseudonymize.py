@@ -22,12 +22,12 @@ from retentiond.actions.base import (
     Verbs,
     changed_rows,
     column_or_finding,
-    is_text,
-    text_fits,
 )
 from retentiond.errors import ConfigError
-from retentiond.policy.filters import Identifier, StrictModel
+from retentiond.policy.filters import Identifier
+from retentiond.policy.strict import StrictModel
 from retentiond.stores.base import Capability, NotPseudonym, PendingCheck, Row, TableSchema, Writer
+from retentiond.stores.values import is_text, text_fits
 
 FULL_LENGTH = 52
 """Characters of an unpadded base32 SHA-256 digest."""

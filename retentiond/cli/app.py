@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from retentiond.errors import ConfigError, PolicyError
-from retentiond.holds.placed import StateHolds
+from retentiond.holds.scope import StateHolds
 from retentiond.ledger.chain import AuditLedger
 from retentiond.ledger.evidence import Signer
 from retentiond.ledger.state import StateDB

@@ -10,7 +10,7 @@ import click
 from retentiond.cli.app import App, pass_app
 from retentiond.ledger.export import (
     FORMATS,
-    Window,
+    ExportQuery,
     csv_lines,
     export_rows,
     jsonl_lines,
@@ -40,10 +40,10 @@ def _bound(text: str | None, *, end: bool, hint: str) -> datetime | None:
 def export(app: App, *, since: str | None, until: str | None, rule_ids: tuple[str, ...],
            fmt: str, output: Path | None) -> None:
     """Export ledger records in a window, streamed in bounded memory (columns: see README)."""
-    window = Window(since=_bound(since, end=False, hint="--since"),
-                    before=_bound(until, end=True, hint="--until"), rules=frozenset(rule_ids))
+    query = ExportQuery(since=_bound(since, end=False, hint="--since"),
+                        before=_bound(until, end=True, hint="--until"), rules=frozenset(rule_ids))
     with app.ledger() as ledger, click.open_file(str(output or "-"), "w",
                                                  encoding="utf-8") as out:
-        rows = export_rows(ledger, window)
+        rows = export_rows(ledger, query)
         for line in csv_lines(rows) if fmt == "csv" else jsonl_lines(rows):
             out.write(line)

@@ -13,16 +13,9 @@ from rich.table import Table
 
 from retentiond.cli.app import EXIT_BAD_INPUT, App, json_option, pass_app
 from retentiond.errors import PolicyError
-from retentiond.holds.placed import (
-    HoldRequest,
-    LegalHolds,
-    PlacedHold,
-    list_holds,
-    parse_subject,
-    parse_term,
-    parse_until,
-    where_notation,
-)
+from retentiond.holds.notation import parse_subject, parse_term, parse_until, where_notation
+from retentiond.holds.placing import HoldRequest, LegalHolds
+from retentiond.holds.table import PlacedHold, list_holds
 from retentiond.policy.periods import utc_now
 
 WHERE_HELP = ("Only rows where COLUMN compares so with VALUE (repeatable; all must hold). "

@@ -22,7 +22,7 @@ from retentiond.cli.app import (
 )
 from retentiond.cli.render import plan_details, plan_table, plan_to_dict
 from retentiond.errors import PolicyError
-from retentiond.holds.placed import (
+from retentiond.run.release import (
     ReleaseEffect,
     check_releasable,
     release_effects,

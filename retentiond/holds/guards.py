@@ -1,8 +1,9 @@
 """Legal holds and minimum retentions, turned into the guards a selection must respect.
 
-Holds come from sources: the policy files now, the state database (holds placed at run time
-by legal counsel) later.  Every active hold from every source becomes a guard; guards add up
-and beat every rule.  Minimum retentions become guards too, so the longest one wins.
+Holds come from sources: the policy files, and the state database (holds placed at run time
+by legal counsel: :class:`~retentiond.holds.scope.StateHolds`).  Every active hold from every
+source becomes a guard; guards add up and beat every rule.  Minimum retentions become guards
+too, so the longest one wins.
 """
 
 from __future__ import annotations

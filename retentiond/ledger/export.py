@@ -49,7 +49,7 @@ def parse_bound(text: str, *, end: bool) -> datetime:
 
 
 @dataclass(frozen=True)
-class Window:
+class ExportQuery:
     """Which records to export: ``since`` <= at < ``before``, of ``rules`` (empty: all)."""
 
     since: datetime | None = None
@@ -57,7 +57,7 @@ class Window:
     rules: Collection[str] = field(default_factory=frozenset)
 
     def admits(self, record: Record) -> bool:
-        """Whether the record is in the window."""
+        """Whether the record is one to export."""
         if self.rules and record.entry.rule not in self.rules:
             return False
         if self.since is None and self.before is None:
@@ -67,10 +67,10 @@ class Window:
             (self.before is None or at < self.before)
 
 
-def export_rows(ledger: AuditLedger, window: Window) -> Iterator[dict[str, Any]]:
-    """The records in the window as rows of :data:`COLUMNS` plus ``body``, in ledger order."""
+def export_rows(ledger: AuditLedger, query: ExportQuery) -> Iterator[dict[str, Any]]:
+    """The records ``query`` asks for as rows of :data:`COLUMNS` plus ``body``, in ledger order."""
     for record in ledger.records():
-        if window.admits(record):
+        if query.admits(record):
             yield row_of(record)
 
 

@@ -89,7 +89,7 @@ holds = Table(
     Column("release_reason", Text),
     Index("holds_in_force", "released_at", "store", "table_name"),
 )
-"""Legal holds placed at run time (:mod:`retentiond.holds.placed`).
+"""Legal holds placed at run time (:mod:`retentiond.holds`; read by :mod:`retentiond.holds.table`).
 
 ``store`` NULL: every store (a subject hold); ``table_name`` NULL: every table of the store;
 ``where_filter``: the canonical JSON of a filter-model filter; ``subject_kind`` and

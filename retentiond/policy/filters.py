@@ -14,12 +14,13 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
     model_validator,
 )
+
+from retentiond.policy.strict import StrictModel
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 QUALIFIED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -46,12 +47,6 @@ def _qualified(value: str) -> str:
 Identifier = Annotated[str, AfterValidator(_identifier)]
 TableName = Annotated[str, AfterValidator(_qualified)]
 Scalar = str | int | float | bool | date | datetime
-
-
-class StrictModel(BaseModel):
-    """Frozen, no unknown keys: a typo in a policy is an error, never a silent default."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Op(StrEnum):

@@ -25,8 +25,9 @@ from pydantic import AfterValidator, Field, model_validator
 
 from retentiond.actions import AnyActionOptions
 from retentiond.policy.cron import crontab
-from retentiond.policy.filters import Filter, Identifier, StrictModel, TableName
+from retentiond.policy.filters import Filter, Identifier, TableName
 from retentiond.policy.periods import PeriodField, zone
+from retentiond.policy.strict import StrictModel
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 

@@ -8,12 +8,18 @@ from retentiond.publish.report import (
     collect,
     render_report,
 )
-from retentiond.publish.schedule import Schedule, build_schedule, read_state, render, state_holds
+from retentiond.publish.schedule import (
+    RetentionSchedule,
+    build_schedule,
+    read_state,
+    render,
+    state_holds,
+)
 
 __all__ = [
     "CheckpointStatus",
     "Report",
-    "Schedule",
+    "RetentionSchedule",
     "Window",
     "build_report",
     "build_schedule",

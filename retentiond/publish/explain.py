@@ -29,7 +29,7 @@ from typing import Any
 
 from retentiond.actions import action_for
 from retentiond.errors import RetentionError, StoreError
-from retentiond.holds.placed import day_after, typed_value
+from retentiond.holds.table import day_after
 from retentiond.ledger.chain import AuditLedger, Kind, canonical, jsonable
 from retentiond.policy.filters import AllOf, Condition, Filter
 from retentiond.policy.model import Hold, Retention, Rule
@@ -44,6 +44,7 @@ from retentiond.stores.base import (
     Selection,
     TableSchema,
 )
+from retentiond.stores.values import typed_value
 
 END_OF_TIME = Cutoff(local=datetime(9999, 12, 31), aware=datetime(9999, 12, 31, tzinfo=UTC),  # noqa: DTZ001 - naive on purpose: compared with naive columns
                      day=date(9999, 12, 31))

@@ -38,7 +38,7 @@ from retentiond.publish import template
 from retentiond.publish.charts import bar_chart, column_chart
 from retentiond.publish.schedule import (
     HoldView,
-    Schedule,
+    RetentionSchedule,
     StateHold,
     build_schedule,
     hold_view,
@@ -408,7 +408,7 @@ class Report:
 
     window: Window
     generated_at: datetime
-    schedule: Schedule
+    schedule: RetentionSchedule
     facts: LedgerFacts
     check: LedgerCheck
     holds: tuple[HoldView, ...]

@@ -22,23 +22,11 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import (
-    Engine,
-    MetaData,
-    NullPool,
-    RowMapping,
-    Table,
-    create_engine,
-    inspect,
-    select,
-)
+from sqlalchemy import Engine, NullPool, create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from retentiond.actions import action_for
-from retentiond.errors import AuditError
-from retentiond.holds.placed import stored_until
+from retentiond.holds.table import PlacedHold, holds_in, in_force, stamp
 from retentiond.ledger.state import sqlite_path
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
@@ -167,7 +155,7 @@ class GoesWith:
 
 
 @dataclass(frozen=True)
-class Schedule:
+class RetentionSchedule:
     """The retention schedule in force at ``as_of``."""
 
     as_of: datetime
@@ -218,14 +206,7 @@ class StateHold:
 
     def active(self, at: datetime) -> bool:
         """In force at ``at``: not released, not past ``until`` (a date holds through its day)."""
-        if self.released_at is not None:
-            return False
-        if self.until is None:
-            return True
-        if isinstance(self.until, datetime):
-            until = self.until if self.until.tzinfo else self.until.replace(tzinfo=UTC)
-            return at < until
-        return at.astimezone(UTC).date() <= self.until
+        return self.released_at is None and in_force(self.until, at)
 
     def applies_to(self) -> str:
         """Which records it keeps, in words, without values."""
@@ -238,7 +219,7 @@ class StateHold:
 def build_schedule(policies: PolicySet, *, as_of: datetime,
                    state_holds: Sequence[StateHold] = (),
                    reached: Mapping[tuple[str, str], Sequence[GoesWith]] | None = None,
-                   ) -> Schedule:
+                   ) -> RetentionSchedule:
     """The schedule of ``policies`` at ``as_of``, with the holds in force then.
 
     ``reached``: per (store, table), the rules on other tables whose removals reach it (see
@@ -268,7 +249,7 @@ def build_schedule(policies: PolicySet, *, as_of: datetime,
         made.append(TableSchedule(category, store, table, tuple(rules), retentions, on_table,
                                   tuple(reached.get((store, table), ()))))
     across = tuple(h for h in holds if h.store is None or h.table is None)
-    return Schedule(as_of, policies.digest, tuple(made), across)
+    return RetentionSchedule(as_of, policies.digest, tuple(made), across)
 
 
 def reached_tables(engine: RuleEngine, *, as_of: datetime,
@@ -372,27 +353,6 @@ def _one_line(text: str) -> str:
 
 # -- holds placed at run time: the state database's ``holds`` table, read only if it exists --
 
-_COLUMNS = {
-    "id": ("id", "hold_id"),
-    "reason": ("reason",),
-    "case": ("case_id", "case", "case_ref"),
-    "store": ("store", "store_name"),
-    "table": ("table_name", "table"),
-    "where": ("where_filter", "where", "filter"),
-    "subject": ("subject_kind",),
-    "until": ("until", "expires", "expires_at"),
-    "placed_at": ("placed_at", "created_at"),
-    "released_at": ("released_at",),
-}
-"""Where each field of a hold stands in the ``holds`` table (the first name found wins).
-
-``retentiond.holds.placed`` owns that table; once it is part of retentiond, reading through its
-``list_holds`` replaces this guesswork.  Never read: ``subject_value`` and the filter's values.
-"""
-_REQUIRED = ("id", "reason", "store", "table")
-_FILTER: TypeAdapter[Filter] = TypeAdapter(Filter)
-
-
 @contextmanager
 def read_state(url: str) -> Iterator[Engine | None]:
     """A read-only engine on the state database; None when an SQLite state file does not exist.
@@ -417,72 +377,27 @@ def read_state(url: str) -> Iterator[Engine | None]:
 
 
 def state_holds(engine: Engine | None) -> list[StateHold]:
-    """Holds placed at run time, from the ``holds`` table if the state database has one.
+    """Holds placed at run time, read by the holds package's reader if the table exists.
 
-    AuditError when the table exists but cannot be read, or has no column for an id, reason,
-    store or table: a schedule that silently left out a legal hold would be wrong.
+    AuditError when the table exists but cannot be read: a schedule that silently left out a
+    legal hold would be wrong.
     """
-    if engine is None:
-        return []
-    try:
-        with engine.connect() as conn:
-            if not inspect(conn).has_table("holds"):
-                return []
-            table = Table("holds", MetaData(), autoload_with=conn)
-            columns = _map_columns(table)
-            order = [table.c[columns[k]] for k in ("placed_at", "id") if k in columns]
-            wanted = [table.c[name] for name in columns.values()]
-            rows = conn.execute(select(*wanted).order_by(*order)).mappings().all()
-    except SQLAlchemyError as exc:
-        raise AuditError("cannot read the holds table of the state database: "
-                         f"{type(exc).__name__}") from None
-    return [_state_hold(row, columns) for row in rows]
+    return [_state_hold(placed) for placed in holds_in(engine)]
 
 
-def _map_columns(table: Table) -> dict[str, str]:
-    names = {c.name.lower(): c.name for c in table.columns}
-    found = {}
-    for field, candidates in _COLUMNS.items():
-        match = next((names[c] for c in candidates if c in names), None)
-        if match is not None:
-            found[field] = match
-    missing = [f for f in _REQUIRED if f not in found]
-    if missing:
-        raise AuditError(f"the state database's holds table has no column for "
-                         f"{', '.join(missing)} (it has {', '.join(sorted(names))}); this "
-                         "retentiond cannot read its holds")
-    return found
-
-
-def _state_hold(row: RowMapping, columns: dict[str, str]) -> StateHold:
-    def value(field: str) -> Any:  # noqa: ANN401 - whatever the column holds
-        return row[columns[field]] if field in columns else None
-
-    where = value("where")
-    try:
-        parsed = None if where in {None, ""} else _FILTER.validate_python(
-            json.loads(where) if isinstance(where, str) else where)
-        until = stored_until(value("until"))
-    except (ValidationError, ValueError) as exc:
-        raise AuditError(f"hold {value('id')!r} in the state database cannot be read: "
-                         f"{type(exc).__name__}") from None
+def _state_hold(placed: PlacedHold) -> StateHold:
+    """What the schedule keeps of a hold: of its filter the columns, of its subject the kind."""
     return StateHold(
-        id=str(value("id")), reason=str(value("reason")), case=_text(value("case")),
-        store=_text(value("store")), table=_text(value("table")),
-        columns=tuple(sorted(parsed.columns())) if parsed is not None else (),
-        subject=_text(value("subject")), until=until, placed_at=_text(value("placed_at")),
-        released_at=_text(value("released_at")))
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat() if isinstance(value, date | datetime) else str(value)
+        id=placed.id, reason=placed.reason, case=placed.case, store=placed.store,
+        table=placed.table, columns=tuple(placed.columns()),
+        subject=placed.subject.kind if placed.subject is not None else None, until=placed.until,
+        placed_at=stamp(placed.placed_at),
+        released_at=stamp(placed.released_at) if placed.released_at is not None else None)
 
 
 # -- the three formats ----------------------------------------------------------------------
 
-def to_json(schedule: Schedule) -> str:
+def to_json(schedule: RetentionSchedule) -> str:
     """The schedule as JSON with stable keys (sorted), for scripts and other sites."""
     document = {
         "format": FORMAT,
@@ -526,7 +441,7 @@ def _md(text: str) -> str:
     return text
 
 
-def to_markdown(schedule: Schedule) -> str:
+def to_markdown(schedule: RetentionSchedule) -> str:
     """The schedule as Markdown, for a privacy page or a reply to a customer."""
     lines = ["# Retention schedule", "", _md(schedule.lead())]
     for name, tables in schedule.categories():
@@ -559,12 +474,12 @@ def _md_periods(table: TableSchedule) -> list[str]:
     return lines
 
 
-def to_html(schedule: Schedule) -> str:
+def to_html(schedule: RetentionSchedule) -> str:
     """The schedule as one self-contained HTML page (``templates/schedule.html.j2``)."""
     return template.render("schedule.html.j2", schedule=schedule)
 
 
-def render(schedule: Schedule, fmt: str) -> str:
+def render(schedule: RetentionSchedule, fmt: str) -> str:
     """The schedule in ``md``, ``html`` or ``json``."""
     renderers = {"md": to_markdown, "html": to_html, "json": to_json}
     return renderers[fmt](schedule)

@@ -60,8 +60,8 @@ def reaches_of(
                     f"{child} rows in partitions without the foreign key "
                     f"({', '.join(fk.within)}) would be orphaned{_via(here)}", here, None))
                 continue
-            if moving or (_restricts(fk) and (not delete_children or cycle)):
-                verb = "referenced by" if moving and not _restricts(fk) else "restricted by"
+            if moving or (fk.on_delete.refuses and (not delete_children or cycle)):
+                verb = "referenced by" if moving and not fk.on_delete.refuses else "restricted by"
                 blockers.append(Blocker(f"{verb} {child}{_via(here)}", here, None))
                 continue
             if cycle and fk.on_delete is OnDelete.CASCADE:
@@ -71,7 +71,7 @@ def reaches_of(
                                         f"keys{_via(here)}", here, None))
                 continue
             effect: Effect = ("cascade" if fk.on_delete is OnDelete.CASCADE
-                              else "delete first" if _restricts(fk) else "set null")
+                              else "delete first" if fk.on_delete.refuses else "set null")
             reaches.append(Reach(here, effect))
             guards = guards_of(child)
             if guards:
@@ -98,7 +98,3 @@ def _guarded(guards: tuple[Guard, ...]) -> str:
 def _via(path: tuple[ForeignKey, ...]) -> str:
     """The chain of keys, for telling apart two ways of reaching one table."""
     return " (via " + " > ".join(f"{f.table}.{','.join(f.columns)}" for f in path) + ")"
-
-
-def _restricts(fk: ForeignKey) -> bool:
-    return fk.on_delete in {OnDelete.RESTRICT, OnDelete.NO_ACTION}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from retentiond.actions import action_for
 from retentiond.errors import PolicyError, RetentionError
-from retentiond.holds.placed import StateHolds
+from retentiond.holds.scope import StateHolds
 from retentiond.keyring import Keyring
 from retentiond.ledger.state import StateDB
 from retentiond.policy.loader import load_policies

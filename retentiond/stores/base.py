@@ -87,6 +87,15 @@ class OnDelete(StrEnum):
     RESTRICT = "restrict"
     NO_ACTION = "no action"
 
+    @property
+    def refuses(self) -> bool:
+        """Whether the key refuses the parent's deletion while children exist.
+
+        RESTRICT and NO ACTION refuse; the others act on the children (CASCADE, SET NULL,
+        SET DEFAULT).
+        """
+        return self in {OnDelete.RESTRICT, OnDelete.NO_ACTION}
+
 
 @dataclass(frozen=True)
 class ForeignKey:

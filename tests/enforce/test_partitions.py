@@ -10,7 +10,9 @@ from __future__ import annotations
 import pytest
 from enforce_kit import AS_OF, ROOMY, Rig, at
 
-from retentiond.holds.placed import HoldRequest, LegalHolds, StateHolds, parse_term
+from retentiond.holds.notation import parse_term
+from retentiond.holds.placing import HoldRequest, LegalHolds
+from retentiond.holds.scope import StateHolds
 from retentiond.publish.explain import explain
 from retentiond.run.engine import Engine
 from retentiond.validation import schema_warnings

@@ -20,14 +20,10 @@ from typing import Any
 
 import pytest
 
-from retentiond.holds.placed import (
-    HoldRequest,
-    LegalHolds,
-    PlacedHold,
-    StateHolds,
-    Term,
-    parse_term,
-)
+from retentiond.holds.notation import Term, parse_term
+from retentiond.holds.placing import HoldRequest, LegalHolds
+from retentiond.holds.scope import StateHolds
+from retentiond.holds.table import PlacedHold
 from retentiond.ledger.chain import AuditLedger, Record
 from retentiond.ledger.state import StateDB
 from retentiond.policy.loader import load_policies

@@ -12,7 +12,8 @@ import pytest
 from evidence_kit import SQLITE_ONLY, placed_id, where
 
 from retentiond.errors import AuditError, PolicyError
-from retentiond.holds.placed import LegalHolds, list_holds
+from retentiond.holds.placing import LegalHolds
+from retentiond.holds.table import list_holds
 from retentiond.ledger.chain import Kind, canonical
 from retentiond.ledger.state import audit_log, holds
 

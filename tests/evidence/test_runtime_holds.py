@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from evidence_kit import AS_OF, CUSTOMER, HELD_IDS, SQLITE_ONLY, where
 
-from retentiond.holds.placed import StateHolds, Subject
+from retentiond.holds.notation import Subject
+from retentiond.holds.scope import StateHolds
 from retentiond.ledger.chain import Kind
 from retentiond.run.enforce import Options, enforce
 

@@ -30,7 +30,8 @@ from state_kit import (
 )
 
 from retentiond.errors import AuditError
-from retentiond.holds.placed import HoldRequest, LegalHolds, list_holds
+from retentiond.holds.placing import HoldRequest, LegalHolds
+from retentiond.holds.table import list_holds
 from retentiond.ledger.chain import AuditLedger, Entry, Kind
 from retentiond.ledger.state import VERSION_TABLE, StateDB, upgrade_schema
 from retentiond.stores import open_store
