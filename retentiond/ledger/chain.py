@@ -26,6 +26,7 @@ from sqlalchemy import Connection, RowMapping, and_, exists, func, insert, selec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 
+from retentiond.clock import SYSTEM_CLOCK, Clock
 from retentiond.errors import AuditError
 from retentiond.ledger.state import StateDB, audit_log
 
@@ -219,16 +220,18 @@ class AuditLedger:
     """Append to, read and verify the ledger in the state database."""
 
     def __init__(self, state: StateDB, *, vouch: Vouch | None = None,
-                 reading: bool = False) -> None:
+                 reading: bool = False, clock: Clock = SYSTEM_CLOCK) -> None:
         """``vouch`` signs each record as it is written: the writer holds the signing key.
 
         The installation's digest key is read at once (a writer fails before it acts), or,
         ``reading`` (verify, export, report), only if a digest is asked for: a reviewer's
-        role need not see it, since with it a guessed subject could be tested.
+        role need not see it, since with it a guessed subject could be tested.  Each record
+        is stamped with the time ``clock`` tells.
         """
         self._state = state
         self._digest_key = None if reading else state.secret("audit-digest-key")
         self._vouch = vouch
+        self._clock = clock
 
     @property
     def state(self) -> StateDB:
@@ -261,7 +264,7 @@ class AuditLedger:
             records = []
             for entry, body in zip(entries, bodies, strict=True):
                 seq += 1
-                at = datetime.now(tz=UTC).isoformat(timespec="microseconds")
+                at = self._stamp()
                 record_hash = _sha256(Record(seq, at, entry, "", "").hashed_text(body))
                 chain = _sha256(chain + record_hash)
                 records.append(Record(seq, at, entry, record_hash, chain,
@@ -269,6 +272,9 @@ class AuditLedger:
             conn.execute(insert(audit_log),
                          [_row(r, body) for r, body in zip(records, bodies, strict=True)])
         return records
+
+    def _stamp(self) -> str:
+        return self._clock.now().astimezone(UTC).isoformat(timespec="microseconds")
 
     def _signature(self, record_hash: str) -> str | None:
         return None if self._vouch is None else self._vouch(record_hash)
@@ -392,7 +398,7 @@ class AuditLedger:
                 .order_by(audit_log.c.seq.desc()).limit(1)).first()
             seq, chain = (tail[0], tail[1]) if tail else (0, GENESIS)
             entry = make(seq, chain)
-            at = datetime.now(tz=UTC).isoformat(timespec="microseconds")
+            at = self._stamp()
             record_hash = Record(seq + 1, at, entry, "", "").expected_hash()
             signature = vouch(record_hash) if vouch else self._signature(record_hash)
             record = Record(seq + 1, at, entry, record_hash, _sha256(chain + record_hash),

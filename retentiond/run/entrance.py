@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from retentiond.clock import SYSTEM_CLOCK, Clock
 from retentiond.errors import RetentionError, WitnessError
 from retentiond.ledger.evidence import Signer, certify, write_checkpoint
 from retentiond.ledger.witness import witnesses_for
@@ -44,22 +45,30 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Enforcer:
-    """Runs rules against the engine's stores and attests each run in the ledger."""
+    """Runs rules against the engine's stores and attests each run in the ledger.
+
+    A run is as of the time ``clock`` tells when it is asked for, unless told otherwise.
+    """
 
     engine: Engine
     ledger: AuditLedger
     leases: Leases
     settings: Settings
     signer: Signer | None
+    clock: Clock = SYSTEM_CLOCK
 
-    def run_rule(self, rule: Rule, *, run_id: str, as_of: datetime, options: Options,
+    def run_rule(self, rule: Rule, *, run_id: str, options: Options,
+                 as_of: datetime | None = None,
                  settled: Callable[[], bool] | None = None) -> Attempt:
         """Lease, recover, run; a RetentionError ends the run (recorded) and is returned.
 
+        ``as_of`` (default: now) is the moment the rule's periods are counted back from.
         ``settled`` is asked once the lease is held: True means another replica already did
         what this run was for, and nothing is done.  Anything that is not a RetentionError is
         a bug: the run records it and it is raised.
         """
+        if as_of is None:
+            as_of = self.clock.now()
         with self.leases.hold(rule.id) as taken:
             if not taken:
                 return Attempt(rule, busy=True)
@@ -75,15 +84,17 @@ class Enforcer:
             return Attempt(rule, run.report)
 
     def attest(self, run_id: str, attempts: Sequence[Attempt], *, started: datetime,
-               ended: datetime) -> list[str]:
+               ended: datetime | None = None) -> list[str]:
         """The run's certificate and a signed checkpoint (when a key is configured).
 
-        A witness that did not keep the checkpoint is returned as a problem: the checkpoint is
-        in the ledger all the same.  Any other failure to write is raised (AuditError).
+        The certificate's window is ``started`` to ``ended`` (default: now).  A witness that
+        did not keep the checkpoint is returned as a problem: the checkpoint is in the ledger
+        all the same.  Any other failure to write is raised (AuditError).
         """
         reports = [(a.rule, a.report) for a in attempts if a.report is not None]
         certify(self.ledger, self.signer, run_id=run_id, settings=self.settings,
-                reports=reports, started=started, ended=ended)
+                reports=reports, started=started,
+                ended=self.clock.now() if ended is None else ended)
         if self.signer is None:
             return []
         audit = self.settings.audit
