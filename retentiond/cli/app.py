@@ -1,29 +1,27 @@
-"""What every command shares: settings, policies, stores, the ledger, exit codes."""
+"""What every command shares: the composition root, exit codes, options, ``--as-of``."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
 
-from retentiond.errors import ConfigError, PolicyError
-from retentiond.holds.scope import StateHolds
+from retentiond.clock import SYSTEM_CLOCK, Clock
+from retentiond.errors import ConfigError
 from retentiond.ledger.chain import AuditLedger
 from retentiond.ledger.evidence import Signer
 from retentiond.ledger.state import StateDB
 from retentiond.logs import configure_logging
-from retentiond.policy.loader import load_policies
 from retentiond.policy.model import PolicySet
 from retentiond.policy.periods import utc_now
 from retentiond.run.engine import Engine
-from retentiond.settings import Settings, load_settings
-from retentiond.stores import open_store
+from retentiond.run.runtime import Setup
+from retentiond.settings import Settings
 from retentiond.stores.registry import Stores
-from retentiond.validation import validate_live
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -34,53 +32,54 @@ EXIT_STOPPED = 3
 """SIGTERM or SIGINT stopped ``run --once``: the batch in flight finished, the rest waits."""
 
 
+def _configure_logging(settings: Settings) -> None:
+    configure_logging(settings.log_format, settings.log_level)
+
+
 @dataclass
 class App:
-    """What every command needs, loaded on first use."""
+    """What every command needs, built by the runtime's :class:`Setup` on first use.
+
+    The commands only parse and print: each piece (settings, policies, stores, the state
+    database, the ledger, an engine) comes from ``setup``.  Logging is set up from the
+    settings as soon as they are read.
+    """
 
     config: Path | None
     policy_dir: Path | None
-    _settings: Settings | None = field(default=None, init=False)
+    clock: Clock = SYSTEM_CLOCK
+    setup: Setup = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.setup = Setup(self.config, self.policy_dir, clock=self.clock,
+                           loaded=_configure_logging)
 
     @property
     def settings(self) -> Settings:
         """Settings from the config file and environment."""
-        if self._settings is None:
-            self._settings = load_settings(self.config)
-            configure_logging(self._settings.log_format, self._settings.log_level)
-        return self._settings
+        return self.setup.settings
 
     def policies(self) -> PolicySet:
         """The policy set, validated in shape (phase one)."""
-        return load_policies(self.policy_dir or self.settings.policy_dir)
+        return self.setup.policies()
 
-    @contextmanager
-    def stores(self) -> Iterator[Stores]:
+    def stores(self) -> AbstractContextManager[Stores]:
         """The configured stores, closed when the command is done."""
-        stores = Stores(self.settings.stores, open_store)
-        try:
-            yield stores
-        finally:
-            stores.close()
+        return self.setup.stores()
 
-    @contextmanager
-    def state(self) -> Iterator[StateDB]:
+    def state(self) -> AbstractContextManager[StateDB]:
         """The state database (ledger and runtime holds), closed when the command is done."""
-        state = StateDB(self.settings.state_url)
-        try:
-            yield state
-        finally:
-            state.close()
+        return self.setup.state()
 
     @contextmanager
     def ledger(self) -> Iterator[AuditLedger]:
         """The audit ledger in the state database, to read; closed when the command is done."""
-        with self.state() as state:
-            yield AuditLedger(state, reading=True)
+        with self.setup.state() as state:
+            yield self.setup.ledger(state, reading=True)
 
     def signer(self) -> Signer | None:
         """The configured signing key; ConfigError when it is configured but unreadable."""
-        return Signer.from_settings(self.settings.audit)
+        return self.setup.signer()
 
     def writer(self, state: StateDB, *, by_hand: bool = False) -> AuditLedger:
         """The ledger, signing each record it writes with the configured key.
@@ -97,7 +96,7 @@ class App:
             click.echo(f"note: this record is not signed ({exc.what}); 'audit verify' "
                        "will list it", err=True)
             signer = None
-        return AuditLedger(state, vouch=signer.vouch if signer is not None else None)
+        return self.setup.ledger(state, signer=signer)
 
     def engine(self, policies: PolicySet, stores: Stores, state: StateDB, *,
                without: Collection[str] = ()) -> Engine:
@@ -105,17 +104,11 @@ class App:
 
         ``without`` leaves runtime holds out, to preview what releasing them would free.
         """
-        return Engine(policies, stores, self.settings.defaults,
-                      hold_sources=(StateHolds(state, policies, stores, without=without),))
+        return self.setup.engine(policies, stores, state, without=without)
 
     def validated(self, stores: Stores) -> PolicySet:
         """The policy set, validated in shape and against the live stores (both phases)."""
-        policies = self.policies()
-        problems = validate_live(policies, stores,
-                                 pseudonym_key=self.settings.pseudonymize.key_id is not None)
-        if problems:
-            raise PolicyError(problems)
-        return policies
+        return self.setup.validated(stores)
 
 
 pass_app = click.make_pass_decorator(App)

@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from retentiond import quarantine
-from retentiond.actions import action_for
 from retentiond.cli.app import (
     EXIT_FINDINGS,
     EXIT_STOPPED,
@@ -26,12 +25,8 @@ from retentiond.cli.app import (
 )
 from retentiond.cli.planning import show_plan
 from retentiond.errors import LimitExceeded, RetentionError
-from retentiond.keyring import Keyring
-from retentiond.ledger.chain import AuditLedger
-from retentiond.policy.periods import utc_now
 from retentiond.run.enforce import Options, RuleReport
-from retentiond.run.entrance import Attempt, Enforcer
-from retentiond.run.leases import leases_for
+from retentiond.run.entrance import Attempt
 
 
 @click.command()
@@ -93,24 +88,24 @@ class _StopOnSignal(threading.Event):
 def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
              stop: threading.Event) -> tuple[list[RuleReport], list[str]]:
     failures: list[str] = []
-    with app.stores() as stores, app.state() as state:
-        signer = app.signer()  # read before anything is done: every record is signed with it
-        ledger = AuditLedger(state, vouch=signer.vouch if signer is not None else None)
-        policies = app.validated(stores)
+    setup, clock = app.setup, app.setup.clock
+    with setup.stores() as stores, setup.state() as state:
+        signer = setup.signer()  # read before anything is done: every record is signed with it
+        ledger = setup.ledger(state, signer=signer)
+        policies = setup.validated(stores)
         check_rule_ids(policies, rule_ids)
-        engine = app.engine(policies, stores, state)
-        enforcer = Enforcer(engine, ledger, leases_for(state), app.settings, signer)
+        engine = setup.engine(policies, stores, state)
+        enforcer = setup.enforcer(engine, ledger, setup.leases(state), signer)
         rules = engine.rules(rule_ids or None)
-        keyring = (Keyring.from_settings(app.settings.pseudonymize)
-                   if any(action_for(r.action).needs_pseudonym_key for r in rules) else None)
+        keyring = setup.keyring(rules)
 
         def pause(seconds: float) -> None:  # a throttle's pause ends at once on a stop
-            stop.wait(seconds)
+            clock.wait(stop, seconds)
 
         options = Options(allow_exceed=allow_exceed, keyring=keyring, should_stop=stop.is_set,
                           sleep=pause)
         run_id = str(uuid.uuid4())
-        as_of = utc_now()
+        as_of = clock.now()
         attempts: list[Attempt] = []
         for rule in rules:
             if stop.is_set():  # the rules not begun are left for the next run
@@ -119,12 +114,14 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
             attempts.append(attempt)
             failures += _failure(attempt)
         try:
-            for batch, rows in () if stop.is_set() else quarantine.purge_due(stores, ledger):
+            purged = [] if stop.is_set() else quarantine.purge_due(stores, ledger,
+                                                                   now=clock.now())
+            for batch, rows in purged:
                 click.echo(f"purged quarantine batch {batch.batch_id} ({rows} rows of "
                            f"{batch.table}, released {batch.release_at})")
         except RetentionError as exc:
             failures.append(f"quarantine purge: {exc}")
-        failures += enforcer.attest(run_id, attempts, started=as_of, ended=utc_now())
+        failures += enforcer.attest(run_id, attempts, started=as_of)
         click.echo(f"run {run_id}: certificate in the ledger "
                    f"('retentiond audit certificate --run {run_id}')")
     return [a.report for a in attempts if a.report is not None and a.error is None], failures

@@ -8,7 +8,6 @@ from datetime import date, datetime
 import click
 
 from retentiond.cli.app import App, as_of_option, json_option, parse_as_of, pass_app
-from retentiond.ledger.chain import AuditLedger
 from retentiond.publish.explain import Explanation, Verdict, explain, explanation_to_dict, parse_key
 
 DECISIONS = {"act": "WILL ACT", "not due": "NOT DUE", "held": "HELD", "retained": "RETAINED",
@@ -46,7 +45,7 @@ def explain_command(app: App, store: str, table: str, key_texts: tuple[str, ...]
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--key") from None
         found = explain(app.engine(policies, stores, state), store=store, table=table, key=key,
-                        as_of=moment, ledger=AuditLedger(state, reading=True))
+                        as_of=moment, ledger=app.setup.ledger(state, reading=True))
     if as_json:
         click.echo(json.dumps(explanation_to_dict(found), indent=2, default=str))
         return

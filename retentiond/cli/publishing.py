@@ -18,7 +18,6 @@ from retentiond.publish.schedule import (
     render,
     state_holds,
 )
-from retentiond.run.engine import Engine
 
 output_option = click.option(
     "--output", type=click.Path(path_type=Path, dir_okay=False, writable=True), metavar="FILE",
@@ -39,8 +38,7 @@ def schedule(app: App, fmt: str, as_of: str | None, output: Path | None) -> None
     with read_state(app.settings.state_url) as engine:
         held = state_holds(engine)
     with app.stores() as stores:  # the reach needs no holds: the policy's own engine will do
-        reached, unknown = reached_tables(Engine(policies, stores, app.settings.defaults),
-                                          as_of=moment)
+        reached, unknown = reached_tables(app.setup.engine(policies, stores), as_of=moment)
     for store in unknown:
         click.echo(f"warning: store {store!r} could not be read: the tables its rules reach "
                    "through foreign keys are not listed", err=True)

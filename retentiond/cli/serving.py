@@ -22,7 +22,7 @@ from retentiond.policy.periods import utc_now
 @pass_app
 def daemon(app: App, *, run_now: bool) -> None:
     """Enforce every rule on its schedule until SIGTERM (the systemd service)."""
-    sys.exit(Daemon(app.config, app.policy_dir, run_now=run_now).run())
+    sys.exit(Daemon(app.setup, run_now=run_now).run())
 
 
 @click.command()

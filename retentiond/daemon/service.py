@@ -11,6 +11,10 @@ Signals are turned into flags that the main loop handles between its ticks (see
 
 The main loop pings the systemd watchdog, so a hung daemon is restarted.  A rule's error is
 logged and audited and the others carry on; an unreachable store is retried with backoff.
+
+Every decision about time (what is due at start, whether the run window is open, when to try
+again, the time a run is as of) reads the setup's clock, never the wall clock: APScheduler
+only fires the jobs, on real time.
 """
 
 from __future__ import annotations
@@ -41,15 +45,12 @@ from retentiond.ledger.chain import AuditLedger, Kind
 from retentiond.ledger.evidence import Signer, write_checkpoint
 from retentiond.ledger.state import StateDB
 from retentiond.ledger.witness import witnesses_for
-from retentiond.logs import configure_logging
 from retentiond.run.enforce import Options
 from retentiond.run.entrance import Attempt, Enforcer
-from retentiond.run.leases import Leases, leases_for
-from retentiond.run.runtime import Runtime, load_runtime
+from retentiond.run.leases import Leases
+from retentiond.run.runtime import Runtime, Setup
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from retentiond.policy.model import Rule
 
 log = structlog.get_logger("retentiond.daemon.service")
@@ -59,10 +60,6 @@ TICK = 5.0
 MAX_BACKOFF = 3600.0
 PURGE_JOB = "quarantine-purge"
 CHECKPOINT_JOB = "audit-checkpoint"
-
-
-def _now() -> datetime:
-    return datetime.now(tz=UTC)
 
 
 class Signals:
@@ -107,12 +104,17 @@ class Signals:
 
 
 class Daemon:
-    """Loads the policy set, schedules it, and keeps it running until told to stop."""
+    """Loads the policy set, schedules it, and keeps it running until told to stop.
 
-    def __init__(self, config: Path | None, policy_dir: Path | None = None, *,
-                 run_now: bool = False, notifier: Notifier | None = None) -> None:
-        self._config = config
-        self._policy_dir = policy_dir
+    :meth:`run` is the process: :meth:`start`, :meth:`serve` until SIGTERM (reloading on
+    SIGHUP), :meth:`stop`.  The policy set comes from ``setup`` (a reload reads the same
+    files anew), and so does the clock.
+    """
+
+    def __init__(self, setup: Setup, *, run_now: bool = False,
+                 notifier: Notifier | None = None) -> None:
+        self._setup = setup
+        self._clock = setup.clock
         self._run_now = run_now
         self._notifier = notifier or Notifier()
         self._stop = threading.Event()
@@ -135,17 +137,23 @@ class Daemon:
         """Start, serve until SIGTERM, stop gracefully; the process exit code."""
         signals = Signals()
         try:
-            return self._run(signals)
+            self.start()
+            try:
+                self.serve(signals)
+            finally:
+                self.stop()
         finally:
             signals.close()
+        return 0
 
-    def _run(self, signals: Signals) -> int:
-        runtime = load_runtime(self._config, self._policy_dir)
-        configure_logging(runtime.settings.log_format, runtime.settings.log_level)
+    def start(self) -> None:
+        """Load and validate the policy set, schedule it, start the scheduler: READY=1."""
+        setup = self._setup
+        runtime = setup.runtime()
         self._runtime = runtime
-        self._state = StateDB(runtime.settings.state_url)
-        self._ledger = _signing_ledger(self._state, Signer.from_settings(runtime.settings.audit))
-        self._leases = leases_for(self._state)
+        self._state = setup.open_state()
+        self._ledger = setup.ledger(self._state, signer=setup.signer())
+        self._leases = setup.leases(self._state)
         daemon = runtime.settings.daemon
         if daemon.metrics_port is not None:
             self._metrics.serve(daemon.metrics_port)
@@ -160,13 +168,9 @@ class Daemon:
         self._scheduler.start()
         self._notifier.ready(self._status())
         log.info("daemon.ready", rules=sum(rule.enabled for rule in runtime.policies.rules))
-        try:
-            self._serve(signals)
-        finally:
-            self._shutdown()
-        return 0
 
-    def _serve(self, signals: Signals) -> None:
+    def serve(self, signals: Signals) -> None:
+        """Until SIGTERM: reload on SIGHUP, ping the watchdog, tell systemd what runs."""
         tick = watchdog_interval() or TICK
         while not signals.term:
             signals.wait(tick)
@@ -174,11 +178,12 @@ class Daemon:
                 break
             if signals.hup:
                 signals.hup = False
-                self._do_reload()
+                self.reload()
             self._notifier.watchdog()
             self._notifier.status(self._status())
 
-    def _shutdown(self) -> None:
+    def stop(self) -> None:
+        """Stop gracefully: running rules finish their batch in flight; close everything."""
         self._stop.set()  # running rules finish their batch in flight, then end
         self._notifier.stopping()
         log.info("daemon.stopping", running=sorted(self._running))
@@ -190,16 +195,24 @@ class Daemon:
             self._state.close()
         log.info("daemon.stopped")
 
+    def scheduled(self) -> dict[str, datetime | None]:
+        """Each job by id (a rule's id, ``RULE:again`` for a retry), and when it fires next."""
+        if self._scheduler is None:
+            return {}
+        return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
+
     def _pause(self, seconds: float) -> None:
         """Sleep between batches, but wake at once when asked to stop."""
-        self._stop.wait(seconds)
+        self._clock.wait(self._stop, seconds)
 
-    def _do_reload(self) -> None:
+    def reload(self) -> None:
+        """Load the files anew; a valid set replaces the old one, an invalid one is logged."""
         self._notifier.reloading()
+        setup = self._setup.anew()
         try:
-            fresh = load_runtime(self._config, self._policy_dir)
+            fresh = setup.runtime()
             try:
-                signer = Signer.from_settings(fresh.settings.audit)
+                signer = setup.signer()
             except RetentionError:
                 fresh.close()
                 raise
@@ -212,7 +225,7 @@ class Daemon:
             self._notifier.ready("reload rejected; the previous policies stay in force")
             return
         if self._state is not None:  # jobs running now keep the ledger they began with
-            self._ledger = _signing_ledger(self._state, signer)
+            self._ledger = setup.ledger(self._state, signer=signer)
         with self._lock:
             old, self._runtime = self._runtime, fresh
             if old is not None:
@@ -231,7 +244,7 @@ class Daemon:
         for job in scheduler.get_jobs():
             if job.id not in {PURGE_JOB, CHECKPOINT_JOB} and job.id.split(":")[0] not in wanted:
                 job.remove()
-        now = _now()
+        now = self._clock.now()
         for rule in runtime.policies.rules:
             if not rule.enabled:
                 continue
@@ -297,14 +310,14 @@ class Daemon:
         except KeyError:
             return  # removed by a reload since the job was queued
         window = runtime.settings.daemon.run_window
-        if window is not None and not window.contains(_now()):
-            self._later(rule_id, window.next_start(_now()), "outside the run window")
+        slot = self._clock.now()
+        if window is not None and not window.contains(slot):
+            self._later(rule_id, window.next_start(slot), "outside the run window")
             return
-        slot = _now()
         while not self._stop.is_set():
             if self._attempt(runtime, rule, slot):
                 return
-            if self._stop.wait(runtime.settings.daemon.lease_retry_seconds):
+            if self._clock.wait(self._stop, runtime.settings.daemon.lease_retry_seconds):
                 return
 
     def _attempt(self, runtime: Runtime, rule: Rule, slot: datetime) -> bool:
@@ -315,7 +328,8 @@ class Daemon:
         window = runtime.settings.daemon.run_window
 
         def should_stop() -> bool:
-            return self._stop.is_set() or (window is not None and not window.contains(_now()))
+            return self._stop.is_set() or (window is not None
+                                           and not window.contains(self._clock.now()))
 
         def settled() -> bool:  # another replica ran it to the end (or a brake stopped it)
             finished = ledger.latest(Kind.RUN_END, rule.id)
@@ -323,11 +337,10 @@ class Daemon:
                 finished.entry.body.get("status") == "done"
                 or finished.entry.body.get("error") is not None)
 
-        enforcer = Enforcer(runtime.engine, ledger, leases, runtime.settings,
-                            self._signer(runtime))
+        enforcer = runtime.enforcer(ledger, leases, self._signer(runtime))
         run_id = str(uuid.uuid4())
         self._running[rule.id] = run_id
-        started = _now()
+        started = self._clock.now()
         try:
             attempt = enforcer.run_rule(
                 rule, run_id=run_id, as_of=started, settled=settled,
@@ -339,6 +352,7 @@ class Daemon:
             log.info("rule.busy_elsewhere", rule=rule.id)
             return False
         if attempt.settled:
+            log.info("rule.settled_elsewhere", rule=rule.id)
             return True
         self._attest(enforcer, run_id, attempt, started)
         self._after(runtime, attempt, started)
@@ -353,7 +367,8 @@ class Daemon:
             log.warning("rule.store_unavailable", rule=rule.id, error=redact(str(error)),
                         retry_in=pause)
             self._metrics.failed(rule.id)
-            self._later(rule.id, _now() + timedelta(seconds=pause), "store unavailable")
+            self._later(rule.id, self._clock.now() + timedelta(seconds=pause),
+                        "store unavailable")
             return
         if error is not None:
             log.error("rule.failed", rule=rule.id, error=redact(str(error)))
@@ -361,16 +376,17 @@ class Daemon:
             return
         assert attempt.report is not None  # noqa: S101 - a run without error has its report
         self._backoff.pop(rule.id, None)
-        self._metrics.ran(rule, attempt.report, (_now() - started).total_seconds())
+        now = self._clock.now()
+        self._metrics.ran(rule, attempt.report, (now - started).total_seconds())
         if (attempt.report.status == "stopped" and window is not None
                 and not self._stop.is_set()):
-            self._later(rule.id, window.next_start(_now()), "run window closed")
+            self._later(rule.id, window.next_start(now), "run window closed")
 
     def _attest(self, enforcer: Enforcer, run_id: str, attempt: Attempt,
                 started: datetime) -> None:
         """The run's certificate and a fresh checkpoint, whatever the run's outcome."""
         try:
-            problems = enforcer.attest(run_id, [attempt], started=started, ended=_now())
+            problems = enforcer.attest(run_id, [attempt], started=started)
         except RetentionError as exc:
             problems = [str(exc)]
         for problem in problems:
@@ -378,7 +394,7 @@ class Daemon:
 
     def _signer(self, runtime: Runtime) -> Signer | None:
         try:
-            return Signer.from_settings(runtime.settings.audit)
+            return runtime.setup.signer()
         except RetentionError as exc:
             log.error("audit.no_signer", error=redact(str(exc)))
             return None
@@ -406,7 +422,7 @@ class Daemon:
             if not taken:
                 return
             try:
-                quarantine.purge_due(runtime.stores, ledger)
+                quarantine.purge_due(runtime.stores, ledger, now=self._clock.now())
             except RetentionError as exc:
                 log.error("quarantine.purge_failed", error=redact(str(exc)))
 
@@ -417,8 +433,3 @@ class Daemon:
         if running:
             return f"running {', '.join(running)}; {count} rules scheduled"
         return f"idle; {count} rules scheduled"
-
-
-def _signing_ledger(state: StateDB, signer: Signer | None) -> AuditLedger:
-    """The ledger, with every record the daemon writes signed by its key (when configured)."""
-    return AuditLedger(state, vouch=signer.vouch if signer is not None else None)

@@ -1,20 +1,31 @@
-"""Everything a run needs, loaded and validated together: settings, policies, stores, engine.
+"""The one composition root: settings and policies, and everything built from them.
 
-The daemon loads a new runtime on SIGHUP and swaps it in only when all of it is valid.
+:class:`Setup` is the only place that opens the stores and the state database, reads the
+signing and pseudonym keys, and builds the engine, the ledger and the enforcer.  The CLI asks
+it for what a command needs, in the order that command reports problems; the daemon asks it
+for a whole :class:`Runtime`, and for a new one on SIGHUP, swapped in only when all of it is
+valid.  Each piece that reads the time is given the setup's clock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from retentiond.actions import action_for
+from retentiond.clock import SYSTEM_CLOCK, Clock
 from retentiond.errors import PolicyError, RetentionError
 from retentiond.holds.scope import StateHolds
 from retentiond.keyring import Keyring
+from retentiond.ledger.chain import AuditLedger
+from retentiond.ledger.evidence import Signer
 from retentiond.ledger.state import StateDB
 from retentiond.policy.loader import load_policies
 from retentiond.run.engine import Engine
+from retentiond.run.entrance import Enforcer
+from retentiond.run.leases import Leases, leases_for
 from retentiond.settings import Settings, load_settings
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores
@@ -23,14 +34,133 @@ from retentiond.validation import validate_live
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from retentiond.policy.model import PolicySet
+    from retentiond.policy.model import PolicySet, Rule
+
+
+class Setup:
+    """What a config file and a policy directory make, each piece built when asked for.
+
+    Settings are read once, on first use (``loaded`` is then called with them: the CLI sets
+    up logging there); a reload makes a new Setup.  Whatever is opened is closed by the
+    caller, or by the context manager it came from.
+    """
+
+    def __init__(self, config: Path | None, policy_dir: Path | None = None, *,
+                 clock: Clock = SYSTEM_CLOCK,
+                 loaded: Callable[[Settings], None] | None = None) -> None:
+        self.config = config
+        self.policy_dir = policy_dir
+        self.clock = clock
+        self._loaded = loaded
+        self._settings: Settings | None = None
+
+    def anew(self) -> Setup:
+        """A setup of the same files on the same clock, to be read afresh (a reload)."""
+        return Setup(self.config, self.policy_dir, clock=self.clock)
+
+    @property
+    def settings(self) -> Settings:
+        """Settings from the config file and the environment (ConfigError when wrong)."""
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+            if self._loaded is not None:
+                self._loaded(self._settings)
+        return self._settings
+
+    def policies(self) -> PolicySet:
+        """The policy set, validated in shape (phase one)."""
+        return load_policies(self.policy_dir or self.settings.policy_dir)
+
+    def validated(self, stores: Stores) -> PolicySet:
+        """The policy set, validated in shape and against the live stores (both phases)."""
+        policies = self.policies()
+        problems = validate_live(policies, stores,
+                                 pseudonym_key=self.settings.pseudonymize.key_id is not None)
+        if problems:
+            raise PolicyError(problems)
+        return policies
+
+    def open_stores(self) -> Stores:
+        """The configured stores (each connects when first used); the caller closes them."""
+        return Stores(self.settings.stores, open_store)
+
+    @contextmanager
+    def stores(self) -> Iterator[Stores]:
+        """The configured stores, closed when the block is done."""
+        stores = self.open_stores()
+        try:
+            yield stores
+        finally:
+            stores.close()
+
+    def open_state(self) -> StateDB:
+        """The state database (ledger, leases, runtime holds); the caller closes it."""
+        return StateDB(self.settings.state_url)
+
+    @contextmanager
+    def state(self) -> Iterator[StateDB]:
+        """The state database, closed when the block is done."""
+        state = self.open_state()
+        try:
+            yield state
+        finally:
+            state.close()
+
+    def signer(self) -> Signer | None:
+        """The configured signing key; ConfigError when it is configured but unreadable."""
+        return Signer.from_settings(self.settings.audit)
+
+    def ledger(self, state: StateDB, *, signer: Signer | None = None,
+               reading: bool = False) -> AuditLedger:
+        """The audit ledger in ``state``, each record it writes signed by ``signer``."""
+        return AuditLedger(state, vouch=signer.vouch if signer is not None else None,
+                           reading=reading, clock=self.clock)
+
+    def keyring(self, rules: Iterable[Rule]) -> Keyring | None:
+        """The pseudonym keys, read only when the action of one of ``rules`` needs them."""
+        needs_key = any(action_for(rule.action).needs_pseudonym_key for rule in rules)
+        return Keyring.from_settings(self.settings.pseudonymize) if needs_key else None
+
+    def engine(self, policies: PolicySet, stores: Stores, state: StateDB | None = None, *,
+               without: Collection[str] = ()) -> Engine:
+        """An Engine honouring the policy files' holds, and those placed at run time in ``state``.
+
+        ``without`` leaves runtime holds out, to preview what releasing them would free.
+        """
+        sources = () if state is None else (StateHolds(state, policies, stores, without=without),)
+        return Engine(policies, stores, self.settings.defaults, hold_sources=sources)
+
+    def leases(self, state: StateDB) -> Leases:
+        """Who may run which rule right now, kept in (or beside) ``state``."""
+        return leases_for(state)
+
+    def enforcer(self, engine: Engine, ledger: AuditLedger, leases: Leases,
+                 signer: Signer | None) -> Enforcer:
+        """The one entrance for running the engine's rules, on this setup's clock."""
+        return Enforcer(engine, ledger, leases, self.settings, signer, clock=self.clock)
+
+    def runtime(self) -> Runtime:
+        """Settings and policies validated against the live stores (both phases), all open.
+
+        Raises ConfigError or PolicyError with every problem; nothing is left open on failure.
+        """
+        stores = self.open_stores()  # lazy: a store connects when validation first asks
+        try:
+            policies = self.validated(stores)
+            keyring = self.keyring(policies.rules)
+            state = self.open_state()
+        except RetentionError:
+            stores.close()
+            raise
+        return Runtime(self, policies, stores, self.engine(policies, stores, state), keyring,
+                       state)
 
 
 @dataclass
 class Runtime:
-    """A validated policy set bound to its stores."""
+    """A validated policy set bound to its stores, and the setup that made it."""
 
-    settings: Settings
+    setup: Setup
     policies: PolicySet
     stores: Stores
     engine: Engine
@@ -38,32 +168,18 @@ class Runtime:
     state: StateDB | None = None
     """Where the engine reads the holds placed at run time (before every batch)."""
 
+    @property
+    def settings(self) -> Settings:
+        """The settings the runtime was loaded with."""
+        return self.setup.settings
+
+    def enforcer(self, ledger: AuditLedger, leases: Leases, signer: Signer | None) -> Enforcer:
+        """The entrance for running this runtime's rules, recording in ``ledger``."""
+        return self.setup.enforcer(self.engine, ledger, leases, signer)
+
     def close(self) -> None:
         """Release the stores' and the state database's connections."""
         self.stores.close()
         if self.state is not None:
             self.state.close()
 
-
-def load_runtime(config: Path | None, policy_dir: Path | None = None) -> Runtime:
-    """Load settings and policies and validate them against the live stores (both phases).
-
-    Raises ConfigError or PolicyError with every problem; nothing is left open on failure.
-    """
-    settings = load_settings(config)
-    policies = load_policies(policy_dir or settings.policy_dir)
-    stores = Stores(settings.stores, open_store)
-    try:
-        problems = validate_live(policies, stores,
-                                 pseudonym_key=settings.pseudonymize.key_id is not None)
-        if problems:
-            raise PolicyError(problems)
-        needs_key = any(action_for(rule.action).needs_pseudonym_key for rule in policies.rules)
-        keyring = Keyring.from_settings(settings.pseudonymize) if needs_key else None
-        state = StateDB(settings.state_url)
-    except RetentionError:
-        stores.close()
-        raise
-    engine = Engine(policies, stores, settings.defaults,
-                    hold_sources=(StateHolds(state, policies, stores),))
-    return Runtime(settings, policies, stores, engine, keyring, state)

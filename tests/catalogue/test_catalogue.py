@@ -53,6 +53,7 @@ from ruamel.yaml import YAML
 from sqlalchemy.engine import make_url
 
 from retentiond.cli import main
+from retentiond.clock import SYSTEM_CLOCK
 
 HERE = Path(__file__).resolve().parent
 AS_OF = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
@@ -224,7 +225,7 @@ def site(shape, server, backend, tmp_path, monkeypatch):
                       f'log_level = "warning"\n\n[stores.app]\nurl = "{backend}"\n',
                       encoding="utf-8")
     # run --once takes no --as-of: enforcement reads the clock here, so the clock is set.
-    monkeypatch.setattr("retentiond.cli.enforcing.utc_now", lambda: AS_OF)
+    monkeypatch.setattr(SYSTEM_CLOCK, "now", lambda: AS_OF)
     expect = YAML(typ="safe").load((folder / "expect.yaml").read_text("utf-8"))
     return Site(shape, server.kind, backend, config, policy, state, expect)
 
