@@ -1,12 +1,20 @@
-"""Fixtures for the daemon tests: a notify socket, and daemon processes that die with the test."""
+"""Fixtures for the daemon tests: a notify socket, daemon processes, a daemon in this process.
+
+Daemon processes still running when a test ends are killed; a daemon in this process is
+stopped as its ``with`` block ends.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
-from daemon_kit import DaemonProcess, NotifySocket
+from daemon_kit import AGENT_VARIABLES, DaemonProcess, NotifySocket, in_process
+
+from retentiond.daemon.service import Daemon
 
 
 @pytest.fixture
@@ -32,3 +40,17 @@ def daemons() -> Iterator[Callable[..., DaemonProcess]]:
     yield start
     for process in started:
         process.cleanup()
+
+
+@pytest.fixture
+def local_daemon(monkeypatch) -> Callable[..., AbstractContextManager[Daemon]]:
+    """The daemon in this process, started on a clock and stopped as the ``with`` block ends.
+
+    Used as ``with local_daemon(site, clock, run_now=False) as daemon``.  The environment is
+    the one ``clean_env`` gives a daemon process: no RETENTIOND_* settings, none of systemd's
+    variables.
+    """
+    for variable in [v for v in os.environ
+                     if v.startswith("RETENTIOND_") or v in AGENT_VARIABLES]:
+        monkeypatch.delenv(variable)
+    return in_process

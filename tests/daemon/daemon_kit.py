@@ -3,14 +3,14 @@
 :class:`NotifySocket` binds the AF_UNIX datagram socket a test names in ``$NOTIFY_SOCKET`` and
 keeps every message the daemon sends, with the (monotonic) time it arrived.
 :class:`DaemonProcess` is ``python -m retentiond --config CONFIG daemon`` as a real process,
-its JSON log (stderr) read line by line as it comes.  :func:`make_site` writes a SQLite store,
-a policy directory and a config file.  Every wait has a timeout; whatever is still running when
-a test ends is killed by the fixtures in ``conftest.py``.
+its JSON log (stderr) read line by line as it comes; :func:`in_process` is the daemon in the
+test's own process, on a clock the test moves (see ``tests/clock.py``).  :func:`make_site`
+writes a SQLite store, a policy directory and a config file.  Every wait has a timeout;
+whatever is still running when a test ends is killed by the fixtures in ``conftest.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -28,10 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
+from clock import FakeClock
 
-from retentiond.ledger.chain import GENESIS, AuditLedger, Entry, Kind, Record, canonical
-from retentiond.ledger.state import StateDB, audit_log
+from retentiond.clock import Clock
+from retentiond.daemon.service import Daemon
+from retentiond.ledger.chain import AuditLedger, Entry, Kind, Record
+from retentiond.ledger.state import StateDB
+from retentiond.run.runtime import Setup
 
 RULE = "emails-12-months"
 BATCH = 50
@@ -308,8 +311,12 @@ def make_table(connection: sqlite3.Connection, table: str, old: int, young: int,
 
 
 def make_site(root: Path, rules: str, *, old: int = 400, young: int = 200,
-              daemon: str = "", tables: tuple[str, ...] = ("emails", "sessions")) -> Site:
-    """A store with ``tables`` (``emails`` gets ``old`` + ``young`` rows, others 30 + 10)."""
+              daemon: str = "", tables: tuple[str, ...] = ("emails", "sessions"),
+              lease_retry: float = 1) -> Site:
+    """A store with ``tables`` (``emails`` gets ``old`` + ``young`` rows, others 30 + 10).
+
+    ``daemon``: more lines of the config's ``[daemon]`` section (its last).
+    """
     now = datetime.now(tz=UTC).replace(tzinfo=None)
     store = root / "app.db"
     with closing(sqlite3.connect(store)) as connection, connection:
@@ -324,7 +331,7 @@ def make_site(root: Path, rules: str, *, old: int = 400, young: int = 200,
     config.write_text(
         f'policy_dir = "{policies}"\nstate_url = "{state_url}"\nlog_format = "json"\n'
         f'log_level = "info"\n\n[stores.app]\nurl = "sqlite:///{store}"\n\n'
-        f"[daemon]\nlease_retry_seconds = 1\n{daemon}",
+        f"[daemon]\nlease_retry_seconds = {lease_retry}\n{daemon}",
         encoding="utf-8")
     return Site(root, config, policies, store, state_url, olds, youngs)
 
@@ -332,30 +339,20 @@ def make_site(root: Path, rules: str, *, old: int = 400, young: int = 200,
 # -- the ledger --------------------------------------------------------------------------------
 
 
-def seed_runs(state_url: str, rule: str, started: datetime, ended: datetime) -> None:
-    """Start the ledger with one finished run of ``rule``, dated in the past (the chain holds).
+def seed_run(state_url: str, rule: str, clock: FakeClock) -> None:
+    """Write one finished run of ``rule`` into the ledger: started now, ended a second later.
 
-    The ledger stamps records with the time they are appended, so an old run is written
-    directly, with its hashes computed as :class:`AuditLedger` computes them.
+    ``clock`` (a FakeClock set in the past) stamps the records, and is left a second on.
     """
     state = StateDB(state_url)
     run_id = "00000000-0000-4000-8000-000000000001"
-    entries = [(started, Entry(Kind.RUN_START, run_id, rule, body={"as_of": started.isoformat()})),
-               (ended, Entry(Kind.RUN_END, run_id, rule,
-                             body={"status": "done", "acted": 0, "reached": 0, "batches": 0}))]
-    chain = GENESIS
-    rows = []
     try:
-        for seq, (moment, entry) in enumerate(entries, start=1):
-            at = moment.isoformat(timespec="microseconds")
-            record_hash = Record(seq, at, entry, "", "").expected_hash()
-            chain = hashlib.sha256((chain + record_hash).encode()).hexdigest()
-            rows.append({"seq": seq, "at": at, "kind": entry.kind.value, "run_id": run_id,
-                         "rule": rule, "rule_version": None, "store": None, "table_name": None,
-                         "action": None, "batch_id": None, "body": canonical(dict(entry.body)),
-                         "record_hash": record_hash, "chain_hash": chain})
-        with state.engine.begin() as connection:
-            connection.execute(sa.insert(audit_log), rows)
+        ledger = AuditLedger(state, clock=clock)
+        ledger.append(Entry(Kind.RUN_START, run_id, rule,
+                            body={"as_of": clock.now().isoformat()}))
+        clock.advance(timedelta(seconds=1))
+        ledger.append(Entry(Kind.RUN_END, run_id, rule,
+                            body={"status": "done", "acted": 0, "reached": 0, "batches": 0}))
     finally:
         state.close()
 
@@ -374,3 +371,27 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not within {timeout} s")
         time.sleep(0.05)
+
+
+# -- the daemon in this process ----------------------------------------------------------------
+
+
+@contextmanager
+def in_process(site: Site, clock: Clock, *, run_now: bool = False) -> Iterator[Daemon]:
+    """The site's daemon started in this process on ``clock``, stopped when the block ends.
+
+    APScheduler fires its jobs on real time; what they decide (what is due, the run window,
+    when to try again, the times in the ledger) reads ``clock``.
+    """
+    daemon = Daemon(Setup(site.config, clock=clock), run_now=run_now)
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def records(site: Site, kind: Kind, rule: str = RULE) -> list[Record]:
+    """The ledger's records of ``kind`` about ``rule``, in order."""
+    with site.ledger() as ledger:
+        return [r for r in ledger.records() if r.entry.kind is kind and r.entry.rule == rule]

@@ -1,24 +1,31 @@
-"""When rules run: triggers, catch-up after downtime, run windows.
+"""When rules run: triggers, catch-up after downtime, run windows, lease retries, checkpoints.
 
-The triggers, :func:`missed` and :class:`RunWindow` are tested in-process with the time passed
-in.  The last test starts the real daemon after a (seeded) downtime and watches the ledger.
+The triggers, :func:`missed` and :class:`RunWindow` are tested with the time passed in.  The
+daemon's own decisions are tested on the daemon in this process, on a clock the test moves
+(``tests/clock.py``): nothing waits on the wall clock but for APScheduler to fire a due job.
 """
 
 from __future__ import annotations
 
 import os
-import time
+from contextlib import ExitStack, closing
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from typing import Any
 
 import pytest
-from daemon_kit import RULE, make_site, policy, rule_yaml, seed_runs
+from clock import FakeClock
+from daemon_kit import RULE, WAIT, make_site, policy, records, rule_yaml, seed_run, wait_until
+from structlog.testing import capture_logs
 
+from retentiond.daemon.service import CHECKPOINT_JOB
 from retentiond.daemon.triggers import missed, trigger_for
 from retentiond.errors import ConfigError
 from retentiond.ledger.chain import Kind
+from retentiond.ledger.checkpoints import new_keypair
+from retentiond.ledger.state import StateDB
 from retentiond.policy.model import Rule
+from retentiond.run.leases import leases_for
 from retentiond.settings import Defaults, RunWindow, load_settings
 
 NOW = datetime(2026, 3, 15, 10, 0, tzinfo=UTC)
@@ -178,31 +185,199 @@ def test_run_window_next_start(window, moment, expected):
     assert window.contains(following)
 
 
-# -- the daemon after downtime -----------------------------------------------------------------
+# -- the daemon on a fake clock ---------------------------------------------------------------
+#
+# The daemon runs in the test's process on a FakeClock.  APScheduler fires jobs on real time, so
+# a clock at this minute (at most a minute behind the wall) has a job due "now" fired at once,
+# and a clock a few minutes ahead of the wall has nothing fired during the test: what stands
+# in the job list is then the daemon's decision alone.
 
 
-def twelve_hours_away() -> str:
-    """A daily cron schedule whose fire time is about 12 hours from now (never during a test)."""
-    return f'{{cron: "0 {(datetime.now(tz=UTC).hour + 12) % 24} * * *"}}'
+def this_minute(ahead: timedelta = timedelta(0)) -> datetime:
+    """The wall clock's time to the minute, plus ``ahead``."""
+    return datetime.now(tz=UTC).replace(second=0, microsecond=0) + ahead
+
+
+def twelve_hours_away(now: datetime) -> str:
+    """A daily cron schedule whose fire time is about 12 hours after ``now``."""
+    return f'{{cron: "0 {(now.hour + 12) % 24} * * *"}}'
+
+
+def every_hour(_now: datetime) -> str:
+    """An interval schedule."""
+    return "{every: 1 hour}"
+
+
+def stamp(moment: datetime) -> str:
+    """``moment`` as the ledger writes its ``at``."""
+    return moment.isoformat(timespec="microseconds")
+
+
+def window(opens: datetime, closes: datetime) -> str:
+    """A ``[daemon]`` run window from ``opens`` to ``closes`` (times of day, UTC)."""
+    return f'run_window = {{ start = "{opens:%H:%M}", end = "{closes:%H:%M}" }}\n'
 
 
 @pytest.mark.parametrize(("schedule", "down"), [
-    pytest.param(twelve_hours_away(), timedelta(days=3), id="cron-missed-3-times"),
-    pytest.param("{every: 1 hour}", timedelta(hours=5), id="every-missed-5-times"),
+    pytest.param(twelve_hours_away, timedelta(days=3), id="cron-missed-3-times"),
+    pytest.param(every_hour, timedelta(hours=5), id="every-missed-5-times"),
 ])
-def test_daemon_runs_a_missed_rule_once(tmp_path, daemons, schedule, down):
-    """A daemon started after downtime over several fire times runs the rule once, not N times."""
-    site = make_site(tmp_path, policy(rule_yaml(schedule=schedule)), old=30, young=10)
-    last = datetime.now(tz=UTC) - down
-    seed_runs(site.state_url, RULE, last, last + timedelta(seconds=1))
-    daemon = daemons(site.config)
-    daemon.wait_event("daemon.ready")
-    end = daemon.wait_event("run.end", rule=RULE, timeout=4)
-    assert ("done", 30) == (end["status"], end["acted"])
-    time.sleep(1.5)  # the daemon's real clock: a second run would follow at once
-    assert 1 == len(daemon.events("run.end"))
+def test_daemon_runs_a_missed_rule_once(tmp_path, local_daemon, schedule, down):
+    """A daemon started after downtime over several fire times runs the rule once, not N times.
+
+    The run is dated by the clock: as_of and the ledger's times are the clock's, not the wall's.
+    """
+    now = this_minute()
+    clock = FakeClock(now - down)
+    site = make_site(tmp_path, policy(rule_yaml(schedule=schedule(now))), old=30, young=10)
+    seed_run(site.state_url, RULE, clock)
+    clock.advance(now - clock.now())
+    with local_daemon(site, clock) as daemon:
+        wait_until(lambda: len(records(site, Kind.RUN_END)) == 2, WAIT, "the missed run")
+        wait_until(lambda: daemon.scheduled()[RULE] > now, WAIT, "the next run in the future")
+        end = records(site, Kind.RUN_END)[-1]
+    assert ("done", 30) == (end.entry.body["status"], end.entry.body["acted"])
+    starts = records(site, Kind.RUN_START)
+    assert 2 == len(starts)
+    assert (stamp(now), now.isoformat()) == (starts[-1].at, starts[-1].entry.body["as_of"])
     assert site.young == site.remaining()
     with site.ledger() as ledger:
-        starts = [r for r in ledger.records() if r.entry.kind is Kind.RUN_START]
         assert ledger.verify().ok
-    assert 2 == len(starts)
+
+
+@pytest.mark.parametrize(("schedule", "ago", "due"), [
+    pytest.param(twelve_hours_away, timedelta(days=3), True, id="cron-missed"),
+    pytest.param(twelve_hours_away, timedelta(hours=1), False, id="cron-not-missed"),
+    pytest.param(every_hour, timedelta(hours=5), True, id="every-missed"),
+    pytest.param(every_hour, timedelta(minutes=20), False, id="every-not-missed"),
+])
+def test_at_start_a_rule_is_due_now_only_if_it_missed_a_fire_time(tmp_path, local_daemon,
+                                                                   schedule, ago, due):
+    """At start a rule whose last run is older than its last fire time is due now; else later.
+
+    The clock is five minutes ahead of the wall, so APScheduler fires nothing meanwhile.
+    """
+    now = this_minute(ahead=timedelta(minutes=5))
+    clock = FakeClock(now - ago)
+    site = make_site(tmp_path, policy(rule_yaml(schedule=schedule(now))), old=30, young=10)
+    seed_run(site.state_url, RULE, clock)
+    clock.advance(now - clock.now())
+    with local_daemon(site, clock) as daemon:
+        next_run = daemon.scheduled()[RULE]
+    assert next_run is not None
+    assert due == (now == next_run), f"next run {next_run}, now {now}"
+    assert now <= next_run
+    assert 1 == len(records(site, Kind.RUN_START))
+
+
+def test_checkpoints_begin_at_start_and_follow_at_nine_tenths_of_the_interval(tmp_path,
+                                                                              local_daemon):
+    """The first checkpoint is written at start, the next due 0.9 x checkpoint_interval_seconds on.
+
+    The checkpoint's time in the ledger is the clock's.
+    """
+    now = this_minute()
+    clock = FakeClock(now)
+    site = make_site(tmp_path, policy(rule_yaml(schedule=twelve_hours_away(now))), old=3, young=1)
+    private, public = new_keypair()
+    (tmp_path / "signing.key").write_bytes(private)
+    (tmp_path / "verify.pub").write_bytes(public)
+    with site.config.open("a", encoding="utf-8") as config:
+        config.write(f'\n[audit]\nsigning_key = {{ file = "{tmp_path / "signing.key"}" }}\n'
+                     f'verify_key = "{tmp_path / "verify.pub"}"\n'
+                     "checkpoint_interval_seconds = 600\n")
+    with local_daemon(site, clock) as daemon:
+        wait_until(lambda: bool(records(site, Kind.CHECKPOINT, rule=None)), WAIT,
+                   "the checkpoint at start")
+        wait_until(lambda: daemon.scheduled()[CHECKPOINT_JOB] != now, WAIT,
+                   "the next checkpoint scheduled")
+        following = daemon.scheduled()[CHECKPOINT_JOB]
+    assert [stamp(now)] == [r.at for r in records(site, Kind.CHECKPOINT, rule=None)]
+    assert now + timedelta(seconds=540) == following
+
+
+def test_a_rule_due_outside_the_run_window_waits_for_the_window_to_open(tmp_path, local_daemon):
+    """Due while the run window is closed: the rule does not run, and is set for the opening."""
+    now = this_minute()
+    clock = FakeClock(now)
+    site = make_site(tmp_path, policy(rule_yaml()), old=30, young=10,
+                     daemon=window(now + timedelta(hours=2), now + timedelta(hours=4)))
+    with local_daemon(site, clock, run_now=True) as daemon:
+        wait_until(lambda: f"{RULE}:again" in daemon.scheduled(), WAIT, "the rule set again")
+        again = daemon.scheduled()[f"{RULE}:again"]
+    assert now + timedelta(hours=2) == again
+    assert [] == records(site, Kind.RUN_START)
+    assert site.old <= site.remaining()
+
+
+def test_a_run_stops_as_its_window_closes_and_is_set_for_the_next_opening(tmp_path,
+                                                                          local_daemon):
+    """The window closing while a rule runs ends the run after its batch; it resumes next night.
+
+    The rule pauses 50 s (on the clock) after each batch of 50 at 1 row/s; the test moves the
+    clock past the window's end during the first pause.
+    """
+    now = this_minute()
+    clock = FakeClock(now)
+    site = make_site(tmp_path, policy(rule_yaml(throttle=1)), old=200, young=10,
+                     daemon=window(now - timedelta(hours=1), now + timedelta(hours=1)))
+    with local_daemon(site, clock, run_now=True) as daemon:
+        clock.until_waiting()
+        assert 50 - 5 < clock.waits[0] <= 50
+        closed = clock.advance(timedelta(hours=2))
+        wait_until(lambda: f"{RULE}:again" in daemon.scheduled(), WAIT, "the rule set again")
+        again = daemon.scheduled()[f"{RULE}:again"]
+    end = records(site, Kind.RUN_END)
+    assert [("stopped", 50, 1)] == [(r.entry.body["status"], r.entry.body["acted"],
+                                     r.entry.body["batches"]) for r in end]
+    assert stamp(closed) == end[0].at
+    assert now - timedelta(hours=1) + timedelta(days=1) == again
+    assert 50 == len(site.old - site.remaining())
+
+
+def test_a_rule_leased_elsewhere_is_tried_again_every_lease_retry_seconds(tmp_path,
+                                                                          local_daemon):
+    """While another replica holds the rule, the daemon looks again every lease_retry_seconds.
+
+    The test holds the rule's lease itself (a lock beside the state database, as a replica
+    on this host would) and moves the clock; the run follows the release at the next look.
+    """
+    now = this_minute()
+    clock = FakeClock(now)
+    site = make_site(tmp_path, policy(rule_yaml()), old=30, young=10, lease_retry=30)
+    state = StateDB(site.state_url)
+    with closing(state), ExitStack() as lease:
+        assert lease.enter_context(leases_for(state).hold(RULE))
+        with local_daemon(site, clock, run_now=True):
+            clock.until_waiting(1)
+            clock.advance(timedelta(seconds=30))
+            clock.until_waiting(2)
+            assert [30.0, 30.0] == clock.waits
+            assert [] == records(site, Kind.RUN_START)
+            lease.close()  # the other replica is done with the rule
+            clock.advance(timedelta(seconds=30))
+            wait_until(lambda: bool(records(site, Kind.RUN_END)), WAIT, "the run after release")
+    start = records(site, Kind.RUN_START)
+    assert [stamp(now + timedelta(seconds=60))] == [r.at for r in start]
+    assert site.young == site.remaining()
+
+
+def test_a_rule_another_replica_finished_meanwhile_is_not_run_again(tmp_path, local_daemon):
+    """A rule found busy, then finished by the replica that held it, is not run a second time."""
+    now = this_minute()
+    clock = FakeClock(now)
+    site = make_site(tmp_path, policy(rule_yaml()), old=30, young=10, lease_retry=30)
+    state = StateDB(site.state_url)
+    with closing(state), ExitStack() as lease:
+        assert lease.enter_context(leases_for(state).hold(RULE))
+        with capture_logs() as logs, local_daemon(site, clock, run_now=True):
+            clock.until_waiting(1)
+            clock.advance(timedelta(seconds=10))
+            seed_run(site.state_url, RULE, clock)  # the other replica's run, ended now
+            lease.close()
+            clock.advance(timedelta(seconds=20))
+            wait_until(lambda: any(e["event"] == "rule.settled_elsewhere" for e in logs), WAIT,
+                       "the daemon finding the rule settled")
+    assert [30.0] == clock.waits
+    assert 1 == len(records(site, Kind.RUN_START))
+    assert site.old <= site.remaining()
