@@ -12,6 +12,7 @@ Every error a user can cause, or a store can throw at us, is one of these::
     +- LimitExceeded        a safety brake: the rule would act on more than it may
     +- AuditError           the audit ledger could not be written; the action is not done
     +- WitnessError         a witness did not keep a checkpoint (the ledger has it) or is unreadable
+    +- LeaseError           a rule's lease could not be taken (not "busy": broken); nothing ran
 
 Messages are composed in ``__init__`` from attributes that stay on the instance,
 so the CLI, the log and the tests can all read them (``err.problems``,
@@ -172,3 +173,18 @@ class WitnessError(RetentionError):
         self.witness = witness
         self.what = what
         super().__init__(f"witness {witness}: {what}")
+
+
+class LeaseError(RetentionError):
+    """A rule's lease could not be taken at all (as opposed to: another run holds it).
+
+    Nothing ran; the run is recorded as failed all the same, so a rule that stops being
+    enforced says so in the ledger, ``status`` and the report.
+    """
+
+    def __init__(self, rule: str, what: str, fix: str) -> None:
+        self.rule = rule
+        self.what = what
+        self.fix = fix
+        super().__init__(f"cannot take the lease of rule {rule!r}: {what}; {fix}")
+

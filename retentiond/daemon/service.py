@@ -406,25 +406,24 @@ class Daemon:
         signer = self._signer(runtime)
         if signer is None:
             return
-        with leases.hold(CHECKPOINT_JOB) as taken:
-            if taken:
-                try:
+        try:
+            with leases.hold(CHECKPOINT_JOB) as taken:
+                if taken:
                     write_checkpoint(ledger, signer, file=runtime.settings.audit.checkpoint_file,
                                      witnesses=witnesses_for(runtime.settings.audit))
-                except RetentionError as exc:
-                    log.error("audit.checkpoint_failed", error=redact(str(exc)))
+        except RetentionError as exc:  # a broken lease included
+            log.error("audit.checkpoint_failed", error=redact(str(exc)))
 
     def _purge(self) -> None:
         runtime, ledger, leases = self._runtime, self._ledger, self._leases
         if runtime is None or ledger is None or leases is None or self._stop.is_set():
             return
-        with leases.hold(PURGE_JOB) as taken:
-            if not taken:
-                return
-            try:
-                quarantine.purge_due(runtime.stores, ledger, now=self._clock.now())
-            except RetentionError as exc:
-                log.error("quarantine.purge_failed", error=redact(str(exc)))
+        try:
+            with leases.hold(PURGE_JOB) as taken:
+                if taken:
+                    quarantine.purge_due(runtime.stores, ledger, now=self._clock.now())
+        except RetentionError as exc:  # a broken lease included
+            log.error("quarantine.purge_failed", error=redact(str(exc)))
 
     def _status(self) -> str:
         runtime = self._runtime

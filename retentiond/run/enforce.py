@@ -132,6 +132,12 @@ class RuleRun:
         self._finish()
         return self.report
 
+    def unstarted(self, exc: RetentionError) -> None:
+        """Record a run that could not start (its lease): failed, with the error, in ``run.end``."""
+        self.report.status, self.report.error = "failed", redact(str(exc))
+        self.log.error("run.unstarted", error=self.report.error)
+        self._finish()
+
     def _start(self) -> None:
         store = self.engine.stores.get(self.rule.store)
         store.forget(self.rule.table)  # a schema changed since validation must be seen

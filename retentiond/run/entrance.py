@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from retentiond.clock import SYSTEM_CLOCK, Clock
-from retentiond.errors import RetentionError, WitnessError
+from retentiond.errors import LeaseError, RetentionError, WitnessError
 from retentiond.ledger.evidence import Signer, certify, write_checkpoint
 from retentiond.ledger.witness import witnesses_for
 from retentiond.run.enforce import Options, RuleReport, RuleRun, recover
@@ -69,19 +69,25 @@ class Enforcer:
         """
         if as_of is None:
             as_of = self.clock.now()
-        with self.leases.hold(rule.id) as taken:
-            if not taken:
-                return Attempt(rule, busy=True)
-            if settled is not None and settled():
-                return Attempt(rule, settled=True)
-            run = RuleRun(self.engine, self.ledger, rule, as_of=as_of, run_id=run_id,
-                          options=options)
-            try:
-                recover(self.engine, self.ledger, rule=rule.id)
-                run()
-            except RetentionError as exc:
-                return Attempt(rule, run.report, error=exc)
-            return Attempt(rule, run.report)
+        run = RuleRun(self.engine, self.ledger, rule, as_of=as_of, run_id=run_id,
+                      options=options)
+        try:
+            with self.leases.hold(rule.id) as taken:
+                if not taken:
+                    return Attempt(rule, busy=True)
+                if settled is not None and settled():
+                    return Attempt(rule, settled=True)
+                try:
+                    recover(self.engine, self.ledger, rule=rule.id)
+                    run()
+                except RetentionError as exc:
+                    return Attempt(rule, run.report, error=exc)
+                return Attempt(rule, run.report)
+        except LeaseError as exc:
+            # Nothing ran, and nothing may pass in silence: a rule whose lease is broken would
+            # otherwise stop being enforced with no trace but a log line.
+            run.unstarted(exc)
+            return Attempt(rule, run.report, error=exc)
 
     def attest(self, run_id: str, attempts: Sequence[Attempt], *, started: datetime,
                ended: datetime | None = None) -> list[str]:

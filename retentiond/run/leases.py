@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from retentiond.errors import AuditError
+from retentiond.errors import AuditError, LeaseError
 from retentiond.ledger.state import StateDB
 
 _NAMESPACE = 0x72746E64  # "rtnd": keeps our advisory keys apart from the application's
@@ -93,32 +94,65 @@ class FileLeases(Leases):
     """Leases as locks on files beside a SQLite state database.
 
     Shared by every process on the host (a daemon and a manual ``run --once``), and released
-    by the kernel when the holder dies.
+    by the kernel when the holder dies.  They work whoever made the files: a lock file is
+    opened read-only (``flock`` needs no more), and what root creates is handed to the owner
+    of the state database, so an operator's run as root leaves the service user's daemon able
+    to lock both the rules it ran and rules added later.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, beside: Path | None = None) -> None:
         self._directory = directory
+        self._beside = beside
         self._local = LocalLeases()
 
     @contextmanager
     def hold(self, rule: str) -> Iterator[bool]:
-        """Take the rule's file lock without waiting (and the in-process lock with it)."""
-        self._directory.mkdir(parents=True, exist_ok=True)
+        """Take the rule's file lock without waiting (and the in-process lock with it).
+
+        LeaseError when the lock file cannot be opened or made (not when it is busy).
+        """
         with self._local.hold(rule) as local:
             if not local:
                 yield False
                 return
-            path = self._directory / f"{lease_key(rule):08x}.lock"
-            with path.open("a+b") as handle:
+            descriptor = self._open(rule)
+            try:
                 try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     yield False
                     return
                 try:
                     yield True
                 finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+                    fcntl.flock(descriptor, fcntl.LOCK_UN)
+            finally:
+                os.close(descriptor)
+
+    def _open(self, rule: str) -> int:
+        path = self._directory / f"{lease_key(rule):08x}.lock"
+        try:
+            try:
+                return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                pass
+            if not self._directory.is_dir():
+                self._directory.mkdir(mode=0o755)
+                self._hand_over(self._directory)
+            descriptor = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._hand_over(path)
+        except OSError as exc:
+            raise LeaseError(rule, f"{exc.filename or path}: {exc.strerror}",
+                             f"let the service user read and create files in {self._directory} "
+                             "(its lock files may be removed while nothing runs)") from None
+        return descriptor
+
+    def _hand_over(self, path: Path) -> None:
+        """Root gives what it created to the state database's owner (a user it cannot be)."""
+        if self._beside is None or os.geteuid() != 0:
+            return
+        owner = self._beside.stat()
+        os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def leases_for(state: StateDB) -> Leases:
@@ -127,5 +161,6 @@ def leases_for(state: StateDB) -> Leases:
         return PostgresLeases(state)
     database = state.engine.url.database
     if database and database != ":memory:":
-        return FileLeases(Path(database).with_name(Path(database).name + ".leases"))
+        path = Path(database)
+        return FileLeases(path.with_name(path.name + ".leases"), beside=path)
     return LocalLeases()

@@ -8,6 +8,8 @@ owner, daemon and auditor of ``deploy/state-roles.sql`` on a throwaway PostgreSQ
 from __future__ import annotations
 
 import re
+import shutil
+import site
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +26,8 @@ from retentiond.ledger.chain import AuditLedger, Entry, Kind
 from retentiond.ledger.state import StateDB, audit_log, meta
 
 ROOT = Path(__file__).resolve().parents[2]
+NOBODY = 65534
+"""The uid (and gid) of user nobody: another user than the one running the tests."""
 GRANTS = ROOT / "deploy" / "state-roles.sql"
 NO_ROLES = ("SQLite has no roles: there the owner and the auditor are split by file "
             "permissions (tests/state/test_read_only.py)")
@@ -291,3 +295,26 @@ def config(directory: Path, state_url: str, *, stores: str = "", policy: str | N
     path.write_text(f'policy_dir = "{policies}"\nstate_url = "{state_url}"\n'
                     f'log_level = "warning"\n{stores}', encoding="utf-8")
     return path
+
+
+def nobody_python() -> list[str] | None:
+    """A command that runs Python with retentiond importable as user nobody, or None.
+
+    This interpreter may live where nobody cannot reach it (pyenv under /root): then the
+    system's interpreter of the same version is tried, with this checkout and its packages.
+    """
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    paths = [str(ROOT), *site.getsitepackages()]
+    for python in dict.fromkeys([sys.executable, shutil.which(version, path="/usr/bin")]):
+        if python is None:
+            continue
+        command = [python, "-c", f"import sys; sys.path[:0] = {paths!r}; exec(sys.argv.pop(1))"]
+        try:
+            probe = subprocess.run([*command, "import retentiond.ledger.state"], user=NOBODY,
+                                   group=NOBODY, extra_groups=[], capture_output=True,
+                                   check=False, timeout=60, cwd="/")
+        except OSError:
+            continue
+        if probe.returncode == 0:
+            return command
+    return None

@@ -12,15 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import site
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from state_kit import AUDIT_COMMANDS, POLICY, ROOT, cli, config, engine, store
+from state_kit import AUDIT_COMMANDS, NOBODY, POLICY, cli, config, engine, nobody_python, store
 
 from retentiond.errors import AuditError
 from retentiond.ledger.chain import AuditLedger, Entry, Kind
@@ -28,7 +26,6 @@ from retentiond.ledger.state import StateDB
 
 pytestmark = pytest.mark.sqlite
 
-NOBODY = 65534
 READER = """\
 import sys
 from retentiond.ledger.chain import AuditLedger
@@ -157,29 +154,6 @@ def test_a_digest_key_missing_from_a_read_only_file_names_the_fix(tmp_path):
     assert (f"the installation secret 'audit-digest-key' is missing from the state database "
             f"sqlite:///{tmp_path / 'state.db'}, which is open read-only: run 'retentiond state "
             "upgrade' as its owner") == missing.value.what
-
-
-def nobody_python() -> list[str] | None:
-    """A command that runs Python with retentiond importable as user nobody, or None.
-
-    This interpreter may live where nobody cannot reach it (pyenv under /root): then the
-    system's interpreter of the same version is tried, with this checkout and its packages.
-    """
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    paths = [str(ROOT), *site.getsitepackages()]
-    for python in dict.fromkeys([sys.executable, shutil.which(version, path="/usr/bin")]):
-        if python is None:
-            continue
-        command = [python, "-c", f"import sys; sys.path[:0] = {paths!r}; exec(sys.argv.pop(1))"]
-        try:
-            probe = subprocess.run([*command, "import retentiond.ledger.state"], user=NOBODY,
-                                   group=NOBODY, extra_groups=[], capture_output=True,
-                                   check=False, timeout=60, cwd="/")
-        except OSError:
-            continue
-        if probe.returncode == 0:
-            return command
-    return None
 
 
 @pytest.fixture
