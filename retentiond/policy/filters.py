@@ -65,6 +65,9 @@ class Op(StrEnum):
     LIKE = "like"
 
 
+MAX_VALUES = 1000
+"""Most values in one ``in`` / ``not_in`` list (each is a bound parameter of one statement)."""
+_INT64 = (-(2**63), 2**63 - 1)
 _NO_VALUE = {Op.IS_NULL, Op.NOT_NULL}
 _LIST_VALUE = {Op.IN, Op.NOT_IN}
 
@@ -78,6 +81,13 @@ class Condition(StrictModel):
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> Condition:
+        values = self.value if isinstance(self.value, list) else [self.value]
+        if len(values) > MAX_VALUES:
+            raise ValueError(f"{len(values):,} values in one list, over the limit of "
+                             f"{MAX_VALUES:,}; split the condition (any: [...]) or place a hold")
+        if any(isinstance(v, int) and not _INT64[0] <= v <= _INT64[1] for v in values):
+            raise ValueError("an integer value is beyond the 64-bit range that databases "
+                             "store; compare with a value the column can hold")
         if self.op in _NO_VALUE:
             if self.value is not None:
                 raise ValueError(f"op {self.op.value!r} takes no value; remove 'value'")

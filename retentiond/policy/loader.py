@@ -21,6 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from retentiond.errors import PolicyError, Problem
 from retentiond.policy.checks import cross_check
 from retentiond.policy.model import Hold, PolicyFile, PolicySet, Retention, Rule, Source
+from retentiond.policy.screen import Refusal, decoded, screened
 
 PATTERNS = ("*.yaml", "*.yml")
 _KINDS = {"rules": "rule", "holds": "hold", "retain": "retention"}
@@ -71,7 +72,17 @@ def _policy_files(directory: Path) -> list[Path]:
 
 def _load_file(path: Path, problems: list[Problem]) -> tuple[PolicyFile, CommentedMap] | None:
     try:
-        content = path.read_text(encoding="utf-8")
+        content = decoded(path.read_bytes())
+    except OSError as exc:
+        problems.append(Problem(path, None, None, f"cannot read: {exc.strerror}",
+                                "check the file and its permissions"))
+        return None
+    refused = content if isinstance(content, Refusal) else screened(content)
+    if refused is not None:
+        problems.append(Problem(path, refused.line, None, refused.what, refused.fix))
+        return None
+    assert isinstance(content, str)  # noqa: S101 - a Refusal was returned above
+    try:
         raw = YAML(typ="rt").load(content)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -31,6 +31,13 @@ _GLUE = re.compile(r"^(\s*,?\s*(and\s+)?)?$")
 """What may stand between two parts: spaces, a comma, 'and'."""
 
 
+MAX_YEARS = 1000
+"""The longest period a rule or retention may give (counted back, it stays in the calendar)."""
+_LONGEST_ZONE = 64
+"""Longer than any IANA zone name (the longest are about 30 characters)."""
+_SHOWN = 40
+
+
 @dataclass(frozen=True, order=False)
 class Period:
     """A calendar period: years, months, weeks, days, hours and minutes, never negative."""
@@ -69,6 +76,10 @@ class Period:
         period = cls(**amounts)
         if period.is_zero():
             raise ValueError(f"{text!r} is a zero period; a retention period must be positive")
+        if period.approx_days() > MAX_YEARS * 365.25:
+            # Counted back from today, a longer period leaves the calendar (before year 1).
+            raise ValueError(f"{_shown(text)} is longer than {MAX_YEARS} years; write a "
+                             "period of at most that, or keep the records with a hold")
         return period
 
     def is_zero(self) -> bool:
@@ -113,12 +124,19 @@ class Period:
 
 def zone(name: str) -> ZoneInfo:
     """The IANA timezone ``name``; raise ValueError with a fix when it does not exist."""
+    unknown = ValueError(f"unknown timezone {_shown(name)}; use an IANA name such as 'UTC' "
+                         "or 'Europe/Berlin'")
+    if len(name) > _LONGEST_ZONE:
+        raise unknown
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
-            f"unknown timezone {name!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'",
-        ) from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: no such file name
+        raise unknown from exc
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a message, cut short when it is long (a message is one line)."""
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + "..."
 
 
 @dataclass(frozen=True)
