@@ -9,6 +9,7 @@ before a whole-table minimum retention on the same column has passed could never
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import combinations
@@ -40,10 +41,7 @@ def cross_check(
     where = dict(sources)
     problems = _duplicate_ids(sources)
     active = [rule for rule in rules if rule.enabled]  # a disabled rule acts on nothing
-    for first, second in combinations(active, 2):
-        problem = _contradiction(first, second, where)
-        if problem is not None:
-            problems.append(problem)
+    problems.extend(_contradictions(active, where))
     for rule in active:
         for retention in retentions:
             problem = _outlived(rule, retention, where)
@@ -66,14 +64,31 @@ def _duplicate_ids(sources: Sequence[tuple[str, Source]]) -> list[Problem]:
     return problems
 
 
-def _same_records(first: Rule, second: Rule) -> bool:
-    return (first.store, first.table, first.age.column, first.where) == (
-        second.store, second.table, second.age.column, second.where)
+def _contradictions(active: Sequence[Rule], where: dict[str, Source]) -> list[Problem]:
+    """Each rule that an earlier one on the same records leaves nothing to do, reported once.
+
+    Only rules on the same records are compared, and a rule already reported is not compared
+    again as the later one: 2,000 rules on one table are one problem each, not two million.
+    """
+    groups: dict[tuple[str, str, str, str], list[Rule]] = defaultdict(list)
+    for rule in active:
+        records = rule.where.model_dump_json() if rule.where is not None else ""
+        groups[rule.store, rule.table, rule.age.column, records].append(rule)
+    reported: set[str] = set()
+    problems = []
+    for group in groups.values():
+        for first, second in combinations(group, 2):
+            if first.id in reported and second.id in reported:
+                continue
+            problem = _contradiction(first, second, where)
+            if problem is not None and problem.subject not in reported:
+                reported.add(str(problem.subject))
+                problems.append(problem)
+    return problems
 
 
 def _contradiction(a: Rule, b: Rule, where: dict[str, Source]) -> Problem | None:
-    if not _same_records(a, b):
-        return None
+    """What is wrong between two rules on the same records, or None."""
     # `early` acts first; where neither period is always the shorter, the gentler action is
     # taken to come first, so the verdict does not depend on the order of declaration.
     action_a, action_b = action_for(a.action), action_for(b.action)

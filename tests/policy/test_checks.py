@@ -172,6 +172,21 @@ CONTRADICTIONS = [
 ]
 
 
+def test_many_rules_on_the_same_records_are_one_problem_each(tmp_path):
+    """300 delete rules on one table: each later rule is reported once, not once per pair.
+
+    Every rule from the second on never acts (the first removes the records earlier); that
+    is 299 problems, where each pair used to be one (44,850 lines, and super-linear time).
+    """
+    items = [rule(f"delete-{n}", f"{n} days") for n in range(1, 301)]
+
+    found = problems_of(tmp_path, {"rules.yaml": rules(*items)})
+
+    assert [f"delete-{n}" for n in range(2, 301)] == sorted(
+        (p.subject for p in found), key=lambda subject: int(str(subject).split("-")[1]))
+    assert all("never acts" in p.what for p in found)
+
+
 @pytest.mark.parametrize(("items", "reported", "what"), CONTRADICTIONS)
 def test_rules_on_the_same_records_must_escalate(tmp_path, items, reported, what):
     """A later rule that takes away no more than an earlier one is an error on the later rule."""
