@@ -137,10 +137,14 @@ class FileLeases(Leases):
             except FileNotFoundError:
                 pass
             if not self._directory.is_dir():
-                self._directory.mkdir(mode=0o755)
+                self._directory.mkdir(mode=0o755, exist_ok=True)  # another process may race
                 self._hand_over(self._directory)
             descriptor = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            self._hand_over(path)
+            try:
+                self._hand_over(path)
+            except OSError:
+                os.close(descriptor)
+                raise
         except OSError as exc:
             raise LeaseError(rule, f"{exc.filename or path}: {exc.strerror}",
                              f"let the service user read and create files in {self._directory} "
