@@ -208,3 +208,30 @@ def test_sigterm_finishes_the_batch_in_flight_records_the_stop_and_exits_3(tmp_p
 
 def _records(ledger: AuditLedger) -> list[Record]:
     return list(ledger.records())
+
+
+def test_a_lease_that_cannot_be_taken_is_a_failed_run_in_the_ledger_and_status(tmp_path):
+    """A lease that cannot be taken at all is a failed run: in the ledger and in ``status``.
+
+    Here a file stands where the leases' directory should be.  One error line and exit 1,
+    ``run.end`` failed with the reason, ``status`` says failed, nothing acted on.  Before, it
+    was a traceback and nothing in the ledger.
+    """
+    config, store = _setup(tmp_path, rows=3)
+    (tmp_path / "state.db.leases").write_text("not a directory")
+
+    enforced = _cli(config, "run", "--once")
+    status = _cli(config, "status")
+
+    errors = [line for line in enforced.stderr.splitlines() if line.startswith("error:")]
+    assert (1, 1) == (enforced.returncode, len(errors)), enforced.stderr
+    assert "cannot take the lease of rule 'tickets-quarantine'" in errors[0]
+    assert "Traceback" not in enforced.stderr
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        ends = conn.execute("SELECT body FROM audit_log WHERE kind = 'run.end'").fetchall()
+        (remaining,) = sqlite3.connect(store).execute("SELECT count(*) FROM tickets").fetchone()
+    assert 1 == len(ends)
+    assert '"status":"failed"' in ends[0][0].replace(" ", "")
+    assert "cannot take the lease" in ends[0][0]
+    assert 3 == remaining
+    assert "failed" in status.stdout

@@ -21,7 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from retentiond.errors import PolicyError, Problem
 from retentiond.policy.checks import cross_check
 from retentiond.policy.model import Hold, PolicyFile, PolicySet, Retention, Rule, Source
-from retentiond.policy.screen import Refusal, decoded, screened
+from retentiond.policy.screen import Refusal, screened
 
 PATTERNS = ("*.yaml", "*.yml")
 _KINDS = {"rules": "rule", "holds": "hold", "retain": "retention"}
@@ -72,16 +72,14 @@ def _policy_files(directory: Path) -> list[Path]:
 
 def _load_file(path: Path, problems: list[Problem]) -> tuple[PolicyFile, CommentedMap] | None:
     try:
-        content = decoded(path.read_bytes())
+        content = screened(path.read_bytes())
     except OSError as exc:
         problems.append(Problem(path, None, None, f"cannot read: {exc.strerror}",
                                 "check the file and its permissions"))
         return None
-    refused = content if isinstance(content, Refusal) else screened(content)
-    if refused is not None:
-        problems.append(Problem(path, refused.line, None, refused.what, refused.fix))
+    if isinstance(content, Refusal):
+        problems.append(Problem(path, content.line, None, content.what, content.fix))
         return None
-    assert isinstance(content, str)  # noqa: S101 - a Refusal was returned above
     try:
         raw = YAML(typ="rt").load(content)
     except MarkedYAMLError as exc:
@@ -97,7 +95,7 @@ def _load_file(path: Path, problems: list[Problem]) -> tuple[PolicyFile, Comment
         problems.append(Problem(path, line, None, f"YAML: {written or 'a date'}: {exc}",
                                 "write a real calendar date as YYYY-MM-DD"))
         return None
-    except (YAMLError, OSError, UnicodeDecodeError) as exc:
+    except YAMLError as exc:  # the text is in memory: no OSError or decoding error here
         problems.append(Problem(path, None, None, f"cannot read: {exc}", "fix the file"))
         return None
     if raw is None:

@@ -41,7 +41,15 @@ class Refusal:
     fix: str
 
 
-def decoded(data: bytes) -> str | Refusal:
+def screened(data: bytes) -> str | Refusal:
+    """A policy file's text when it may be built into YAML objects, else why it may not."""
+    content = _decoded(data)
+    if isinstance(content, Refusal):
+        return content
+    return _refusal(content) or content
+
+
+def _decoded(data: bytes) -> str | Refusal:
     """The file's text, or why it cannot be a policy file (too large, not UTF-8)."""
     if len(data) > MAX_BYTES:
         return Refusal(None, f"the file has {len(data):,} bytes, over the limit of "
@@ -54,7 +62,7 @@ def decoded(data: bytes) -> str | Refusal:
                        "save the file as UTF-8")
 
 
-def screened(content: str) -> Refusal | None:
+def _refusal(content: str) -> Refusal | None:
     """Why the YAML in ``content`` is refused before it is built, or None.
 
     Syntax errors are left to the loader, which reports them with their own words.

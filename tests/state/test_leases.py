@@ -11,7 +11,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +20,7 @@ from state_kit import NOBODY, nobody_python
 
 from retentiond.run.leases import FileLeases, lease_key
 
-TESTS = Path(__file__).resolve().parents[1]
 TAKE = """\
-import sys
 from pathlib import Path
 from retentiond.run.leases import FileLeases
 directory, state = Path(sys.argv[1]), Path(sys.argv[2])
@@ -88,35 +85,3 @@ def test_root_takes_leases_the_service_user_made_under_its_umask(service_home):
 
     with FileLeases(home / "state.db.leases", beside=home / "state.db").hold("a") as taken:
         assert taken
-
-
-def test_a_lease_that_cannot_be_taken_is_a_failed_run_in_the_ledger_and_status(tmp_path):
-    """A lease that cannot be taken at all is a failed run: in the ledger and in ``status``.
-
-    Here a file stands where the leases' directory should be.  One error line and exit 1,
-    ``run.end`` failed with the reason, ``status`` says failed, nothing acted on.  Before, it
-    was a traceback and nothing in the ledger.
-    """
-    sys.path.insert(0, str(TESTS))
-    try:
-        from test_cli_enforce import _cli, _setup  # noqa: PLC0415 - the enforcing CLI's kit
-    finally:
-        sys.path.remove(str(TESTS))
-    config, store = _setup(tmp_path, rows=3)
-    (tmp_path / "state.db.leases").write_text("not a directory")
-
-    enforced = _cli(config, "run", "--once")
-    status = _cli(config, "status")
-
-    errors = [line for line in enforced.stderr.splitlines() if line.startswith("error:")]
-    assert (1, 1) == (enforced.returncode, len(errors)), enforced.stderr
-    assert "cannot take the lease of rule 'tickets-quarantine'" in errors[0]
-    assert "Traceback" not in enforced.stderr
-    with sqlite3.connect(tmp_path / "state.db") as conn:
-        ends = conn.execute("SELECT body FROM audit_log WHERE kind = 'run.end'").fetchall()
-        (remaining,) = sqlite3.connect(store).execute("SELECT count(*) FROM tickets").fetchone()
-    assert 1 == len(ends)
-    assert '"status":"failed"' in ends[0][0].replace(" ", "")
-    assert "cannot take the lease" in ends[0][0]
-    assert 3 == remaining
-    assert "failed" in status.stdout

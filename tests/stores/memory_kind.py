@@ -153,8 +153,9 @@ class MemoryWriter(Writer):
                    for r in rows if key(r) in gone):
                 raise StoreUnavailable(self._tables.name, "a record changed since its claim",
                                        "the batch is claimed again")
+        present = {key(r) for r in rows}
         self._tables.rows[table] = [r for r in rows if key(r) not in gone]
-        return Removal(removed=tuple(k for k in keys if k in {key(r) for r in rows}))
+        return Removal(removed=tuple(k for k in keys if k in present))
 
     def mark(self, batch_id: str, run_id: str, rule: str, payload: str) -> None:
         """Keep the marker with the records: both are written by one replace of the file."""
