@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -50,8 +51,15 @@ FORMAT = "retentiond-schedule/3"
 3: ``audience`` (``public`` or ``internal``) and the counts ``held`` (per table) and
 ``held_across_tables``; the hold lists ``holds`` and ``holds_across_tables`` only when internal.
 """
-PUBLIC = "public"
-INTERNAL = "internal"
+
+
+class Audience(StrEnum):
+    """Who the schedule is for (see the module docstring)."""
+
+    PUBLIC = "public"
+    """A privacy page, a customer: holds are counted, never named."""
+    INTERNAL = "internal"
+    """Counsel and reviewers: each hold with its id, case, reason and filter's columns."""
 
 _OPS = {
     Op.EQ: "is", Op.NE: "is not", Op.LT: "is less than", Op.LE: "is at most",
@@ -194,13 +202,13 @@ class RetentionSchedule:
     None in a public schedule (see :attr:`held_across`)."""
     held_across: int = 0
     """How many holds across tables are in force, in every audience."""
-    audience: str = INTERNAL
+    audience: Audience = Audience.INTERNAL
     """``public``: the holds are counted, not named (see the module docstring)."""
 
     @property
     def public(self) -> bool:
         """Whether this is the schedule for the public: holds counted, never named."""
-        return self.audience == PUBLIC
+        return self.audience is Audience.PUBLIC
 
     def categories(self) -> list[tuple[str, list[TableSchedule]]]:
         """The tables grouped by data category, in the order the categories first appear."""
@@ -302,7 +310,7 @@ def build_schedule(policies: PolicySet, *, as_of: datetime,
                                   tuple(reached.get((store, table), ())), len(on_table)))
     across = tuple(h for h in holds if h.store is None or h.table is None)
     return RetentionSchedule(as_of, policies.digest, tuple(made), () if public else across,
-                             len(across), PUBLIC if public else INTERNAL)
+                             len(across), Audience.PUBLIC if public else Audience.INTERNAL)
 
 
 def reached_tables(engine: RuleEngine, *, as_of: datetime,
