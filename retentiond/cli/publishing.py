@@ -29,10 +29,19 @@ output_option = click.option(
               show_default=True, help="Markdown for a web page, HTML to send, JSON for scripts.")
 @click.option("--as-of", "as_of", metavar="DATE",
               help="The holds in force on DATE (YYYY-MM-DD, midnight UTC); default now.")
+@click.option("--public/--internal", "public", default=True, show_default=True,
+              help="Public (the default, every format): legal holds are only counted. "
+                   "Internal: each hold with its id, case, reason and filter's columns, "
+                   "for counsel and reviewers; not for publication.")
 @output_option
 @pass_app
-def schedule(app: App, fmt: str, as_of: str | None, output: Path | None) -> None:
-    """The retention schedule: per table, the period, the action, the reason, the holds."""
+def schedule(app: App, fmt: str, as_of: str | None, output: Path | None, *,
+             public: bool) -> None:
+    """The retention schedule: per table, the period, the action, the reason, the holds.
+
+    The public edition (the default) names no legal hold: no id, case, reason, filter or data
+    subject, only how many are in force; --internal names them.
+    """
     policies = app.policies()
     moment = parse_as_of(as_of)
     with read_state(app.settings.state_url) as engine:
@@ -42,7 +51,9 @@ def schedule(app: App, fmt: str, as_of: str | None, output: Path | None) -> None
     for store in unknown:
         click.echo(f"warning: store {store!r} could not be read: the tables its rules reach "
                    "through foreign keys are not listed", err=True)
-    text = render(build_schedule(policies, as_of=moment, state_holds=held, reached=reached), fmt)
+    built = build_schedule(policies, as_of=moment, state_holds=held, reached=reached,
+                           public=public)
+    text = render(built, fmt)
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -15,6 +15,8 @@ ledger itself is intact.  Every figure comes from the audit ledger, read once as
     the problems section.
 ``hold.placed`` / ``hold.released``
     hold events, next to the holds of the policy files and of the state database.
+``run.start``, ``run.end`` and ``certificate`` by run id
+    the runs, each with its rules' outcomes and the ledger record of its certificate.
 
 Memory stays bounded: the tallies grow with rules and months, not with records, and the
 lists (problems, batches, hold events) keep at most :data:`LISTED` entries each and count
@@ -51,6 +53,8 @@ if TYPE_CHECKING:
 
 LISTED = 500
 """At most this many problems, batches and hold events are listed; the rest are counted."""
+RUN_KINDS = frozenset({Kind.RUN_START, Kind.RUN_END, Kind.CERTIFICATE})
+"""The records that make up a run in the report's list of runs."""
 QUARANTINE_OPS = frozenset({"restore", "purge"})
 """Actions of quarantine batches after the fact; not a rule's own action."""
 
@@ -152,6 +156,28 @@ class Incident:
     details: str
 
 
+@dataclass
+class RunSeen:
+    """One run (``run --once`` or one daemon job) and its disposition certificate."""
+
+    run_id: str
+    started_at: str | None = None
+    """The first rule's ``run.start``; None when the run began before the period."""
+    ended_at: str | None = None
+    rules: list[str] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    """The rules' ``run.end`` statuses: done, failed, stopped."""
+    certificate_seq: int | None = None
+    certificate_hash: str | None = None
+    signed_by: str | None = None
+    """The origin whose key signed the certificate; None when it is not signed."""
+
+    def outcome(self) -> str:
+        """The rules' outcomes in words: ``2 done, 1 failed``; ``running`` before any ends."""
+        return ", ".join(f"{n} {status}" for status, n in sorted(self.outcomes.items())) or (
+            "no end recorded")
+
+
 @dataclass(frozen=True)
 class HoldEvent:
     """A hold placed or released, as the ledger records it."""
@@ -182,6 +208,10 @@ class LedgerFacts:
     """Policy-set digests the runs of the period acted under, with how many runs each."""
     checkpoints: int = 0
     last_checkpoint_seq: int | None = None
+    runs: dict[str, RunSeen] = field(default_factory=dict)
+    """The first LISTED runs of the period, in the order they started."""
+    runs_unlisted: int = 0
+    """Runs past the first LISTED, counted by their certificates."""
 
     def tally(self, rule: str) -> RuleTally:
         """The tally of ``rule``, made on first use."""
@@ -226,6 +256,8 @@ class Collector:
         if at not in self.window:
             return
         self._count(record)
+        if entry.run_id is not None and entry.kind in RUN_KINDS:
+            self._run_seen(record, entry.run_id)
         handler = self._handlers.get(entry.kind)
         if handler is not None:
             handler(record)
@@ -309,6 +341,28 @@ class Collector:
             event = "placed" if record.entry.kind is Kind.HOLD_PLACED else "released"
             self.facts.hold_events.append(HoldEvent(
                 record.seq, record.at, event, hold, _details(body, ("case", "reason", "by"))))
+
+    def _run_seen(self, record: Record, run_id: str) -> None:
+        """A run's start, end or certificate (runs past the first LISTED are only counted)."""
+        runs = self.facts.runs
+        entry = record.entry
+        run = runs.get(run_id)
+        if run is None:
+            if len(runs) >= LISTED:
+                self.facts.runs_unlisted += entry.kind is Kind.CERTIFICATE
+                return
+            run = runs[run_id] = RunSeen(run_id)
+        if entry.kind is Kind.RUN_START:
+            run.started_at = run.started_at or record.at
+            if entry.rule is not None:
+                run.rules.append(entry.rule)
+        elif entry.kind is Kind.RUN_END:
+            run.outcomes[str(entry.body.get("status") or "?")] += 1
+            run.ended_at = record.at
+        elif entry.kind is Kind.CERTIFICATE:
+            run.certificate_seq, run.certificate_hash = record.seq, record.record_hash
+            run.signed_by = (str(entry.body.get("signed_by"))
+                             if entry.body.get("signature") else None)
 
     def _checkpoint(self, record: Record) -> None:
         self.facts.checkpoints += 1

@@ -9,6 +9,13 @@ The data category of a table is the policy file its first entry comes from (``em
 *Emails*), which is how the example policies are organised.  Holds come from the policy files
 and, where the state database has a ``holds`` table (holds placed at run time), from there.
 A hold's filter is named by its columns only: its values may identify a person.
+
+Two audiences.  The *public* schedule (``retentiond schedule``'s default, in every format) is
+for a privacy page or a reply to a customer: of the legal holds it says only how many are in
+force on a table, never their ids, case numbers, reasons, filters or data subjects (an id or a
+reason such as "complaint by customer 4711" identifies a person as surely as a filter value).
+The *internal* schedule (``--internal``, and the review report) names each hold, its case, its
+reason and the columns its filter selects by, for counsel and reviewers.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -37,8 +45,21 @@ if TYPE_CHECKING:
     from retentiond.run.engine import Engine as RuleEngine
 
 
-FORMAT = "retentiond-schedule/2"
-"""The ``format`` of the JSON document; a change of its keys gets a new number."""
+FORMAT = "retentiond-schedule/3"
+"""The ``format`` of the JSON document; a change of its keys gets a new number.
+
+3: ``audience`` (``public`` or ``internal``) and the counts ``held`` (per table) and
+``held_across_tables``; the hold lists ``holds`` and ``holds_across_tables`` only when internal.
+"""
+
+
+class Audience(StrEnum):
+    """Who the schedule is for (see the module docstring)."""
+
+    PUBLIC = "public"
+    """A privacy page, a customer: holds are counted, never named."""
+    INTERNAL = "internal"
+    """Counsel and reviewers: each hold with its id, case, reason and filter's columns."""
 
 _OPS = {
     Op.EQ: "is", Op.NE: "is not", Op.LT: "is less than", Op.LE: "is at most",
@@ -123,14 +144,28 @@ class TableSchedule:
     rules: tuple[ScheduledRule, ...]
     retentions: tuple[MinimumRetention, ...]
     holds: tuple[HoldView, ...]
+    """The holds in force on the table; none in a public schedule (see :attr:`held`)."""
     goes_with: tuple[GoesWith, ...] = ()
     """Rules on other tables whose removals take (or change) these records with them."""
+    held: int = 0
+    """How many holds are in force on the table, in every audience."""
+
+    def held_words(self) -> str:
+        """The public's sentence on the holds in force on the table."""
+        return held_words(self.held, "these records")
 
     def no_period(self) -> str:
         """What is said of a table without rules or minimum retentions of its own."""
         if self.goes_with:
             return "No retention period of their own is set for these records; they go with:"
         return "No retention period is set for these records; they are kept while held."
+
+
+def held_words(count: int, records: str) -> str:
+    """How many legal holds keep some of ``records``, and what that means, without naming them."""
+    holds = "1 legal hold is" if count == 1 else f"{count:,} legal holds are"
+    return (f"{holds} in force on some of {records}: what a hold keeps is kept, whatever the "
+            "period, until the hold is released.")
 
 
 @dataclass(frozen=True)
@@ -162,7 +197,18 @@ class RetentionSchedule:
     policy_set: str
     tables: tuple[TableSchedule, ...]
     across: tuple[HoldView, ...] = ()
-    """Holds in force on more than one table (a whole store, or a data subject everywhere)."""
+    """Holds in force on more than one table (a whole store, or a data subject everywhere).
+
+    None in a public schedule (see :attr:`held_across`)."""
+    held_across: int = 0
+    """How many holds across tables are in force, in every audience."""
+    audience: Audience = Audience.INTERNAL
+    """``public``: the holds are counted, not named (see the module docstring)."""
+
+    @property
+    def public(self) -> bool:
+        """Whether this is the schedule for the public: holds counted, never named."""
+        return self.audience is Audience.PUBLIC
 
     def categories(self) -> list[tuple[str, list[TableSchedule]]]:
         """The tables grouped by data category, in the order the categories first appear."""
@@ -175,6 +221,18 @@ class RetentionSchedule:
     def holds(self) -> list[HoldView]:
         """Every hold in force, table by table, then those across tables."""
         return [*(hold for table in self.tables for hold in table.holds), *self.across]
+
+    def held_across_words(self) -> str:
+        """The public's sentence on the holds in force across tables."""
+        return held_words(self.held_across, "the records of several tables")
+
+    def notice(self) -> str | None:
+        """What an internal schedule says first: it is not for publication."""
+        if self.public:
+            return None
+        return ("Internal edition: it names each legal hold, its case and its reason, which may "
+                "identify a person. Do not publish it; publish the public edition "
+                "(retentiond schedule --public).")
 
     def lead(self) -> str:
         """The opening paragraph: when the schedule is in force, and how to read it."""
@@ -219,11 +277,12 @@ class StateHold:
 def build_schedule(policies: PolicySet, *, as_of: datetime,
                    state_holds: Sequence[StateHold] = (),
                    reached: Mapping[tuple[str, str], Sequence[GoesWith]] | None = None,
-                   ) -> RetentionSchedule:
+                   public: bool = False) -> RetentionSchedule:
     """The schedule of ``policies`` at ``as_of``, with the holds in force then.
 
     ``reached``: per (store, table), the rules on other tables whose removals reach it (see
     :func:`reached_tables`); such a table is listed even without rules of its own.
+    ``public``: the holds are counted, and nothing else of them is kept (see the module).
     """
     reached = reached or {}
     holds = [hold_view(h, source="policy", active=True) for h in policies.holds
@@ -246,10 +305,12 @@ def build_schedule(policies: PolicySet, *, as_of: datetime,
                        key=lambda r: (not r.enabled, _days(policies.rule(r.id))))
         retentions = tuple(retention_view(r) for r in policies.retentions_on(store, table))
         on_table = tuple(h for h in holds if (h.store, h.table) == (store, table))
-        made.append(TableSchedule(category, store, table, tuple(rules), retentions, on_table,
-                                  tuple(reached.get((store, table), ()))))
+        made.append(TableSchedule(category, store, table, tuple(rules), retentions,
+                                  () if public else on_table,
+                                  tuple(reached.get((store, table), ())), len(on_table)))
     across = tuple(h for h in holds if h.store is None or h.table is None)
-    return RetentionSchedule(as_of, policies.digest, tuple(made), across)
+    return RetentionSchedule(as_of, policies.digest, tuple(made), () if public else across,
+                             len(across), Audience.PUBLIC if public else Audience.INTERNAL)
 
 
 def reached_tables(engine: RuleEngine, *, as_of: datetime,
@@ -399,25 +460,31 @@ def _state_hold(placed: PlacedHold) -> StateHold:
 
 def to_json(schedule: RetentionSchedule) -> str:
     """The schedule as JSON with stable keys (sorted), for scripts and other sites."""
-    document = {
+    document: dict[str, Any] = {
         "format": FORMAT,
+        "audience": schedule.audience,
         "as_of": schedule.as_of.astimezone(UTC).isoformat(timespec="seconds"),
         "policy_set": schedule.policy_set,
         "categories": [
-            {"name": name, "tables": [_table_json(t) for t in tables]}
+            {"name": name, "tables": [_table_json(t, public=schedule.public) for t in tables]}
             for name, tables in schedule.categories()
         ],
-        "holds_across_tables": [_hold_json(h) for h in schedule.across],
+        "held_across_tables": schedule.held_across,
     }
+    if not schedule.public:
+        document["holds_across_tables"] = [_hold_json(h) for h in schedule.across]
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _table_json(table: TableSchedule) -> dict[str, Any]:
-    return {"store": table.store, "table": table.table,
+def _table_json(table: TableSchedule, *, public: bool) -> dict[str, Any]:
+    made = {"store": table.store, "table": table.table,
             "rules": [asdict(r) for r in table.rules],
             "minimum_retentions": [asdict(r) for r in table.retentions],
-            "holds": [_hold_json(h) for h in table.holds],
+            "held": table.held,
             "goes_with": [{**asdict(g), "ways": list(g.ways)} for g in table.goes_with]}
+    if not public:
+        made["holds"] = [_hold_json(h) for h in table.holds]
+    return made
 
 
 def _hold_json(hold: HoldView) -> dict[str, Any]:
@@ -443,7 +510,11 @@ def _md(text: str) -> str:
 
 def to_markdown(schedule: RetentionSchedule) -> str:
     """The schedule as Markdown, for a privacy page or a reply to a customer."""
-    lines = ["# Retention schedule", "", _md(schedule.lead())]
+    lines = ["# Retention schedule", ""]
+    notice = schedule.notice()
+    if notice is not None:
+        lines += [f"**{_md(notice)}**", ""]
+    lines += [_md(schedule.lead())]
     for name, tables in schedule.categories():
         lines += ["", f"## {_md(name)}"]
         for table in tables:
@@ -453,9 +524,13 @@ def to_markdown(schedule: RetentionSchedule) -> str:
             if table.holds:
                 lines += ["", "Legal holds in force:", ""]
                 lines += [f"- {_md(h.id + h.words())}" for h in table.holds]
+            elif table.held:
+                lines += ["", _md(table.held_words())]
     if schedule.across:
         lines += ["", f"## {ACROSS}", ""]
         lines += [f"- {_md(h.id + h.words())}" for h in schedule.across]
+    elif schedule.held_across:
+        lines += ["", f"## {ACROSS}", "", _md(schedule.held_across_words())]
     return "\n".join(lines) + "\n"
 
 

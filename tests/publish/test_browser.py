@@ -8,7 +8,9 @@ chromium.  A screenshot of the report lands in ``tmp_path`` and in ``SCREENSHOT`
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,9 @@ CHROMIUM = Path(os.environ.get("RETENTIOND_TEST_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--no-first-run", "--disable-component-update", "--disable-sync"]
 SCREENSHOT = Path("/tmp/retentiond-report.png")  # noqa: S108 - a fixed place to look at
+A4 = (595.28, 841.89)
+"""ISO A4 in PDF points (210 x 297 mm)."""
+MEDIA_BOX = re.compile(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]")
 
 
 @pytest.fixture
@@ -92,3 +97,68 @@ def test_the_schedule_renders_cleanly(browser, shared_world, tmp_path):
     page.screenshot(path=str(tmp_path / "schedule.png"), full_page=True)
     assert {"console": [], "errors": [], "requests": [target.as_uri()]} == seen
     assert sorted(rule.id for rule in load_policies(shared_world.policies).rules) == sorted(rows)
+
+
+PRINTED_WIDTH = """() => {
+  const page = [...document.styleSheets].flatMap(s => [...s.cssRules])
+    .find(r => r instanceof CSSPageRule);
+  return {size: page.style.getPropertyValue("size"),
+          left: page.style.getPropertyValue("margin-left"),
+          right: page.style.getPropertyValue("margin-right")};
+}"""
+"""The page's @page rule: its size and side margins, as the stylesheet states them."""
+
+CUT = """() => {
+  const width = document.documentElement.clientWidth;
+  const cut = [];
+  for (const cell of document.querySelectorAll("th, td")) {
+    const box = cell.getBoundingClientRect();
+    let clipped = box.right > width + 0.5;
+    for (let up = cell.parentElement; up; up = up.parentElement) {
+      const style = getComputedStyle(up);
+      if (style.overflowX !== "visible" && box.right > up.getBoundingClientRect().right + 0.5)
+        clipped = true;
+    }
+    if (clipped) cut.push(cell.closest("table").querySelector("th").innerText + " / "
+                          + cell.innerText.slice(0, 40));
+  }
+  return cut;
+}"""
+"""Every table cell that ends past the page's width or past a box that hides its overflow."""
+
+
+def _millimetres(length: str) -> float:
+    value, unit = float(length[:-2]), length[-2:]
+    return {"mm": 1.0, "cm": 10.0, "in": 25.4, "px": 25.4 / 96}[unit] * value
+
+
+def test_the_report_prints_on_a4_without_cutting_a_column(browser, shared_world, tmp_path):
+    """Printed, every page is A4, and laid out at A4's width no table cell is cut or hidden.
+
+    The PDF comes from chromium --print-to-pdf, as a reviewer's "print to PDF" makes it; the
+    cells are measured in the print layout at the width the @page rule leaves for the text.
+    """
+    report = tmp_path / "report.html"
+    assert 0 == cli(shared_world.config, "audit", "report", "--output", str(report)).returncode
+    pdf = tmp_path / "report.pdf"
+    printed = subprocess.run([str(CHROMIUM), *ARGS, "--no-pdf-header-footer",
+                              f"--print-to-pdf={pdf}", report.as_uri()],
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert pdf.is_file(), printed.stderr
+    pages = [(float(w), float(h)) for w, h in MEDIA_BOX.findall(pdf.read_bytes())]
+
+    page = browser.new_page(viewport={"width": 800, "height": 1000})
+    page.goto(report.as_uri(), wait_until="load")
+    rule = page.evaluate(PRINTED_WIDTH)
+    text_width = 210 - _millimetres(rule["left"]) - _millimetres(rule["right"])
+    page.set_viewport_size({"width": round(text_width / 25.4 * 96), "height": 1000})
+    page.emulate_media(media="print")
+    cut = page.evaluate(CUT)
+    headers = page.eval_on_selector_all("th", "els => els.length")
+
+    assert "a4" == rule["size"].lower()
+    assert len(pages) >= 2
+    assert [] == [size for size in pages
+                  if abs(size[0] - A4[0]) > 1.5 or abs(size[1] - A4[1]) > 1.5]
+    assert headers > 50
+    assert [] == cut

@@ -191,5 +191,6 @@ def test_ledger_text_is_shown_as_text_never_as_markup(ledger):
     assert MARKUP in {e.get("data-hold") for e in elements(page)}
     assert f"reason: {MARKUP}" in shown  # the hold event's details
     # The hold in the schedule; the rule in the chart, the acted-on and kept-back tables; the
-    # hold's id, case and reason; the hold event's hold; the problem's rule and its error.
-    assert 10 == shown.count(MARKUP)
+    # hold's id, case and reason; the hold event's hold; the problem's rule and its error;
+    # the run's rule in the list of runs.
+    assert 11 == shown.count(MARKUP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -33,8 +34,11 @@ def _text(output: str, fmt: str) -> str:
 
 @pytest.mark.parametrize("fmt", ["md", "html", "json"])
 def test_every_rule_is_stated_with_its_promise_period_and_action(shared_world, fmt):
-    """Each rule's description, period and action, and every hold in force, are in the document."""
-    result = cli(shared_world.config, "schedule", "--format", fmt)
+    """Each rule's description, period and action, and every hold in force, are in the document.
+
+    The internal edition, which names the holds (the public one counts them).
+    """
+    result = cli(shared_world.config, "schedule", "--internal", "--format", fmt)
     assert 0 == result.returncode, result.stderr
     text = _text(result.stdout, fmt)
     policies = load_policies(shared_world.policies)
@@ -55,25 +59,32 @@ def test_every_rule_is_stated_with_its_promise_period_and_action(shared_world, f
     assert HIDDEN_VALUE not in text
 
 
-def test_the_json_document_has_stable_keys(shared_world):
-    """The JSON schedule has exactly the documented keys at every level, and sorted output."""
-    result = cli(shared_world.config, "schedule", "--format", "json")
+@pytest.mark.parametrize(("audience", "hold_lists"), [
+    ("internal", {"holds_across_tables"}), ("public", set())])
+def test_the_json_document_has_stable_keys(shared_world, audience, hold_lists):
+    """The JSON schedule has exactly the documented keys at every level, and sorted output.
+
+    The public edition has the same keys but the hold lists: of holds, only their counts.
+    """
+    result = cli(shared_world.config, "schedule", f"--{audience}", "--format", "json")
     document = json.loads(result.stdout)
     tables = [t for c in document["categories"] for t in c["tables"]]
     rules = [r for t in tables for r in t["rules"]]
-    holds = [h for t in tables for h in t["holds"]]
+    holds = [h for t in tables for h in t.get("holds", [])]
     retentions = [r for t in tables for r in t["minimum_retentions"]]
-    assert ({"as_of", "categories", "format", "holds_across_tables", "policy_set"}
-            == set(document))
-    assert "retentiond-schedule/2" == document["format"]
-    assert {frozenset({"goes_with", "holds", "minimum_retentions", "rules", "store",
-                       "table"})} == {
+    assert ({"as_of", "audience", "categories", "format", "held_across_tables", "policy_set",
+             *hold_lists} == set(document))
+    assert ("retentiond-schedule/3", audience) == (document["format"], document["audience"])
+    assert {frozenset({"goes_with", "held", "minimum_retentions", "rules", "store", "table",
+                       *({"holds"} if hold_lists else ())})} == {
         frozenset(t) for t in tables}
+    assert 3 == sum(t["held"] for t in tables)  # the three holds in force, in both editions
     assert {frozenset({"action", "age_column", "applies_to", "description", "details",
                        "enabled", "id", "outcome", "period", "runs", "timezone"})} == {
         frozenset(r) for r in rules}
-    assert {frozenset({"applies_to", "case", "expires", "id", "placed_at", "reason", "source",
-                       "store", "table"})} == {frozenset(h) for h in holds}
+    assert ({frozenset({"applies_to", "case", "expires", "id", "placed_at", "reason", "source",
+                        "store", "table"})} if hold_lists else set()) == {
+        frozenset(h) for h in holds}
     assert {frozenset({"applies_to", "column", "id", "period", "reason", "timezone"})} == {
         frozenset(r) for r in retentions}
     assert result.stdout == json.dumps(document, indent=2, sort_keys=True,
@@ -210,9 +221,9 @@ def test_a_hold_placed_with_the_hold_command_is_published_until_released(shared_
                  "C-77", "--by", "counsel")
     assert 0 == placed.returncode, placed.stderr
     hold = placed.stdout.split()[2]
-    held = json.loads(cli(config, "schedule", "--format", "json").stdout)
+    held = json.loads(cli(config, "schedule", "--internal", "--format", "json").stdout)
     released = cli(config, "hold", "release", hold, "--reason", "settled", "--by", "counsel")
-    after = json.loads(cli(config, "schedule", "--format", "json").stdout)
+    after = json.loads(cli(config, "schedule", "--internal", "--format", "json").stdout)
     emails = next(t for c in held["categories"] for t in c["tables"] if t["table"] == "emails")
     assert 0 == released.returncode, released.stderr
     assert {"id": hold, "source": "state", "case": "C-77",
@@ -259,3 +270,58 @@ def test_policy_and_hold_text_is_shown_as_text_never_as_markup(tmp_path):
     assert MARKUP in shown  # the retention's reason, and the hold's id
     assert f" (case {MARKUP}): {MARKUP} Keeps every record until released." in shown
     assert MARKUP in {e.get("data-hold") for e in elements(page)}
+
+
+def _with_subject_hold(world, tmp_path):
+    """A copy of ``world`` whose email rule maps customers, with a hold on customer 90210."""
+    config = copy_of(world, tmp_path)
+    policies = tmp_path / "policies"
+    shutil.copytree(world.policies, policies)
+    emails = policies / "emails.yaml"
+    emails.write_text(emails.read_text(encoding="utf-8").replace(
+        "    table: emails\n    age:", "    table: emails\n    subjects: {customer: customer_id}\n"
+        "    age:", 1), encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        str(world.policies), str(policies)), encoding="utf-8")
+    placed = cli(config, "hold", "add", "--subject", "customer=90210", "--reason",
+                 "Regulator inquiry.", "--case", "REG-77", "--by", "counsel")
+    assert 0 == placed.returncode, placed.stderr
+    return config, placed.stdout.split()[2]
+
+
+IDENTIFYING = ("complaint-4711", "litigation-4711-billing", "audit-folder-hold",  # hold ids
+               "CASE-2026-017", "LIT-2026-004", "AUD-2026-2", "REG-77",  # case ids
+               "Complaint by customer 4711", "Regulator inquiry.",  # reasons
+               "4711", "90210", HIDDEN_VALUE,  # filter and subject values
+               "selected by", "customer_id", "folder",  # filters
+               "the records of one customer")  # subjects
+"""What the public schedule never shows of the holds: the internal edition shows each."""
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "json"])
+def test_the_public_schedule_names_no_hold_case_filter_or_subject(shared_world, tmp_path, fmt):
+    """By default (and with --public) holds are counted: no id, case, reason, filter, subject."""
+    config, subject_hold = _with_subject_hold(shared_world, tmp_path)
+
+    at = ("--as-of", f"{NOW:%Y-%m-%d}", "--format", fmt)
+    default = cli(config, "schedule", *at)
+    public = cli(config, "schedule", "--public", *at)
+    internal = cli(config, "schedule", "--internal", *at)
+
+    assert (0, 0, 0) == (default.returncode, public.returncode, internal.returncode)
+    assert default.stdout == public.stdout
+    shown, named = _text(public.stdout, fmt), _text(internal.stdout, fmt)
+    assert [] == [word for word in (*IDENTIFYING, subject_hold) if word in shown]
+    assert [] == [word for word in (*IDENTIFYING, subject_hold)
+                  if word not in named and word not in {"4711", "90210", HIDDEN_VALUE}]
+    assert [] == [word for word in ("90210", HIDDEN_VALUE) if word in named]
+    if fmt == "json":
+        counts = json.loads(public.stdout)
+        assert (3, 1) == (sum(t["held"] for c in counts["categories"] for t in c["tables"]),
+                          counts["held_across_tables"])
+    else:
+        assert (1, 1) == (shown.count("2 legal holds are in force on some of these records"),
+                          shown.count("1 legal hold is in force on some of these records"))
+        assert "1 legal hold is in force on some of the records of several tables" in shown
+        assert "Internal edition" in named
+        assert "Internal edition" not in shown

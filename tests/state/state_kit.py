@@ -267,6 +267,29 @@ rules:
 AUDIT_COMMANDS = {"verify": ["verify"], "export": ["export", "--format", "jsonl"],
                   "report": ["report", "--output", "report.html"], "summary": ["summary"]}
 """What a reviewer runs (``audit ...``); the report is written beside the config file."""
+READ_COMMANDS = {"certificate": ["audit", "certificate", "--run", "{run}"],
+                 "explain": ["explain", "--store", "app", "--table", "events", "--key", "1"],
+                 "status": ["status"],
+                 "schedule": ["schedule", "--internal", "--format", "json"]}
+"""The other commands an auditor runs: ``{run}`` is the id of a run of :func:`enforced`."""
+
+
+def enforced(directory: Path, state_url: str, stores: str) -> str:
+    """A hold placed and one ``run --once`` by the owner's config in ``directory``: the run id."""
+    owner = config(directory, state_url, stores=stores, policy=POLICY)
+    for args in (["hold", "add", "--store", "app", "--table", "events", "--reason",
+                  "Complaint.", "--by", "counsel"], ["run", "--once"]):
+        done = cli(owner, *args)
+        assert (0, "") == (done.returncode, done.stderr), args
+    return re.findall(r"^run (\S+): certificate", done.stdout, re.MULTILINE)[0]
+
+
+def read_commands(config_file: Path, run: str) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Each of :data:`AUDIT_COMMANDS` and :data:`READ_COMMANDS` run with ``config_file``."""
+    commands = {**{name: ["audit", *args] for name, args in AUDIT_COMMANDS.items()},
+                **READ_COMMANDS}
+    return {name: cli(config_file, *(arg.format(run=run) for arg in args))
+            for name, args in commands.items()}
 
 
 def store(directory: Path) -> str:

@@ -10,6 +10,7 @@ the daemon has the database open and which a reader who cannot write the directo
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +19,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from state_kit import AUDIT_COMMANDS, NOBODY, POLICY, cli, config, engine, nobody_python, store
+from state_kit import (
+    AUDIT_COMMANDS,
+    NOBODY,
+    POLICY,
+    cli,
+    config,
+    enforced,
+    engine,
+    nobody_python,
+    read_commands,
+    store,
+)
 
 from retentiond.errors import AuditError
 from retentiond.ledger.chain import AuditLedger, Entry, Kind
@@ -115,6 +127,29 @@ def test_the_audit_commands_read_a_file_they_cannot_write(tmp_path):
         name: (run.returncode, run.stderr) for name, run in runs.items()}
     assert runs["verify"].stdout.startswith("ok: 4 records")
     assert "Complaint." in (tmp_path / "auditor" / "report.html").read_text(encoding="utf-8")
+    assert before == sha256(copy)
+
+
+def test_every_read_only_command_reads_a_file_it_cannot_write(tmp_path):
+    """The other read-only commands (certificate, explain, status, schedule) on a 0444 copy."""
+    stores = store(tmp_path)
+    (tmp_path / "owner").mkdir()
+    (tmp_path / "auditor").mkdir()
+    run = enforced(tmp_path / "owner", f"sqlite:///{tmp_path / 'state.db'}", stores)
+    copy = tmp_path / "copy.db"
+    shutil.copy(tmp_path / "state.db", copy)
+    copy.chmod(0o444)
+    before = sha256(copy)
+
+    runs = read_commands(config(tmp_path / "auditor", f"sqlite:///file:{copy}?mode=ro&uri=true",
+                                stores=stores, policy=POLICY), run)
+
+    assert dict.fromkeys(runs, (0, "")) == {
+        name: (done.returncode, done.stderr) for name, done in runs.items()}
+    assert run == json.loads(runs["certificate"].stdout)["certificate"]["run_id"]
+    assert "events-1-year" in runs["status"].stdout
+    assert "Complaint." in runs["schedule"].stdout
+    assert "NOT IN THE TABLE" in runs["explain"].stdout
     assert before == sha256(copy)
 
 

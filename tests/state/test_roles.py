@@ -21,11 +21,13 @@ from state_kit import (
     as_role,
     cli,
     config,
+    enforced,
     engine,
     fingerprint,
     legacy_install,
     owned_database,
     privileges,
+    read_commands,
     store,
 )
 
@@ -225,6 +227,26 @@ def test_the_auditor_role_runs_the_audit_commands(roles, tmp_path):
     assert ["hold.placed", "run.start", "run.end", "certificate"] == kinds
     assert runs["verify"].stdout.startswith(f"ok: {len(kinds)} records")
     assert "Complaint." in (tmp_path / "auditor" / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_auditor_role_runs_every_read_only_command(roles, tmp_path):
+    """The other read-only commands (certificate, explain, status, schedule) with SELECT only."""
+    stores = store(tmp_path)
+    (tmp_path / "daemon").mkdir()
+    (tmp_path / "auditor").mkdir()
+    run = enforced(tmp_path / "daemon", roles.daemon, stores)
+    before = fingerprint(roles.admin)
+
+    runs = read_commands(config(tmp_path / "auditor", roles.auditor, stores=stores,
+                                policy=POLICY), run)
+
+    assert dict.fromkeys(runs, (0, "")) == {
+        name: (done.returncode, done.stderr) for name, done in runs.items()}
+    assert run == json.loads(runs["certificate"].stdout)["certificate"]["run_id"]
+    assert "events-1-year" in runs["status"].stdout
+    assert "Complaint." in runs["schedule"].stdout
+    assert "NOT IN THE TABLE" in runs["explain"].stdout
+    assert before == fingerprint(roles.admin)
 
 
 def test_a_role_that_may_not_create_is_told_who_can(role_server):
