@@ -8,6 +8,7 @@ console and cropped it: "would act on" and "brake" were gone on an 80- or 160-co
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -101,3 +102,41 @@ def test_run_once_shows_the_run_id_and_counts_whole(site, width):
     assert (0, 1) == (shown.code, len(lines_with(shown.stdout, f"run {run_ids(site)[0]}:")))
     assert [] == _missing(shown.stdout, [LONG_RULE, "27", "4", "done"])
     assert "…" not in shown.stdout
+
+
+@pytest.mark.parametrize("width", [40, 80, 250])
+def test_hold_list_shows_the_full_hold_id_and_iso_utc_moments(site, width):
+    """``hold list``: the hold's whole id, its case, and when it was placed as ISO 8601 UTC."""
+    placed = cli(site, "hold", "add", "--store", "app", "--table", "tickets", "--where",
+                 "customer_id=5", "--reason", "Dispute over invoice 17.", "--case",
+                 "CASE-2026-0017", "--by", "dpo")
+    hold_id = placed.stdout.split()[2]
+
+    shown = cli(site, "hold", "list", columns=width)
+
+    moments = MOMENT.findall(shown.stdout)
+    assert (0, 0, "") == (placed.code, shown.code, shown.stderr)
+    assert [] == _missing(shown.stdout, [hold_id, "CASE-2026-0017", "app.tickets where "
+                                         "customer_id=5", "Dispute over invoice 17."])
+    assert (1, []) == (len(moments), [m for m in moments if not STAMP.fullmatch(m)])
+
+
+def test_explain_labels_every_moment_in_iso_utc_with_full_batch_ids(site):
+    """``explain``: the as-of, keep-until and audit record moments in one format; batch ids whole.
+
+    (The decision's own sentence is built by publish/explain and keeps its ISO offset form.)
+    """
+    assert 0 == cli(site, "run", "--once", "--rule", LONG_RULE).code
+
+    shown = cli(site, "explain", "--store", "app", "--table", "tickets", "--key", "10",
+                columns=60)
+
+    lines = shown.stdout.splitlines()
+    labelled = [line for line in lines if line.startswith(("app.tickets key", "  keep until:",
+                                                           "  act at:", "  #"))]
+    mentions = [line for line in lines if line.startswith("  #")]
+    moments = [m for line in labelled for m in MOMENT.findall(line)]
+    assert (0, 1) == (shown.code, len(mentions))
+    assert (True, []) == (bool(moments), [m for m in moments if not STAMP.fullmatch(m)])
+    assert re.search(r" batch [0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:",
+                     mentions[0]), mentions
