@@ -30,8 +30,9 @@ def audit() -> None:
               type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="A witness directory whose checkpoints the ledger must still hold "
                    "(repeatable; default: [audit] witness_dir).")
+@json_option
 @pass_app
-def verify(app: App, witness_dirs: tuple[Path, ...]) -> None:
+def verify(app: App, witness_dirs: tuple[Path, ...], *, as_json: bool) -> None:
     """Check chain, sequence, checkpoints, witnesses, intents; name the first problem (exit 1)."""
     if witness_dirs and app.settings.audit.verify_key is None:
         raise click.UsageError("--witness needs [audit] verify_key: a witness's notes are "
@@ -42,6 +43,18 @@ def verify(app: App, witness_dirs: tuple[Path, ...]) -> None:
         auditor = auditor_for(app.settings.audit, ledger, witnesses=witnesses)
         result = ledger.verify(auditor)
         open_intents = ledger.open_intents()
+    if as_json:
+        click.echo(json.dumps({
+            "ok": result.ok, "records": result.records, "head": result.head,
+            "broken_seq": result.broken_seq, "reason": result.reason,
+            "signatures_checked": auditor.public is not None,
+            "witnesses": [str(witness.where) for witness in witnesses]
+            if auditor.public is not None else [],
+            "warnings": list(result.warnings),
+            "open_intents": [i.entry.batch_id for i in open_intents]}, indent=2))
+        if not result.ok:
+            sys.exit(EXIT_FINDINGS)
+        return
     if not result.ok:
         where = f"record {result.broken_seq}" if result.broken_seq else "the ledger"
         click.echo(f"BROKEN at {where}: {result.reason} ({result.records} records read)",

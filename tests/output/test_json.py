@@ -10,6 +10,8 @@ such option", and ``run --once --json`` printed the human table.
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 
 from output_kit import BRAKED_RULE, HOLD, LONG_RULE, ROWS, STAMP, cli, run_ids
 
@@ -75,3 +77,37 @@ def test_run_once_json_of_a_braked_rule_says_stopped_and_exits_1(site):
     assert (1, "stopped", 0, 1) == (shown.code, rule["status"], rule["acted"], len(errors))
     assert f"would act on {ROWS - 3} of {ROWS} rows, over max_rows=3" in rule["error"]
     assert [errors[0].removeprefix("error: ")] == done["problems"]
+
+
+def test_audit_verify_json_says_ok_with_counts_and_the_head(site):
+    """``audit verify --json``: ok, how many records, the chain head, no warnings or intents."""
+    assert 0 == cli(site, "run", "--once", "--rule", LONG_RULE).code
+    with closing(sqlite3.connect(site.root / "state.db")) as connection:
+        records, head = connection.execute(
+            "SELECT count(*), (SELECT chain_hash FROM audit_log ORDER BY seq DESC LIMIT 1) "
+            "FROM audit_log").fetchone()
+
+    shown = cli(site, "audit", "verify", "--json")
+
+    verified = json.loads(shown.stdout)
+    assert (0, "") == (shown.code, shown.stderr)
+    assert {"ok": True, "records": records, "head": head, "broken_seq": None, "reason": None,
+            "signatures_checked": False, "witnesses": [], "warnings": [],
+            "open_intents": []} == verified
+
+
+def test_audit_verify_json_names_a_tampered_record_and_exits_1(site):
+    """A changed record: ``ok`` false, its sequence number and the reason, exit 1."""
+    assert 0 == cli(site, "run", "--once", "--rule", LONG_RULE).code
+    with closing(sqlite3.connect(site.root / "state.db")) as connection, connection:
+        connection.execute("DROP TRIGGER audit_log_no_update")
+        (seq,) = connection.execute("SELECT min(seq) FROM audit_log "
+                                    "WHERE kind = 'batch.outcome'").fetchone()
+        connection.execute("UPDATE audit_log SET body = replace(body, '\"count\":7', "
+                           "'\"count\":6') WHERE seq = ?", (seq,))
+
+    shown = cli(site, "audit", "verify", "--json")
+
+    verified = json.loads(shown.stdout)
+    assert (1, False, seq, True) == (shown.code, verified["ok"], verified["broken_seq"],
+                                     bool(verified["reason"]))
