@@ -90,6 +90,7 @@ class Listing:
         width = max((len(name) for name in self.columns[1:]), default=0) + 1
         lines: list[Text] = [Text(self.title, style="italic")]
         for row in self.rows:
+            lines.append(Text())  # a blank line before each block: readable without bold too
             lines.append(Text.assemble((row[0], "bold") if isinstance(row[0], str) else row[0]))
             lines.extend(Text.assemble(f"  {name + ':':<{width}} ", value)
                          for name, value in zip(self.columns[1:], row[1:], strict=True))
