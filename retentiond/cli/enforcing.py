@@ -29,8 +29,10 @@ from retentiond.cli.app import (
 from retentiond.cli.planning import show_plan
 from retentiond.cli.render import Listing, stamp
 from retentiond.errors import LimitExceeded, RetentionError
+from retentiond.logs import configure_logging
 from retentiond.run.enforce import Options, RuleReport
 from retentiond.run.entrance import Attempt
+from retentiond.settings import LogFormat
 from retentiond.stores.base import QuarantineBatch
 
 
@@ -54,10 +56,16 @@ def run(app: App, rule_ids: tuple[str, ...], as_of: str | None, *, dry_run: bool
                                "(the daemon enforces on schedule)")
     if as_of is not None:
         raise click.UsageError("--as-of only goes with --dry-run: enforcement uses the real time")
+    settings = app.settings
     err = Console(stderr=True)
-    shown = not as_json and err.is_terminal and Console().is_terminal
+    shown = (not as_json and err.is_terminal and Console().is_terminal
+             and settings.log_format is not LogFormat.JSON)
     with _StopOnSignal() as stop, _Bars(err, shown=shown) as bars:
+        if shown:  # log lines go to the bars' stderr now, which prints them above the bars
+            configure_logging(settings.log_format, settings.log_level)
         done = _enforce(app, rule_ids, allow_exceed=allow_exceed, stop=stop, observe=bars.show)
+    if shown:
+        configure_logging(settings.log_format, settings.log_level)
     if as_json:
         click.echo(json.dumps(done.to_dict(stop.signal_name or None), indent=2))
     else:
@@ -76,7 +84,8 @@ class _Bars(Progress):
     """On a terminal, a bar per rule: rows acted on of those eligible, and batches.
 
     Fed by the engine's ``observe`` callback (the engine reports, the CLI renders); shown on
-    stderr only when both stdout and stderr are terminals, never in a pipe, a log or --json.
+    stderr only when both stdout and stderr are terminals, never in a pipe, with --json or
+    where the logs are JSON for a machine.
     """
 
     def __init__(self, console: Console, *, shown: bool) -> None:

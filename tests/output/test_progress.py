@@ -44,3 +44,27 @@ def test_in_process_without_a_terminal_shows_no_bar(site):
     shown = cli(site, "run", "--once", "--rule", LONG_RULE)
 
     assert (0, False) == (shown.code, BAR in shown.stdout + shown.stderr)
+
+
+def test_json_logs_on_a_terminal_show_no_bar(site):
+    """``log_format = "json"``: logs are for a machine even on a terminal, so no bar."""
+    site.config.write_text(site.config.read_text(encoding="utf-8").replace(
+        'log_level = "warning"\n', 'log_level = "info"\nlog_format = "json"\n'),
+        encoding="utf-8")
+
+    code, written = on_terminal(site, "run", "--once", "--rule", LONG_RULE)
+
+    applied = [line for line in written.splitlines() if '"event": "batch.applied"' in line]
+    assert (0, False, 4) == (code, BAR in written, len(applied))
+    assert [dict] * 4 == [type(json.loads(line)) for line in applied]
+
+
+def test_log_lines_on_a_terminal_print_above_the_bar(site):
+    """Console logs at info on a terminal: every batch's log line is there, and the bar too."""
+    site.config.write_text(site.config.read_text(encoding="utf-8").replace(
+        'log_level = "warning"\n', 'log_level = "info"\nlog_format = "console"\n'),
+        encoding="utf-8")
+
+    code, written = on_terminal(site, "run", "--once", "--rule", LONG_RULE, columns=200)
+
+    assert (0, True, 4) == (code, BAR in written, written.count("batch.applied"))
