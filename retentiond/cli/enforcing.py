@@ -60,12 +60,10 @@ def run(app: App, rule_ids: tuple[str, ...], as_of: str | None, *, dry_run: bool
     err = Console(stderr=True)
     shown = (not as_json and err.is_terminal and Console().is_terminal
              and settings.log_format is not LogFormat.JSON)
-    with _StopOnSignal() as stop, _Bars(err, shown=shown) as bars:
-        if shown:  # log lines go to the bars' stderr now, which prints them above the bars
-            configure_logging(settings.log_format, settings.log_level)
+    with (_StopOnSignal() as stop,
+          _Bars(err, shown=shown, relog=lambda: configure_logging(
+              settings.log_format, settings.log_level)) as bars):
         done = _enforce(app, rule_ids, allow_exceed=allow_exceed, stop=stop, observe=bars.show)
-    if shown:
-        configure_logging(settings.log_format, settings.log_level)
     if as_json:
         click.echo(json.dumps(done.to_dict(stop.signal_name or None), indent=2))
     else:
@@ -88,12 +86,25 @@ class _Bars(Progress):
     where the logs are JSON for a machine.
     """
 
-    def __init__(self, console: Console, *, shown: bool) -> None:
+    def __init__(self, console: Console, *, shown: bool, relog: Callable[[], None]) -> None:
         super().__init__(TextColumn("{task.description}"), BarColumn(),
                          TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
                          TextColumn("{task.fields[batches]:,} batches"), console=console,
                          transient=True, disable=not shown)
         self._bars: dict[str, TaskID] = {}
+        self._relog = relog
+        """Sets logging up again on ``sys.stderr`` as it is now (see __enter__ and __exit__)."""
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        if not self.disable:  # stderr is the bars' now: log lines are printed above them
+            self._relog()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(None, None, None)
+        if not self.disable:  # stderr is itself again
+            self._relog()
 
     def show(self, report: RuleReport) -> None:
         """The rule's bar, as the report says so far."""
