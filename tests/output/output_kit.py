@@ -127,7 +127,7 @@ def cli(site: Site, *args: str, columns: int = 80) -> Output:
 
 
 def on_terminal(site: Site, *args: str, columns: int = 120) -> tuple[int, str]:
-    """Run the CLI in a subprocess on a pseudo-terminal: (exit code, all it wrote, raw)."""
+    """Run the CLI in a subprocess on a pseudo-terminal: (exit code, all it wrote there)."""
     parent, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES", "NO_COLOR",
