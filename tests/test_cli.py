@@ -420,8 +420,9 @@ def test_validate_says_ok_with_counts(site):
         result.returncode, result.stdout, result.stderr)
 
 
-def test_plan_prints_a_table_row_per_rule(site):
-    """``plan`` prints the dry-run table with a row for each rule, and exits 0."""
+def test_plan_prints_a_table_row_per_rule(site, monkeypatch):
+    """``plan`` on a wide terminal prints the dry-run table with a row per rule, and exits 0."""
+    monkeypatch.setenv("COLUMNS", "250")  # narrower, it is a block per rule (tests/output)
     result = site.run("plan", "--as-of", AS_OF)
 
     rows = {rule: [line for line in result.stdout.splitlines()

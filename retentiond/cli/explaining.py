@@ -8,6 +8,7 @@ from datetime import date, datetime
 import click
 
 from retentiond.cli.app import App, as_of_option, json_option, parse_as_of, pass_app
+from retentiond.cli.render import stamp
 from retentiond.publish.explain import Explanation, Verdict, explain, explanation_to_dict, parse_key
 
 DECISIONS = {"act": "WILL ACT", "not due": "NOT DUE", "held": "HELD", "retained": "RETAINED",
@@ -55,7 +56,7 @@ def explain_command(app: App, store: str, table: str, key_texts: tuple[str, ...]
 
 def _lines(found: Explanation) -> list[str]:
     key = ", ".join(str(part) for part in found.key)
-    lines = [f"{found.store}.{found.table} key {key}, as of {found.as_of:%Y-%m-%d %H:%M %Z}"]
+    lines = [f"{found.store}.{found.table} key {key}, as of {stamp(found.as_of)}"]
     if found.exists is None:
         lines.append("  no rule of its own acts on this table")
     else:
@@ -71,7 +72,7 @@ def _lines(found: Explanation) -> list[str]:
     lines.append(f"audit records about this key ({found.scanned} ledger records scanned):")
     if not found.mentions:
         lines.append("  none")
-    lines.extend(f"  #{m.seq} {m.at} rule {m.rule} batch {m.batch_id}: {m.how}, "
+    lines.extend(f"  #{m.seq} {stamp(m.at)} rule {m.rule} batch {m.batch_id}: {m.how}, "
                  f"{m.status or 'no status'}" for m in found.mentions)
     return lines
 
@@ -94,4 +95,4 @@ def _verdict(verdict: Verdict) -> list[str]:
 
 
 def _when(value: date | datetime | None, missing: str) -> str:
-    return missing if value is None else value.isoformat()
+    return stamp(value, missing)

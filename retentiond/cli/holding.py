@@ -5,13 +5,13 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from datetime import date, datetime
+from datetime import datetime
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from retentiond.cli.app import EXIT_BAD_INPUT, App, json_option, pass_app
+from retentiond.cli.render import Listing, stamp
 from retentiond.errors import PolicyError
 from retentiond.holds.notation import parse_subject, parse_term, parse_until, where_notation
 from retentiond.holds.placing import HoldRequest, LegalHolds
@@ -98,16 +98,15 @@ def list_(app: App, *, show_all: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([_as_dict(h, now) for h in found], indent=2))
         return
-    table = Table(title="Legal holds placed at run time", title_justify="left")
-    for name in ("id", "status", "scope", "reason", "case", "until", "placed", "released"):
-        table.add_column(name, no_wrap=name in {"id", "status"})
+    listing = Listing("Legal holds placed at run time", ("id", "status", "scope", "reason",
+                                                          "case", "until", "placed", "released"))
     for placed in found:
-        released = (f"{_day(placed.released_at)} by {placed.released_by}: "
+        released = (f"{stamp(placed.released_at)} by {placed.released_by}: "
                     f"{placed.release_reason}" if placed.released_at else "")
-        table.add_row(placed.id, placed.status(now), placed.scope(), placed.reason,
-                      placed.case or "", _day(placed.until),
-                      f"{_day(placed.placed_at)} by {placed.placed_by}", released)
-    Console(width=max(Console().width, 160)).print(table)
+        listing.add(placed.id, placed.status(now), placed.scope(), placed.reason,
+                    placed.case or "", stamp(placed.until, ""),
+                    f"{stamp(placed.placed_at)} by {placed.placed_by}", released)
+    Console().print(listing, crop=False)
 
 
 @hold.command()
@@ -126,12 +125,6 @@ def release(app: App, hold_id: str, reason: str, by: str | None) -> None:
             return
     click.echo(f"released hold {released.id} ({released.scope()}); the records it kept are "
                "subject to the rules again from the next batch")
-
-
-def _day(value: date | datetime | None) -> str:
-    if value is None:
-        return ""
-    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else value.isoformat()
 
 
 def _as_dict(placed: PlacedHold, now: datetime) -> dict[str, object]:

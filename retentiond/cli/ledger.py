@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
 
-from retentiond.cli.app import EXIT_FINDINGS, App, pass_app
+from retentiond.cli.app import EXIT_FINDINGS, App, json_option, pass_app
 from retentiond.cli.exporting import export
 from retentiond.cli.publishing import report
+from retentiond.cli.render import Listing
 from retentiond.ledger.checkpoints import new_keypair
 from retentiond.ledger.evidence import auditor_for, certificate_json
 from retentiond.ledger.review import summarize
@@ -28,8 +30,9 @@ def audit() -> None:
               type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="A witness directory whose checkpoints the ledger must still hold "
                    "(repeatable; default: [audit] witness_dir).")
+@json_option
 @pass_app
-def verify(app: App, witness_dirs: tuple[Path, ...]) -> None:
+def verify(app: App, witness_dirs: tuple[Path, ...], *, as_json: bool) -> None:
     """Check chain, sequence, checkpoints, witnesses, intents; name the first problem (exit 1)."""
     if witness_dirs and app.settings.audit.verify_key is None:
         raise click.UsageError("--witness needs [audit] verify_key: a witness's notes are "
@@ -40,6 +43,18 @@ def verify(app: App, witness_dirs: tuple[Path, ...]) -> None:
         auditor = auditor_for(app.settings.audit, ledger, witnesses=witnesses)
         result = ledger.verify(auditor)
         open_intents = ledger.open_intents()
+    if as_json:
+        click.echo(json.dumps({
+            "ok": result.ok, "records": result.records, "head": result.head,
+            "broken_seq": result.broken_seq, "reason": result.reason,
+            "signatures_checked": auditor.public is not None,
+            "witnesses": [str(witness.where) for witness in witnesses]
+            if auditor.public is not None else [],
+            "warnings": list(result.warnings),
+            "open_intents": [i.entry.batch_id for i in open_intents]}, indent=2))
+        if not result.ok:
+            sys.exit(EXIT_FINDINGS)
+        return
     if not result.ok:
         where = f"record {result.broken_seq}" if result.broken_seq else "the ledger"
         click.echo(f"BROKEN at {where}: {result.reason} ({result.records} records read)",
@@ -89,20 +104,24 @@ def certificate(app: App, run_id: str) -> None:
 
 
 @audit.command()
+@json_option
 @pass_app
-def summary(app: App) -> None:
+def summary(app: App, *, as_json: bool) -> None:
     """Per rule: records acted on, reached through foreign keys, held back, blocked."""
     with app.ledger() as ledger:
         rows = summarize(ledger)
-    table = Table(title="What the audit ledger records", title_justify="left")
-    for name in ("rule", "action", "acted on", "reached by FK", "held back", "retained",
-                 "blocked", "runs", "failed", "brake stops"):
-        table.add_column(name, justify="left" if name in {"rule", "action"} else "right")
+    if as_json:
+        click.echo(json.dumps([asdict(row) for row in rows], indent=2))
+        return
+    counts = ("acted on", "reached by FK", "held back", "retained", "blocked", "runs",
+              "failed", "brake stops")
+    listing = Listing("What the audit ledger records", ("rule", "action", *counts),
+                      numbers=frozenset(counts))
     for row in rows:
-        table.add_row(row.rule, row.action, f"{row.acted:,}", f"{row.reached:,}",
-                      f"{row.held:,}", f"{row.retained:,}", f"{row.blocked:,}", str(row.runs),
-                      str(row.failed_runs), str(row.brake_stops))
-    Console(width=max(Console().width, 140)).print(table)
+        listing.add(row.rule, row.action, f"{row.acted:,}", f"{row.reached:,}",
+                    f"{row.held:,}", f"{row.retained:,}", f"{row.blocked:,}", f"{row.runs:,}",
+                    f"{row.failed_runs:,}", f"{row.brake_stops:,}")
+    Console().print(listing, crop=False)
 
 
 audit.add_command(report)

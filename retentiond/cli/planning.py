@@ -30,8 +30,6 @@ from retentiond.run.release import (
 )
 from retentiond.validation import schema_warnings
 
-WIDE = 160
-
 
 @click.command()
 @click.option("--offline", is_flag=True,
@@ -83,11 +81,11 @@ def show_plan(app: App, rule_ids: tuple[str, ...], as_of_text: str | None, *,
         click.echo(json.dumps([_with_effects(plan_to_dict(p), effects, without_holds)
                                for p in plans], indent=2, default=str))
     else:
-        out = Console(width=max(Console().width, WIDE))
+        out = Console()
         if without_holds:
             out.print(f"Preview: as if {', '.join(without_holds)} were released "
                       "(nothing is released by this plan)")
-        out.print(plan_table(plans))
+        out.print(plan_table(plans), crop=False)
         for plan in plans:
             out.print(plan_details(plan))
             for effect in (e for e in effects if e.rule == plan.rule.id):

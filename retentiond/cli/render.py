@@ -1,21 +1,108 @@
-"""Plans as people read them (rich tables) and as scripts read them (JSON-ready dicts).
+"""Output as people read it (tables, blocks) and as scripts read it (JSON-ready dicts).
 
-Nothing here prints; the CLI decides where output goes.
+A :class:`Listing` is a table when every cell fits whole in the width it is given, and one
+block of ``name: value`` lines per row when it does not: an id, a count or a brake is never
+cut or ellipsized, on a narrow terminal or in a pipe.  Every time a person reads is
+:func:`stamp`-ed the same way.  Nothing here prints; the CLI decides where output goes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from retentiond.ledger.chain import jsonable
 from retentiond.run.engine import RulePlan
 from retentiond.stores.base import Key, Reached
+
+UNLIMITED = 1_000_000
+"""A width no table reaches: what a table needs when nothing wraps."""
+
+
+def stamp(moment: datetime | date | str | None, missing: str = "-") -> str:
+    """A moment as people read it everywhere: ISO 8601 in UTC to the second.
+
+    ``2026-12-07T13:32:05Z``; a day stays ``2026-12-07``; a naive moment is UTC; a string is
+    read as ISO 8601 (the ledger's ``at``), and shown as it is when it is not one.  ``missing``
+    stands for None.
+    """
+    if moment is None:
+        return missing
+    if isinstance(moment, str):
+        text = moment
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return text
+    if not isinstance(moment, datetime):
+        return moment.isoformat()
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+Cell = str | Text
+
+
+@dataclass
+class Listing:
+    """Rows of named values: a table where it fits whole, else one block per row.
+
+    The first column names the row (the block's heading); ``numbers`` are right-aligned in
+    the table.  Which shape is chosen depends only on the width the console gives.  Print it
+    with ``crop=False``: see :meth:`blocks`.
+    """
+
+    title: str
+    columns: Sequence[str]
+    numbers: frozenset[str] = frozenset()
+    rows: list[Sequence[Cell]] = field(default_factory=list)
+
+    def add(self, *cells: Cell) -> None:
+        """One row, a cell per column."""
+        if len(cells) != len(self.columns):
+            message = f"{len(cells)} cells for {len(self.columns)} columns"
+            raise ValueError(message)
+        self.rows.append(cells)
+
+    def table(self) -> Table:
+        """The listing as a table, no cell wrapped."""
+        table = Table(title=self.title, title_justify="left")
+        for name in self.columns:
+            table.add_column(name, no_wrap=True,
+                             justify="right" if name in self.numbers else "left")
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def blocks(self) -> Group:
+        """The listing as blocks: the first cell as heading, then ``name: value`` lines.
+
+        No line is broken or cut, however narrow the console: print with ``crop=False`` and a
+        value longer than the width runs on (the terminal wraps it; a pipe keeps it whole).
+        """
+        width = max((len(name) for name in self.columns[1:]), default=0) + 1
+        lines: list[Text] = [Text(self.title, style="italic")]
+        for row in self.rows:
+            lines.append(Text())  # a blank line before each block: readable without bold too
+            lines.append(Text.assemble((row[0], "bold") if isinstance(row[0], str) else row[0]))
+            lines.extend(Text.assemble(f"  {name + ':':<{width}} ", value)
+                         for name, value in zip(self.columns[1:], row[1:], strict=True))
+        for line in lines:
+            line.no_wrap, line.overflow = True, "ignore"
+        return Group(*lines)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[
+            RenderableType]:
+        table = self.table()
+        needs = Measurement.get(console, options.update_width(UNLIMITED), table).maximum
+        yield table if needs <= options.max_width else self.blocks()
 
 
 def _key(key: Key) -> str:
@@ -72,31 +159,27 @@ def _rows(value: int) -> str:
     return f"{value:,} row" if value == 1 else f"{value:,} rows"
 
 
-def plan_table(plans: Sequence[RulePlan]) -> Table:
+def plan_table(plans: Sequence[RulePlan]) -> Listing:
     """One row per rule: what it matches, what is held back, what it would act on."""
-    table = Table(title="Retention plan (dry run: nothing was changed)", title_justify="left")
-    table.add_column("rule", no_wrap=True)
-    table.add_column("store.table", no_wrap=True)
-    table.add_column("action", no_wrap=True)
-    table.add_column("cutoff (UTC)", no_wrap=True)
-    for name in ("matched", "held", "retained", "blocked", "done", "no date", "would act on"):
-        table.add_column(name, justify="right", min_width=8)
-    table.add_column("brake", no_wrap=True)
+    counts = ("matched", "held", "retained", "blocked", "done", "no date", "would act on")
+    listing = Listing("Retention plan (dry run: nothing was changed)",
+                      ("rule", "store.table", "action", "cutoff", *counts, "brake"),
+                      numbers=frozenset(counts))
     for plan in plans:
         census = plan.census
         where = f"{plan.rule.store}.{plan.rule.table}"
-        cut = plan.cutoff.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        cut = stamp(plan.cutoff)
         if census is None:
-            table.add_row(plan.rule.id, where, plan.rule.action.type, cut,
-                          *(["-"] * 7), Text("error", style="bold red"))
+            listing.add(plan.rule.id, where, plan.rule.action.type, cut,
+                        *(["-"] * len(counts)), Text("error", style="bold red"))
             continue
         brake = Text(f"stops: {plan.stopped_by.limit}", style="bold yellow") if plan.stopped_by \
             else Text("ok", style="green")
-        table.add_row(plan.rule.id, where, plan.rule.action.type, cut, _count(census.matched),
-                      _count(census.held), _count(census.protected), _count(census.blocked),
-                      _count(census.done), _count(census.null_age),
-                      Text(_count(census.eligible), style="bold"), brake)
-    return table
+        listing.add(plan.rule.id, where, plan.rule.action.type, cut, _count(census.matched),
+                    _count(census.held), _count(census.protected), _count(census.blocked),
+                    _count(census.done), _count(census.null_age),
+                    Text(_count(census.eligible), style="bold"), brake)
+    return listing
 
 
 def plan_details(plan: RulePlan) -> Group:

@@ -80,6 +80,9 @@ class Options:
     should_stop: Callable[[], bool] = lambda: False
     """Asked between batches: a graceful stop finishes the batch in flight, then ends the run."""
     sleep: Callable[[float], None] = time.sleep
+    observe: Callable[[RuleReport], None] = lambda _report: None
+    """Told the report so far once the rule is counted and allowed to act, then after every
+    batch: what a terminal shows as progress.  It only reads; the run does not wait on it."""
 
 
 class RuleRun:
@@ -169,6 +172,7 @@ class RuleRun:
         needs = self.action.needs  # moving to quarantine and remembering take tables of their own
         store.prepare(quarantine_of=[self.rule.table] if Capability.QUARANTINE in needs else [],
                       done_of=[self.rule.table] if Capability.REMEMBER in needs else [])
+        self.options.observe(self.report)
 
     def _batches(self) -> None:
         after: Key | None = None
@@ -239,6 +243,7 @@ class RuleRun:
         self.report.reached += int(body.get("reached_count", 0))
         self.report.batches += 1
         self.log.info("batch.applied", batch=batch_id, rows=acted)
+        self.options.observe(self.report)
         return acted, keys[-1]
 
     def _record_outcome(self, then: Entry | None = None) -> None:
