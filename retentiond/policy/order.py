@@ -206,6 +206,8 @@ def _cycle_problem(cycle: list[tuple[str, str]], rules: Mapping[str, Rule],
     named = sorted((then, first) for first, then, why in steps if why == "after")
     rule_id, first = named[0]  # a cycle always has an 'after' step: the others go one way
     rules_in = [node for node, _ in cycle if not node.startswith(_TABLE)]
+    start = rules_in.index(rule_id)
+    rules_in = rules_in[start:] + rules_in[:start]
     chain = " -> ".join([*rules_in, rules_in[0]])
     reasons = sorted({why for _, _, why in steps if why != "after"})
     source = where[rule_id]
