@@ -264,7 +264,7 @@ class Daemon:
                               name=rule.id, executor=RULES_EXECUTOR, replace_existing=True,
                               **options)
         purge = CronTrigger.from_crontab(runtime.settings.daemon.purge_schedule, timezone=UTC)
-        scheduler.add_job(self._purge, purge, id=PURGE_JOB, name=PURGE_JOB,
+        scheduler.add_job(self._purge_in_turn, purge, id=PURGE_JOB, name=PURGE_JOB,
                           replace_existing=True)
         # Checkpoints a little more often than verification demands, even while idle.
         every = runtime.settings.audit.checkpoint_interval_seconds * 0.9
@@ -441,6 +441,11 @@ class Daemon:
                                      witnesses=witnesses_for(runtime.settings.audit))
         except RetentionError as exc:  # a broken lease included
             log.error("audit.checkpoint_failed", error=redact(str(exc)))
+
+    def _purge_in_turn(self) -> None:
+        """The purge job: it writes in every store, so no rule runs meanwhile."""
+        with self._turns.every_lane():
+            self._purge()
 
     def _purge(self) -> None:
         runtime, ledger, leases = self._runtime, self._ledger, self._leases

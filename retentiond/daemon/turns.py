@@ -11,14 +11,15 @@ queued in its lane (a store, or the stores ``after:`` ties together: see
 :func:`~retentiond.policy.order.lanes`).  The job's thread then waits for the lane, waits
 until the scheduler has handed over every job of the tick, and runs the lane's queued rule
 that comes first in :func:`~retentiond.policy.order.ordered`.  Each job runs at most one rule;
-a rule queued twice before its turn runs once.
+a rule queued twice before its turn runs once.  The quarantine purge, which writes in every
+store, takes every lane (:meth:`Turns.every_lane`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -77,6 +78,21 @@ class Turns:
                 if chosen is not None:
                     queued.discard(chosen)
             yield chosen
+
+    @contextmanager
+    def every_lane(self) -> Iterator[None]:
+        """Every lane to oneself (for work on every store: the quarantine purge).
+
+        Lanes are taken in the order of their names; a rule's job holds one lane at a time,
+        so this never waits for a job that waits for it.
+        """
+        with self._lock:
+            held = [self._lanes.setdefault(lane, threading.Lock())
+                    for lane in sorted(set(self._lane_of.values()))]
+        with ExitStack() as stack:
+            for lock in held:
+                stack.enter_context(lock)
+            yield
 
 
 class QueueingExecutor(ThreadPoolExecutor):  # type: ignore[misc]  # APScheduler: no types

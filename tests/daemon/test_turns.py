@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
@@ -27,8 +28,10 @@ from daemon_kit import (
     wait_until,
 )
 
+from retentiond.daemon.turns import Turns
 from retentiond.ledger.chain import Kind
 from retentiond.policy.loader import load_policies
+from retentiond.policy.model import Rule
 from retentiond.policy.order import ordered
 
 TABLES = ("emails", "sessions", "calls", "notes", "visits", "orders")
@@ -163,3 +166,59 @@ def test_rules_on_one_sqlite_store_firing_at_once_all_succeed(tmp_path, local_da
     ends = {t: records(site, Kind.RUN_END, f"purge-{t}")[0].entry.body for t in TABLES}
     expected = dict.fromkeys(TABLES, (None, "done"))
     assert expected == {t: (body.get("error"), body.get("status")) for t, body in ends.items()}
+
+
+def unit_rule(rule_id, action, store="app"):
+    """A rule on ``store.tickets`` with the action ``{type: action}`` (and its options)."""
+    options = {"quarantine": {"release_after": "6 months"},
+               "pseudonymize": {"columns": {"email": {"domain": "customer-email"}}}}
+    return Rule.model_validate({
+        "id": rule_id, "description": "A rule.", "store": store, "table": "tickets",
+        "age": {"column": "made_at", "older_than": "12 months"},
+        "action": {"type": action, **options.get(action, {})}})
+
+
+def test_a_turn_runs_the_first_queued_rule_of_the_lane_in_order():
+    """Whichever job gets the lane first, the queued rules run in the declared order."""
+    turns = Turns()
+    turns.arrange([unit_rule(QUARANTINE, "quarantine"), unit_rule(PSEUDONYMIZE, "pseudonymize"),
+                   unit_rule("c-other-store", "delete", store="crm")])
+    for rule_id in (QUARANTINE, PSEUDONYMIZE, "c-other-store"):
+        turns.queue(rule_id)
+    chosen = []
+
+    for rule_id in (QUARANTINE, PSEUDONYMIZE, QUARANTINE):
+        with turns.turn(rule_id, handed_over=lambda: None) as rule:
+            chosen.append(rule)
+
+    assert [PSEUDONYMIZE, QUARANTINE, None] == chosen
+
+
+def test_the_purge_waits_for_the_rule_running_in_a_lane():
+    """``every_lane`` (the quarantine purge) begins only once the running rule has ended."""
+    turns = Turns()
+    turns.arrange([unit_rule(QUARANTINE, "quarantine")])
+    turns.queue(QUARANTINE)
+    inside, release, happened = threading.Event(), threading.Event(), []
+
+    def rule():
+        with turns.turn(QUARANTINE, handed_over=lambda: None):
+            inside.set()
+            release.wait(WAIT)
+            happened.append("rule ended")
+
+    def purge():
+        with turns.every_lane():
+            happened.append("purge")
+
+    running = threading.Thread(target=rule)
+    running.start()
+    assert inside.wait(WAIT)
+    purging = threading.Thread(target=purge)
+    purging.start()
+    purging.join(0.3)  # a bound: the purge must still be waiting
+    release.set()
+    running.join(WAIT)
+    purging.join(WAIT)
+
+    assert ["rule ended", "purge"] == happened
