@@ -183,6 +183,8 @@ def order_problems(rules: Sequence[Rule], where: Mapping[str, Source]) -> list[P
                 source.file, source.line_of(("after", index)), rule.id,
                 f"after: {name!r} names no rule",
                 f"{hint}name the id of a rule in the policy directory, or remove it"))
+    if len(ids) < len(rules):  # a duplicate id is a problem of its own; no order to speak of
+        return problems
     skip: frozenset[tuple[str, str]] = frozenset()
     while True:
         graph = _graph(rules, skip)

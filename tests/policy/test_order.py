@@ -243,3 +243,12 @@ def test_a_cycle_through_rewrites_before_removals_says_so(tmp_path):
              "are rewritten before they are removed) (on app.tickets records are rewritten "
              "before they are removed)")] == [
         (line, rule, what) for _, line, rule, what, _ in problems_in(path)]
+
+
+def test_rules_sharing_an_id_are_reported_once_not_as_a_cycle(tmp_path):
+    """Two rules ``a`` (one after ``b``) and ``b`` after ``a``: the duplicate id is the problem."""
+    path = policy_file(tmp_path, item("a"), item("b", "[a]", table="calls"),
+                       item("a", "[b]", table="emails"))
+
+    assert [(15, "a", "id 'a' is already used at " f"{path}:2")] == [
+        (line, rule, what) for _, line, rule, what, _ in problems_in(path)]
