@@ -24,6 +24,7 @@ import pytest
 from demo_store import build_demo_store
 
 from retentiond.policy.loader import load_policies
+from retentiond.policy.order import ordered
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "policies"
 STAMP = {"sqlite": "DATETIME", "postgresql": "TIMESTAMP", "mariadb": "DATETIME"}
@@ -267,6 +268,14 @@ POLICY_CASES = [
         "use letters, digits and underscores only (no quotes, spaces, dots or SQL)",
         id="quote-in-column",
     ),
+    pytest.param(
+        bad_policy("      max_percent: 100\n",
+                   "      max_percent: 100\n    after: [emails-anonymised-6-months]\n"),
+        "after: [emails-anonymised", DELETE_ID,
+        "after: 'emails-anonymised-6-months' names no rule; did you mean "
+        "'emails-anonymized-6-months'? name the id of a rule in the policy directory, "
+        "or remove it", id="unknown-after",
+    ),
 ]
 
 
@@ -438,7 +447,8 @@ def test_plan_json_has_every_documented_key_and_exact_counts(site):
     result = site.run("plan", "--as-of", AS_OF, "--json")
 
     plans = json.loads(result.stdout)
-    assert (0, [DELETE_ID, ANONYMIZE_ID]) == (result.returncode, [p["rule"] for p in plans])
+    # In the order they run: the rewrite of the emails' subjects before their deletion.
+    assert (0, [ANONYMIZE_ID, DELETE_ID]) == (result.returncode, [p["rule"] for p in plans])
     assert [True, True] == [PLAN_KEYS <= set(p) for p in plans]
     assert EXPECTED == {p["rule"]: {k: p[k] for k in EXPECTED[p["rule"]]} for p in plans}
 
@@ -557,6 +567,7 @@ def test_the_demo_validates_and_plans_every_example_rule(tmp_path):
 
     plans = json.loads(planned.stdout)
     assert (0, 0) == (validated.returncode, planned.returncode), validated.stderr
-    assert [rule.id for rule in load_policies(EXAMPLES).rules] == [p["rule"] for p in plans]
+    assert [rule.id for rule in ordered(load_policies(EXAMPLES).rules)] == [
+        p["rule"] for p in plans]
     assert [] == [(p["rule"], p["error"]) for p in plans if p["error"] is not None]
     assert before == site.digest()

@@ -15,6 +15,11 @@ import pytest
 from dateutil.relativedelta import relativedelta
 from demo_store import BASE_ROWS, DemoSummary, build_demo_store
 
+from retentiond.ledger.chain import AuditLedger, Kind
+from retentiond.ledger.state import StateDB
+from retentiond.policy.loader import load_policies
+from retentiond.policy.order import ordered
+
 DEMO_STORE = Path(__file__).resolve().parents[1] / "demo" / "demo_store.py"
 NOW = datetime(2026, 3, 15, 9, 30, tzinfo=UTC)
 NOW_NAIVE = NOW.replace(tzinfo=None)
@@ -290,3 +295,48 @@ def test_summary_total_adds_up():
     """The summary's total is the sum of its tables."""
     expected = 7
     assert expected == DemoSummary({"a": 3, "b": 4}).total
+
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "demo" / "retentiond.toml"
+EXAMPLES = Path(__file__).resolve().parents[1] / "policies"
+
+
+def demo_cli(config, *args):
+    """One CLI command as ``make demo`` runs it; the result."""
+    return subprocess.run([sys.executable, "-m", "retentiond", "--config", str(config), *args],
+                          capture_output=True, text=True, check=False)
+
+
+def test_the_demo_enforces_in_the_declared_order(tmp_path):
+    """``make demo``'s ``run --once`` starts the rules in the order the daemon runs them.
+
+    So the support tickets are pseudonymized before they are quarantined: none lies on the
+    quarantine shelf with its plaintext address.
+    """
+    build_demo_store(tmp_path / "app.db", now=datetime.now(tz=UTC), scale=SMALL)
+    (tmp_path / "pseudonym.key").write_text("k" * 48, encoding="utf-8")
+    config = tmp_path / "retentiond.toml"
+    config.write_text(DEMO_CONFIG.read_text(encoding="utf-8")
+                      .replace('policy_dir = "policies"', f'policy_dir = "{EXAMPLES}"')
+                      .replace(".demo/", f"{tmp_path}/"), encoding="utf-8")
+    assert 0 == demo_cli(config, "audit", "keygen", "--out", str(tmp_path / "keys")).returncode
+    plaintext = {row[0] for row in query(tmp_path / "app.db",
+                                         "SELECT requester_email FROM support_tickets")}
+
+    result = demo_cli(config, "run", "--once")
+
+    assert 0 == result.returncode, result.stderr
+    state = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        started = [r.entry.rule for r in AuditLedger(state).records()
+                   if r.entry.kind is Kind.RUN_START]
+    finally:
+        state.close()
+    expected = [rule.id for rule in ordered(load_policies(EXAMPLES).rules)]
+    assert expected == started
+    assert expected.index("tickets-pseudonymize-90-days") < expected.index(
+        "tickets-quarantine-12-months")
+    shelf = [row[0] for row in query(tmp_path / "app.db",
+                                     "SELECT requester_email FROM retentiond_q_support_tickets")]
+    assert shelf
+    assert [] == [email for email in shelf if email in plaintext]

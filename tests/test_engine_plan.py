@@ -412,7 +412,8 @@ def test_a_table_dropped_after_validation_fails_closed(db, events, engine_for): 
     engine = engine_for(RULE + archive.removeprefix("rules:\n"))
     db.run("DROP TABLE events")
 
-    dropped, kept = engine.plan_all(as_of=AS_OF)
+    plans = {plan.rule.id: plan for plan in engine.plan_all(as_of=AS_OF)}
+    dropped, kept = plans[RULE_ID], plans["archive-12-months"]
 
     assert (RULE_ID, None, None, (), None) == (
         dropped.rule.id, dropped.census, dropped.stopped_by, dropped.samples, dropped.brakes)

@@ -40,6 +40,7 @@ from retentiond import quarantine
 from retentiond.daemon.metrics import Metrics
 from retentiond.daemon.notify import Notifier, watchdog_interval
 from retentiond.daemon.triggers import missed, trigger_for
+from retentiond.daemon.turns import QueueingExecutor, Turns
 from retentiond.errors import PolicyError, RetentionError, StoreUnavailable, redact
 from retentiond.ledger.chain import AuditLedger, Kind
 from retentiond.ledger.evidence import Signer, write_checkpoint
@@ -59,6 +60,8 @@ TICK = 5.0
 """Seconds between main-loop ticks when systemd asks for no watchdog."""
 MAX_BACKOFF = 3600.0
 PURGE_JOB = "quarantine-purge"
+RULES_EXECUTOR = "rules"
+"""The executor of the rules' jobs: it queues each rule in its lane (see daemon/turns.py)."""
 CHECKPOINT_JOB = "audit-checkpoint"
 
 
@@ -130,6 +133,7 @@ class Daemon:
         self._leases: Leases | None = None
         self._state: StateDB | None = None
         self._metrics = Metrics()
+        self._turns = Turns()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -157,9 +161,10 @@ class Daemon:
         daemon = runtime.settings.daemon
         if daemon.metrics_port is not None:
             self._metrics.serve(daemon.metrics_port)
+        workers = max(daemon.workers, len(runtime.policies.rules) + 1)
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max(daemon.workers,
-                                                         len(runtime.policies.rules) + 1))},
+            executors={"default": ThreadPoolExecutor(workers),
+                       RULES_EXECUTOR: QueueingExecutor(workers, self._turns.queue)},
             job_defaults={"coalesce": True, "max_instances": 1,
                           "misfire_grace_time": daemon.misfire_grace_seconds},
             timezone=UTC,
@@ -240,23 +245,26 @@ class Daemon:
         scheduler, ledger = self._scheduler, self._ledger
         if scheduler is None or ledger is None:
             raise RuntimeError("the daemon is not started")
+        self._turns.arrange(runtime.policies.rules)
         wanted = {rule.id for rule in runtime.policies.rules if rule.enabled}
         for job in scheduler.get_jobs():
             if job.id not in {PURGE_JOB, CHECKPOINT_JOB} and job.id.split(":")[0] not in wanted:
                 job.remove()
         now = self._clock.now()
+        anchor = datetime.now(UTC)  # APScheduler's own time: rules of one period fire at once
         for rule in runtime.policies.rules:
             if not rule.enabled:
                 continue
-            trigger = trigger_for(rule, runtime.settings.defaults)
+            trigger = trigger_for(rule, runtime.settings.defaults, anchor=anchor)
             last = ledger.latest(Kind.RUN_START, rule.id)
             catch_up = first and (self._run_now or missed(
                 trigger, datetime.fromisoformat(last.at) if last else None, now))
             options = {"next_run_time": now} if catch_up else {}
-            scheduler.add_job(self._run_rule, trigger, args=[rule.id], id=rule.id,
-                              name=rule.id, replace_existing=True, **options)
+            scheduler.add_job(self._take_turn, trigger, args=[rule.id], id=rule.id,
+                              name=rule.id, executor=RULES_EXECUTOR, replace_existing=True,
+                              **options)
         purge = CronTrigger.from_crontab(runtime.settings.daemon.purge_schedule, timezone=UTC)
-        scheduler.add_job(self._purge, purge, id=PURGE_JOB, name=PURGE_JOB,
+        scheduler.add_job(self._purge_in_turn, purge, id=PURGE_JOB, name=PURGE_JOB,
                           replace_existing=True)
         # Checkpoints a little more often than verification demands, even while idle.
         every = runtime.settings.audit.checkpoint_interval_seconds * 0.9
@@ -266,8 +274,9 @@ class Daemon:
 
     def _later(self, rule_id: str, when: datetime, why: str) -> None:
         if self._scheduler is not None and not self._stop.is_set():
-            self._scheduler.add_job(self._run_rule, DateTrigger(when), args=[rule_id],
-                                    id=f"{rule_id}:again", replace_existing=True)
+            self._scheduler.add_job(self._take_turn, DateTrigger(when), args=[rule_id],
+                                    id=f"{rule_id}:again", executor=RULES_EXECUTOR,
+                                    replace_existing=True)
             log.info("rule.rescheduled", rule=rule_id, at=when.isoformat(), why=why)
 
     # -- jobs --------------------------------------------------------------------------------
@@ -292,6 +301,25 @@ class Daemon:
             if self._users[id(runtime)] == 0 and runtime in self._retired:
                 self._retired.remove(runtime)
                 runtime.close()
+
+    def _take_turn(self, rule_id: str) -> None:
+        """Every rule's job: the rule's lane in turn, then the lane's first due rule in order.
+
+        Rules due on the same tick on one store run one after another, in the declared order
+        (:mod:`retentiond.daemon.turns`), not all at once in any order.
+        """
+        with self._turns.turn(rule_id, handed_over=self._handed_over) as chosen:
+            if chosen is not None:
+                self._run_rule(chosen)
+
+    def _handed_over(self) -> None:
+        """Return once the scheduler has handed every job of its current wake-up over.
+
+        APScheduler 3.x hands over all jobs due on a wake-up while holding its job stores'
+        lock, which ``get_jobs`` takes too.
+        """
+        if self._scheduler is not None:
+            self._scheduler.get_jobs()
 
     def _run_rule(self, rule_id: str) -> None:
         runtime = self._borrow()
@@ -413,6 +441,11 @@ class Daemon:
                                      witnesses=witnesses_for(runtime.settings.audit))
         except RetentionError as exc:  # a broken lease included
             log.error("audit.checkpoint_failed", error=redact(str(exc)))
+
+    def _purge_in_turn(self) -> None:
+        """The purge job: it writes in every store, so no rule runs meanwhile."""
+        with self._turns.every_lane():
+            self._purge()
 
     def _purge(self) -> None:
         runtime, ledger, leases = self._runtime, self._ledger, self._leases

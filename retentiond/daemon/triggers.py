@@ -22,13 +22,21 @@ if TYPE_CHECKING:
     from retentiond.settings import Defaults
 
 
-def trigger_for(rule: Rule, defaults: Defaults) -> BaseTrigger:
-    """The rule's own schedule (cron or every), else the default cron schedule."""
+def trigger_for(rule: Rule, defaults: Defaults, *, anchor: datetime | None = None,
+                ) -> BaseTrigger:
+    """The rule's own schedule (cron or every), else the default cron schedule.
+
+    An ``every`` schedule first fires one period after ``anchor`` (default: now), so rules of
+    one period scheduled with one anchor fire on the same ticks.
+    """
     schedule = rule.schedule
     if schedule is not None and schedule.every is not None:
         every = schedule.every
+        period = timedelta(weeks=every.weeks, days=every.days, hours=every.hours,
+                           minutes=every.minutes)
         return IntervalTrigger(weeks=every.weeks, days=every.days, hours=every.hours,
-                               minutes=every.minutes, timezone=defaults.timezone)
+                               minutes=every.minutes, timezone=defaults.timezone,
+                               start_date=None if anchor is None else anchor + period)
     cron = schedule.cron if schedule is not None and schedule.cron else defaults.schedule
     return crontab(cron, defaults.timezone)
 

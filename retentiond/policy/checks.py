@@ -1,10 +1,11 @@
-"""Checks across entries: unique ids, and rules that contradict each other or a retention.
+"""Checks across entries: unique ids, rules that contradict each other or a retention, order.
 
 Two rules on the same records (same store, table, age column and filter) must escalate: a
 later rule must take away more than an earlier one (pseudonymize, then anonymize, then
 quarantine or delete).  Otherwise one of them can never keep its promise, which is an error
 the author must resolve, not something the daemon may guess about.  Likewise a rule that acts
-before a whole-table minimum retention on the same column has passed could never act.
+before a whole-table minimum retention on the same column has passed could never act.  And
+``after:`` must name rules, and make no cycle (:mod:`retentiond.policy.order`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from itertools import combinations
 from retentiond.actions import action_for
 from retentiond.errors import Problem
 from retentiond.policy.model import Hold, Retention, Rule, Source
+from retentiond.policy.order import order_problems
 from retentiond.policy.periods import Period
 
 _REFERENCES = tuple(datetime(*day, tzinfo=UTC) for day in
@@ -42,6 +44,7 @@ def cross_check(
     problems = _duplicate_ids(sources)
     active = [rule for rule in rules if rule.enabled]  # a disabled rule acts on nothing
     problems.extend(_contradictions(active, where))
+    problems.extend(order_problems(rules, where))
     for rule in active:
         for retention in retentions:
             problem = _outlived(rule, retention, where)

@@ -119,6 +119,9 @@ class Rule(StrictModel):
     throttle: Annotated[float, Field(gt=0)] | None = None
     """At most this many rows per second, to spare a busy production database."""
     enabled: bool = True
+    after: list[EntryId] = Field(default_factory=list, exclude_if=lambda v: not v)
+    """Ids of rules this one runs after when both are due at once (see
+    :mod:`retentiond.policy.order`); left out of the rule's version when empty."""
 
     @property
     def version(self) -> str:

@@ -17,6 +17,7 @@ from retentiond.actions import action_for
 from retentiond.errors import LimitExceeded, RetentionError, SchemaChanged, redact
 from retentiond.holds.guards import HoldSource, PolicyHolds, guards_for
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
+from retentiond.policy.order import ordered
 from retentiond.policy.periods import cutoff
 from retentiond.run.reach import Reaches, reaches_of
 from retentiond.settings import Defaults
@@ -253,7 +254,7 @@ class Engine:
         rule_ids: Iterable[str] | None = None,
         progress: Callable[[Rule], None] | None = None,
     ) -> list[RulePlan]:
-        """Plans for the selected (or all enabled) rules, in policy order."""
+        """Plans for the selected (or all enabled) rules, in the order they run."""
         plans = []
         for rule in self.rules(rule_ids):
             if progress is not None:
@@ -262,10 +263,15 @@ class Engine:
         return plans
 
     def rules(self, rule_ids: Iterable[str] | None = None) -> list[Rule]:
-        """The named rules (KeyError for an unknown id), or every enabled rule."""
+        """The named rules (KeyError for an unknown id), or every enabled rule: in run order.
+
+        The order is :func:`~retentiond.policy.order.ordered`, the daemon's too.
+        """
         if rule_ids is None:
-            return [rule for rule in self.policies.rules if rule.enabled]
-        return [self.policies.rule(rule_id) for rule_id in rule_ids]
+            wanted = {rule.id for rule in self.policies.rules if rule.enabled}
+        else:
+            wanted = {self.policies.rule(rule_id).id for rule_id in rule_ids}
+        return [rule for rule in ordered(self.policies.rules) if rule.id in wanted]
 
     def _guard_counts(
         self, rule: Rule, selection: Selection, census: Census, as_of: datetime,

@@ -77,6 +77,17 @@ def test_every_schedule(every, interval):
     assert interval == trigger.get_next_fire_time(NOW, NOW) - NOW
 
 
+def test_rules_of_one_period_and_anchor_fire_on_the_same_ticks():
+    """The daemon anchors every ``every`` rule at one moment: they fire together, one period on.
+
+    Without the anchor, each trigger counted from when it was made, microseconds apart.
+    """
+    one, other = (trigger_for(rule_with({"every": "6 hours"}), Defaults(), anchor=NOW)
+                  for _ in range(2))
+    expected = [NOW + timedelta(hours=6)] * 2
+    assert expected == [t.get_next_fire_time(None, NOW) for t in (one, other)]
+
+
 def test_default_schedule():
     """A rule without a schedule runs on ``defaults.schedule``."""
     assert utc("2026-03-15 03:00") == fires(None, Defaults(), utc("2026-03-14 12:00"))
