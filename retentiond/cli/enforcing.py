@@ -9,6 +9,7 @@ import uuid
 from typing import Self
 
 import click
+import structlog
 from rich.console import Console
 from rich.table import Table
 
@@ -24,9 +25,11 @@ from retentiond.cli.app import (
     rule_option,
 )
 from retentiond.cli.planning import show_plan
-from retentiond.errors import LimitExceeded, RetentionError
+from retentiond.errors import LimitExceeded, RetentionError, redact
 from retentiond.run.enforce import Options, RuleReport
 from retentiond.run.entrance import Attempt
+
+log = structlog.get_logger("retentiond.cli.enforcing")
 
 
 @click.command()
@@ -49,8 +52,12 @@ def run(app: App, rule_ids: tuple[str, ...], as_of: str | None, *, dry_run: bool
                                "(the daemon enforces on schedule)")
     if as_of is not None:
         raise click.UsageError("--as-of only goes with --dry-run: enforcement uses the real time")
-    with _StopOnSignal() as stop:
-        reports, failures = _enforce(app, rule_ids, allow_exceed=allow_exceed, stop=stop)
+    try:
+        with _StopOnSignal() as stop:
+            reports, failures = _enforce(app, rule_ids, allow_exceed=allow_exceed, stop=stop)
+    except RetentionError as exc:  # nothing ran (the state database away, bad input): say so
+        log.error("run.refused", error=redact(str(exc)), error_class=type(exc).__name__)
+        raise
     _print_reports(reports)
     for line in failures:
         click.echo(f"error: {line}", err=True)
@@ -92,7 +99,10 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
     with setup.stores() as stores, setup.state() as state:
         signer = setup.signer()  # read before anything is done: every record is signed with it
         ledger = setup.ledger(state, signer=signer)
-        policies = setup.validated(stores)
+        loaded = setup.policies()
+        # A store that cannot be reached fails its rules' runs (recorded), not the others'.
+        away = setup.unreachable(stores, loaded)
+        policies = setup.validated(stores, away=away, policies=loaded)
         check_rule_ids(policies, rule_ids)
         engine = setup.engine(policies, stores, state)
         enforcer = setup.enforcer(engine, ledger, setup.leases(state), signer)
@@ -114,8 +124,9 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
             attempts.append(attempt)
             failures += _failure(attempt)
         try:
+            used = {rule.store for rule in policies.rules} - away.keys()
             purged = [] if stop.is_set() else quarantine.purge_due(stores, ledger,
-                                                                   now=clock.now())
+                                                                   now=clock.now(), only=used)
             for batch, rows in purged:
                 click.echo(f"purged quarantine batch {batch.batch_id} ({rows} rows of "
                            f"{batch.table}, released {batch.release_at})")
