@@ -79,7 +79,7 @@ class Setup:
         their rules as failed (the store cannot be reached) instead of refusing every rule.
         ``policies``: the set as loaded already (default: loaded here).
         """
-        policies = policies or self.policies()
+        policies = self.policies() if policies is None else policies
         problems = validate_live(policies, stores,
                                  pseudonym_key=self.settings.pseudonymize.key_id is not None)
         if away:
