@@ -325,6 +325,8 @@ def test_a_failed_scheduled_job_is_in_the_ledger_status_report_metrics_and_log(
 
     cls = failure.error_class
     assert [("failed", cls)] == [(e["status"], e.get("error_class")) for e in seen.run_ends]
+    written_late = failure.state_on_postgresql  # kept while the state database was away
+    assert [written_late] == ["happened_at" in e for e in seen.run_ends]
     assert "failed" in seen.status_line
     assert 1 == len(seen.report_problems), seen.report_problems
     assert f"{cls}:" in seen.report_problems[0]
