@@ -16,20 +16,25 @@ from retentiond.errors import RetentionError, StoreError
 from retentiond.ledger.chain import AuditLedger, Entry, Kind
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from retentiond.stores.base import Key, QuarantineBatch, Store
     from retentiond.stores.registry import Stores
 
 log = structlog.get_logger("retentiond.quarantine")
 
 
-def batches(stores: Stores) -> list[tuple[str, QuarantineBatch]]:
-    """Every quarantined batch of every reachable store, as (store, batch).
+def batches(stores: Stores, only: Collection[str] | None = None,
+            ) -> list[tuple[str, QuarantineBatch]]:
+    """Every quarantined batch of every reachable store (or of those ``only`` names).
 
     A store that cannot be listed is logged and skipped: one unreachable store must not keep
     the others' due batches from being purged.
     """
     found: list[tuple[str, QuarantineBatch]] = []
     for name in stores.names:
+        if only is not None and name not in only:
+            continue
         try:
             found.extend((name, batch) for batch in stores.get(name).quarantined())
         except StoreError as exc:
@@ -77,12 +82,16 @@ def restore(stores: Stores, ledger: AuditLedger, batch_id: str, reason: str) -> 
                       extra={"reason": reason})
 
 
-def purge_due(stores: Stores, ledger: AuditLedger, *, now: datetime | None = None
-              ) -> list[tuple[QuarantineBatch, int]]:
-    """Delete for good every batch whose release date has passed; (batch, rows) purged."""
+def purge_due(stores: Stores, ledger: AuditLedger, *, now: datetime | None = None,
+              only: Collection[str] | None = None) -> list[tuple[QuarantineBatch, int]]:
+    """Delete for good every batch whose release date has passed; (batch, rows) purged.
+
+    ``only``: the stores to look in (a run passes those its rules use: a store configured
+    for no rule is not its business); default every configured store.
+    """
     moment = (now or datetime.now(tz=UTC)).astimezone(UTC).isoformat(timespec="seconds")
     purged = []
-    for name, batch in batches(stores):
+    for name, batch in batches(stores, only):
         if batch.release_at <= moment:
             keys = _carry_out(ledger, name, stores.get(name), batch, op="purge",
                               extra={"release_at": batch.release_at})

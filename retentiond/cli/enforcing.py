@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import click
+import structlog
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
@@ -28,12 +29,14 @@ from retentiond.cli.app import (
 )
 from retentiond.cli.planning import show_plan
 from retentiond.cli.render import Listing, stamp
-from retentiond.errors import LimitExceeded, RetentionError
+from retentiond.errors import LimitExceeded, RetentionError, redact
 from retentiond.logs import configure_logging
 from retentiond.run.enforce import Options, RuleReport
 from retentiond.run.entrance import Attempt
 from retentiond.settings import LogFormat
 from retentiond.stores.base import QuarantineBatch
+
+log = structlog.get_logger("retentiond.cli.enforcing")
 
 
 @click.command()
@@ -60,10 +63,15 @@ def run(app: App, rule_ids: tuple[str, ...], as_of: str | None, *, dry_run: bool
     err = Console(stderr=True)
     shown = (not as_json and err.is_terminal and Console().is_terminal
              and settings.log_format is not LogFormat.JSON)
-    with (_StopOnSignal() as stop,
-          _Bars(err, shown=shown, relog=lambda: configure_logging(
-              settings.log_format, settings.log_level)) as bars):
-        done = _enforce(app, rule_ids, allow_exceed=allow_exceed, stop=stop, observe=bars.show)
+    try:
+        with (_StopOnSignal() as stop,
+              _Bars(err, shown=shown, relog=lambda: configure_logging(
+                  settings.log_format, settings.log_level)) as bars):
+            done = _enforce(app, rule_ids, allow_exceed=allow_exceed, stop=stop,
+                            observe=bars.show)
+    except RetentionError as exc:  # nothing ran (the state database away, bad input): say so
+        log.error("run.refused", error=redact(str(exc)), error_class=type(exc).__name__)
+        raise
     if as_json:
         click.echo(json.dumps(done.to_dict(stop.signal_name or None), indent=2))
     else:
@@ -174,7 +182,10 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
     with setup.stores() as stores, setup.state() as state:
         signer = setup.signer()  # read before anything is done: every record is signed with it
         ledger = setup.ledger(state, signer=signer)
-        policies = setup.validated(stores)
+        loaded = setup.policies()
+        # A store that cannot be reached fails its rules' runs (recorded), not the others'.
+        away = setup.unreachable(stores, loaded)
+        policies = setup.validated(stores, away=away, policies=loaded)
         check_rule_ids(policies, rule_ids)
         engine = setup.engine(policies, stores, state)
         enforcer = setup.enforcer(engine, ledger, setup.leases(state), signer)
@@ -195,8 +206,9 @@ def _enforce(app: App, rule_ids: tuple[str, ...], *, allow_exceed: bool,
             done.attempts.append(attempt)
             done.failures += _failure(attempt)
         try:
+            used = {rule.store for rule in policies.rules} - away.keys()
             if not stop.is_set():
-                done.purged = quarantine.purge_due(stores, ledger, now=clock.now())
+                done.purged = quarantine.purge_due(stores, ledger, now=clock.now(), only=used)
         except RetentionError as exc:
             done.failures.append(f"quarantine purge: {exc}")
         done.failures += enforcer.attest(done.run_id, done.attempts, started=as_of)

@@ -27,7 +27,7 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -52,6 +52,8 @@ from retentiond.run.leases import Leases
 from retentiond.run.runtime import Runtime, Setup
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from retentiond.policy.model import Rule
 
 log = structlog.get_logger("retentiond.daemon.service")
@@ -160,6 +162,7 @@ class Daemon:
         self._leases = setup.leases(self._state)
         daemon = runtime.settings.daemon
         if daemon.metrics_port is not None:
+            self._metrics.last_runs = self._last_runs
             self._metrics.serve(daemon.metrics_port)
         workers = max(daemon.workers, len(runtime.policies.rules) + 1)
         self._scheduler = BackgroundScheduler(
@@ -198,7 +201,9 @@ class Daemon:
             runtime.close()
         if self._state is not None:
             self._state.close()
-        log.info("daemon.stopped")
+        self._metrics.close()
+        log.info("daemon.stopped", **({"unwritten": len(self._ledger.kept)}
+                                      if self._ledger is not None and self._ledger.kept else {}))
 
     def scheduled(self) -> dict[str, datetime | None]:
         """Each job by id (a rule's id, ``RULE:again`` for a retry), and when it fires next."""
@@ -230,7 +235,10 @@ class Daemon:
             self._notifier.ready("reload rejected; the previous policies stay in force")
             return
         if self._state is not None:  # jobs running now keep the ledger they began with
-            self._ledger = setup.ledger(self._state, signer=signer)
+            ledger = setup.ledger(self._state, signer=signer)
+            if self._ledger is not None:  # with the records waiting for the state database
+                ledger.take_kept(self._ledger)
+            self._ledger = ledger
         with self._lock:
             old, self._runtime = self._runtime, fresh
             if old is not None:
@@ -374,6 +382,9 @@ class Daemon:
                 rule, run_id=run_id, as_of=started, settled=settled,
                 options=Options(keyring=runtime.keyring, should_stop=should_stop,
                                 sleep=self._pause))
+        except Exception as exc:  # a bug: recorded in the run's end; counted, then raised
+            self._metrics.failed(rule.id, type(exc).__name__)
+            raise
         finally:
             self._running.pop(rule.id, None)
         if attempt.busy:
@@ -394,13 +405,14 @@ class Daemon:
             self._backoff[rule.id] = pause
             log.warning("rule.store_unavailable", rule=rule.id, error=redact(str(error)),
                         retry_in=pause)
-            self._metrics.failed(rule.id)
+            self._metrics.failed(rule.id, type(error).__name__)
             self._later(rule.id, self._clock.now() + timedelta(seconds=pause),
                         "store unavailable")
             return
         if error is not None:
-            log.error("rule.failed", rule=rule.id, error=redact(str(error)))
-            self._metrics.failed(rule.id)
+            log.error("rule.failed", rule=rule.id, error=redact(str(error)),
+                      error_class=type(error).__name__)
+            self._metrics.failed(rule.id, type(error).__name__)
             return
         assert attempt.report is not None  # noqa: S101 - a run without error has its report
         self._backoff.pop(rule.id, None)
@@ -431,6 +443,11 @@ class Daemon:
         runtime, ledger, leases = self._runtime, self._ledger, self._leases
         if runtime is None or ledger is None or leases is None or self._stop.is_set():
             return
+        try:  # what failed while the state database was away, now that it may be back
+            if ledger.write_kept():
+                log.info("audit.kept_written")
+        except RetentionError as exc:
+            log.error("audit.kept_unwritten", error=redact(str(exc)), kept=len(ledger.kept))
         signer = self._signer(runtime)
         if signer is None:
             return
@@ -454,9 +471,24 @@ class Daemon:
         try:
             with leases.hold(PURGE_JOB) as taken:
                 if taken:
-                    quarantine.purge_due(runtime.stores, ledger, now=self._clock.now())
+                    quarantine.purge_due(runtime.stores, ledger, now=self._clock.now(),
+                                         only={rule.store for rule in runtime.policies.rules})
         except RetentionError as exc:  # a broken lease included
             log.error("quarantine.purge_failed", error=redact(str(exc)))
+
+    def _last_runs(self) -> dict[str, Mapping[str, Any]]:
+        """Each scheduled rule's latest ``run.end`` body: one kept unwritten, else the ledger's."""
+        runtime, ledger = self._runtime, self._ledger
+        if runtime is None or ledger is None:
+            return {}
+        kept = {e.rule: e.body for e in ledger.kept if e.kind is Kind.RUN_END and e.rule}
+        ends: dict[str, Mapping[str, Any]] = {}
+        for rule in runtime.policies.rules:
+            if rule.id in kept:
+                ends[rule.id] = kept[rule.id]
+            elif (end := ledger.latest(Kind.RUN_END, rule.id)) is not None:
+                ends[rule.id] = end.entry.body
+        return ends
 
     def _status(self) -> str:
         runtime = self._runtime

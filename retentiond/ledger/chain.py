@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -232,6 +233,8 @@ class AuditLedger:
         self._digest_key = None if reading else state.secret("audit-digest-key")
         self._vouch = vouch
         self._clock = clock
+        self._kept: list[Entry] = []
+        self._kept_lock = threading.Lock()
 
     @property
     def state(self) -> StateDB:
@@ -249,28 +252,76 @@ class AuditLedger:
 
     def append_many(self, entries: Sequence[Entry], *,
                     along: Callable[[Connection], object] | None = None) -> list[Record]:
-        """Commit records together, in order, at the end of the chain (one transaction)."""
+        """Commit records together, in order, at the end of the chain (one transaction).
+
+        Records kept while the state database was away (:meth:`keep`) go first.
+        """
         if not entries:
             return []
         # Encoded before the lock is taken: a body that cannot be encoded fails here.
         bodies = [encoded(entry.body) for entry in entries]
-        with self._state.appending() as conn:
-            if along is not None:
-                along(conn)
-            tail = conn.execute(
-                select(audit_log.c.seq, audit_log.c.chain_hash)
-                .order_by(audit_log.c.seq.desc()).limit(1)).first()
-            seq, chain = (tail[0], tail[1]) if tail else (0, GENESIS)
-            records = []
-            for entry, body in zip(entries, bodies, strict=True):
-                seq += 1
-                at = self._stamp()
-                record_hash = _sha256(Record(seq, at, entry, "", "").hashed_text(body))
-                chain = _sha256(chain + record_hash)
-                records.append(Record(seq, at, entry, record_hash, chain,
-                                      self._signature(record_hash)))
-            conn.execute(insert(audit_log),
-                         [_row(r, body) for r, body in zip(records, bodies, strict=True)])
+        with self._kept_lock:
+            with self._state.appending() as conn:
+                if along is not None:
+                    along(conn)
+                self._insert(conn, self._kept, [encoded(entry.body) for entry in self._kept])
+                records = self._insert(conn, entries, bodies)
+            self._kept.clear()  # committed
+        return records
+
+    def keep(self, entry: Entry) -> None:
+        """Keep a record the state database refused, to write first with the next that succeeds.
+
+        Its body gains ``happened_at``, the time it happened (its own ``at`` is the time it is
+        written).  Kept in this process's memory: the daemon's, which writes it on its next
+        run or checkpoint; see :meth:`write_kept`.
+        """
+        late = {**entry.body, "happened_at": self._stamp()}
+        with self._kept_lock:
+            self._kept.append(replace(entry, body=late))
+
+    @property
+    def kept(self) -> tuple[Entry, ...]:
+        """The records waiting for the state database, oldest first."""
+        with self._kept_lock:
+            return tuple(self._kept)
+
+    def write_kept(self) -> int:
+        """Write the records kept while the state database was away; how many (AuditError)."""
+        with self._kept_lock:
+            kept = len(self._kept)
+            if kept:
+                with self._state.appending() as conn:
+                    self._insert(conn, self._kept, [encoded(e.body) for e in self._kept])
+                self._kept.clear()  # committed
+        return kept
+
+    def take_kept(self, other: AuditLedger) -> None:
+        """Take over the records ``other`` keeps (a reload's ledger takes the old one's)."""
+        with other._kept_lock:
+            kept, other._kept = other._kept, []
+        with self._kept_lock:
+            self._kept[:0] = kept
+
+    def _insert(self, conn: Connection, entries: Sequence[Entry],
+                bodies: Sequence[str]) -> list[Record]:
+        """Insert ``entries`` after the chain's tail (inside :meth:`StateDB.appending`)."""
+        if not entries:
+            return []
+        tail = conn.execute(
+            select(audit_log.c.seq, audit_log.c.chain_hash)
+            .order_by(audit_log.c.seq.desc()).limit(1)).first()
+        seq, chain = (tail[0], tail[1]) if tail else (0, GENESIS)
+        records = []
+        for entry, body in zip(entries, bodies, strict=True):
+            seq += 1
+            at = self._stamp()
+            record_hash = _sha256(Record(seq, at, entry, "", "").hashed_text(body))
+            chain = _sha256(chain + record_hash)
+            records.append(Record(seq, at, entry, record_hash, chain,
+                                  self._signature(record_hash)))
+        conn.execute(insert(audit_log),
+                     [_row(r, body) for r, body in zip(records, bodies, strict=True)])
         return records
 
     def _stamp(self) -> str:

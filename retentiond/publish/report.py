@@ -304,8 +304,11 @@ class Collector:
         if entry.rule is not None and status == "failed":
             self.facts.tally(entry.rule).failed += 1
         if status in {"failed", "stopped"}:
+            error, kind = entry.body.get("error"), entry.body.get("error_class")
+            late = entry.body.get("happened_at")
             self._incident(record, f"run {status}",
-                           str(entry.body.get("error") or "stop requested"))
+                           (f"{kind}: " if kind else "") + str(error or "stop requested")
+                           + (f" (at {late}; written once the ledger could be)" if late else ""))
 
     def _brake(self, record: Record) -> None:
         entry = record.entry

@@ -68,6 +68,8 @@ class RuleReport:
     reached: int = 0
     batches: int = 0
     error: str | None = None
+    error_class: str | None = None
+    """The class of the exception that ended the run (``StoreUnavailable``, ``AuditError``)."""
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -100,6 +102,8 @@ class RuleRun:
         self.log = log.bind(rule=rule.id, store=rule.store, table=rule.table, run=run_id)
         self._outcome: Entry | None = None
         """The last batch's outcome, not yet in the ledger (its marker is committed)."""
+        self.ended = False
+        """Whether the run's end was recorded (or kept for the ledger, if it was unwritable)."""
 
     def entry(self, kind: Kind, body: Mapping[str, Any], batch_id: str | None = None) -> Entry:
         """A ledger entry about this rule and run."""
@@ -120,26 +124,38 @@ class RuleRun:
             self._record_outcome()
         except LimitExceeded as exc:
             self.report.status, self.report.error = "stopped", str(exc)
-            self._finish()
-            raise
-        except RetentionError as exc:
-            self.report.status, self.report.error = "failed", redact(str(exc))
+            self.report.error_class = type(exc).__name__
             self._finish()
             raise
         except Exception as exc:
-            self.report.status = "failed"
-            self.report.error = f"internal error ({type(exc).__name__}): please report it"
-            self.log.exception("run.bug", error=type(exc).__name__)
+            self._failed(exc)
             self._finish()
             raise
         self._finish()
         return self.report
 
-    def unstarted(self, exc: RetentionError) -> None:
-        """Record a run that could not start (its lease): failed, with the error, in ``run.end``."""
-        self.report.status, self.report.error = "failed", redact(str(exc))
-        self.log.error("run.unstarted", error=self.report.error)
+    def unstarted(self, exc: Exception) -> None:
+        """Record a run that could not start: failed, with the error and its class, in ``run.end``.
+
+        Its lease could not be taken, the ledger could not be read to settle what a crash
+        left, or the state database is away (then the record waits in the ledger's memory).
+        """
+        self._failed(exc)
+        self.log.error("run.unstarted", error=self.report.error,
+                       error_class=self.report.error_class)
         self._finish()
+
+    def _failed(self, exc: Exception) -> None:
+        """The report of a run ``exc`` ended: a RetentionError as it says, anything else a bug.
+
+        A bug is told by its class only: its text may hold a value.
+        """
+        self.report.status, self.report.error_class = "failed", type(exc).__name__
+        if isinstance(exc, RetentionError):
+            self.report.error = redact(str(exc))
+        else:
+            self.report.error = f"internal error ({type(exc).__name__}): please report it"
+            self.log.error("run.bug", error_class=type(exc).__name__, exc_info=exc)
 
     def _start(self) -> None:
         store = self.engine.stores.get(self.rule.store)
@@ -277,15 +293,21 @@ class RuleRun:
             self._record_outcome()
         except AuditError:  # the batch's marker settles it on the next start
             self.log.exception("audit.outcome_unwritten")
-        body = {"status": self.report.status, "acted": self.report.acted,
-                "reached": self.report.reached, "batches": self.report.batches}
+        body: dict[str, Any] = {"status": self.report.status, "acted": self.report.acted,
+                                "reached": self.report.reached, "batches": self.report.batches}
         if self.report.error:
             body["error"] = self.report.error
+            body["error_class"] = self.report.error_class
+        entry = self.entry(Kind.RUN_END, body)
+        self.ended = True
         try:
-            self.ledger.append(self.entry(Kind.RUN_END, body))
-        except AuditError:
-            self.log.exception("audit.run_end_failed")
-        self.log.info("run.end", **body)
+            self.ledger.append(entry)
+        except AuditError as exc:  # the state database is away: written when it is back
+            self.ledger.keep(entry)
+            self.log.error("audit.run_end_kept", error=redact(str(exc)),
+                           error_class=type(exc).__name__)
+        level = {"done": "info", "stopped": "warning"}.get(self.report.status, "error")
+        getattr(self.log, level)("run.end", **body)
 
 
 def _census(census: Census) -> dict[str, Any]:

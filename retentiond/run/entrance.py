@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from retentiond.clock import SYSTEM_CLOCK, Clock
-from retentiond.errors import LeaseError, RetentionError, WitnessError
+from retentiond.errors import RetentionError, WitnessError
 from retentiond.ledger.evidence import Signer, certify, write_checkpoint
 from retentiond.ledger.witness import witnesses_for
 from retentiond.run.enforce import Options, RuleReport, RuleRun, recover
@@ -64,8 +64,9 @@ class Enforcer:
 
         ``as_of`` (default: now) is the moment the rule's periods are counted back from.
         ``settled`` is asked once the lease is held: True means another replica already did
-        what this run was for, and nothing is done.  Anything that is not a RetentionError is
-        a bug: the run records it and it is raised.
+        what this run was for, and nothing is done.  Whatever ends the run, before it starts
+        (a lease that cannot be taken, a state database away) or during it, is in its
+        ``run.end``; anything that is not a RetentionError is a bug: recorded, then raised.
         """
         if as_of is None:
             as_of = self.clock.now()
@@ -77,17 +78,19 @@ class Enforcer:
                     return Attempt(rule, busy=True)
                 if settled is not None and settled():
                     return Attempt(rule, settled=True)
-                try:
-                    recover(self.engine, self.ledger, rule=rule.id)
-                    run()
-                except RetentionError as exc:
-                    return Attempt(rule, run.report, error=exc)
+                recover(self.engine, self.ledger, rule=rule.id)
+                run()
                 return Attempt(rule, run.report)
-        except LeaseError as exc:
-            # Nothing ran, and nothing may pass in silence: a rule whose lease is broken would
-            # otherwise stop being enforced with no trace but a log line.
-            run.unstarted(exc)
+        except RetentionError as exc:
+            # Nothing may pass in silence: a rule whose lease is broken, or whose ledger is
+            # away, would otherwise stop being enforced with no trace but a log line.
+            if not run.ended:
+                run.unstarted(exc)
             return Attempt(rule, run.report, error=exc)
+        except Exception as exc:
+            if not run.ended:
+                run.unstarted(exc)
+            raise
 
     def attest(self, run_id: str, attempts: Sequence[Attempt], *, started: datetime,
                ended: datetime | None = None) -> list[str]:

@@ -86,6 +86,8 @@ class PostgresLeases(Leases):
                     connection.execute(text("SELECT pg_advisory_unlock(:space, :key)"),
                                        {"space": _NAMESPACE, "key": lease_key(rule)})
                     connection.commit()
+            except SQLAlchemyError:
+                pass  # the connection is lost, and the session's lock with it
             finally:
                 connection.close()
 

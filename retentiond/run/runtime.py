@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from retentiond.actions import action_for
 from retentiond.clock import SYSTEM_CLOCK, Clock
-from retentiond.errors import PolicyError, RetentionError
+from retentiond.errors import PolicyError, RetentionError, StoreError, StoreUnavailable
 from retentiond.holds.scope import StateHolds
 from retentiond.keyring import Keyring
 from retentiond.ledger.chain import AuditLedger
@@ -71,14 +71,35 @@ class Setup:
         """The policy set, validated in shape (phase one)."""
         return load_policies(self.policy_dir or self.settings.policy_dir)
 
-    def validated(self, stores: Stores) -> PolicySet:
-        """The policy set, validated in shape and against the live stores (both phases)."""
-        policies = self.policies()
+    def validated(self, stores: Stores, *, away: Collection[str] = (),
+                  policies: PolicySet | None = None) -> PolicySet:
+        """The policy set, validated in shape and against the live stores (both phases).
+
+        The problems of entries on the stores named in ``away`` are left out: a run records
+        their rules as failed (the store cannot be reached) instead of refusing every rule.
+        ``policies``: the set as loaded already (default: loaded here).
+        """
+        policies = self.policies() if policies is None else policies
         problems = validate_live(policies, stores,
                                  pseudonym_key=self.settings.pseudonymize.key_id is not None)
+        if away:
+            store_of = {entry.id: entry.store for entries in (
+                policies.rules, policies.holds, policies.retentions) for entry in entries}
+            problems = [p for p in problems if store_of.get(p.subject or "") not in away]
         if problems:
             raise PolicyError(problems)
         return policies
+
+    def unreachable(self, stores: Stores, policies: PolicySet) -> dict[str, StoreError]:
+        """The configured stores some rule uses that cannot be reached now, with why."""
+        used = {rule.store for rule in policies.rules}
+        away: dict[str, StoreError] = {}
+        for name in sorted(used & set(stores.names)):
+            try:
+                stores.get(name).ping()
+            except StoreUnavailable as exc:
+                away[name] = exc
+        return away
 
     def open_stores(self) -> Stores:
         """The configured stores (each connects when first used); the caller closes them."""
