@@ -195,8 +195,8 @@ class Seen:
     """What a failed run left, gathered once the failure is mended."""
 
     run_ends: list[dict[str, Any]]
-    status_line: str
-    """The rule's row in ``retentiond status``."""
+    last_run: dict[str, Any] | None
+    """The rule's last run as ``retentiond status --json`` gives it (None: never run)."""
     report_problems: list[str]
     """The rule's "run failed" rows of the report's problems (their text)."""
     metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -249,16 +249,17 @@ def through_run_once(site: Site, failure: Failure, local_daemon: Callable[..., A
 def seen_after(site: Site, errors: list[dict[str, Any]],
                metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> Seen:
     """The ledger, ``status`` and the report, read with everything mended."""
-    status = cli(site, "status")
+    status = cli(site, "status", "--json")
     assert 0 == status.returncode, status.stderr
-    (line,) = [row for row in status.stdout.splitlines() if RULE in row]
+    (last_run,) = [row["last_run"] for row in json.loads(status.stdout)["rules"]
+                   if row["rule"] == RULE]
     page = site.root / "report.html"
     until = (datetime.now(tz=UTC) + timedelta(days=1)).date().isoformat()  # the clock ran on
     report = cli(site, "audit", "report", "--output", str(page), "--until", until)
     assert 0 == report.returncode, report.stderr
     rows = re.findall(r'<tr data-incident="run failed">(.*?)</tr>', page.read_text(), re.DOTALL)
     problems = [re.sub(r"<[^>]+>", " ", row) for row in rows if f"<code>{RULE}</code>" in row]
-    return Seen(site.run_ends(), line, problems, metrics, errors)
+    return Seen(site.run_ends(), last_run, problems, metrics, errors)
 
 
 def scrape_later(site: Site, local_daemon: Callable[..., Any]
@@ -327,7 +328,7 @@ def test_a_failed_scheduled_job_is_in_the_ledger_status_report_metrics_and_log(
     assert [("failed", cls)] == [(e["status"], e.get("error_class")) for e in seen.run_ends]
     written_late = failure.state_on_postgresql  # kept while the state database was away
     assert [written_late] == ["happened_at" in e for e in seen.run_ends]
-    assert "failed" in seen.status_line
+    assert "failed" == (seen.last_run or {}).get("status")
     assert 1 == len(seen.report_problems), seen.report_problems
     assert f"{cls}:" in seen.report_problems[0]
     assert 1.0 == at_once[("retentiond_run_errors_total", (("error", cls), ("rule", RULE)))]
@@ -355,7 +356,7 @@ def test_a_failed_run_once_is_in_the_ledger_status_report_metrics_and_log(
     assert (1, 1) == (done.returncode, len(errors)), done.stderr
     assert "Traceback" not in done.stderr
     assert [("failed", cls)] == [(e["status"], e.get("error_class")) for e in seen.run_ends]
-    assert "failed" in seen.status_line
+    assert "failed" == (seen.last_run or {}).get("status")
     assert 1 == len(seen.report_problems), seen.report_problems
     assert f"{cls}:" in seen.report_problems[0]
     assert 1.0 == seen.metrics[last_run_failed(cls)]
@@ -379,7 +380,7 @@ def test_run_once_without_its_state_database_refuses_before_anything_runs(site, 
     assert [("run.refused", "AuditError")] == [(e["event"], e["error_class"])
                                                 for e in seen.error_events]
     assert [] == seen.run_ends
-    assert "never run" in seen.status_line
+    assert seen.last_run is None
     assert [] == seen.report_problems
     assert [] == [key for key in seen.metrics if key[0] == "retentiond_last_run_failed"]
     assert OLD + YOUNG == site.remaining()
