@@ -10,7 +10,8 @@ import click
 from retentiond.cli.app import App, as_of_option, json_option, parse_as_of, pass_app
 from retentiond.publish.explain import Explanation, Verdict, explain, explanation_to_dict, parse_key
 
-DECISIONS = {"act": "WILL ACT", "not due": "NOT DUE", "held": "HELD", "retained": "RETAINED",
+DECISIONS = {"act": "WILL ACT", "not due": "NOT DUE", "held": "HELD",
+             "exempt": "EXEMPT (RESTORED FROM QUARANTINE)", "retained": "RETAINED",
              "blocked": "BLOCKED", "done": "DONE", "no date": "KEPT (NO DATE)",
              "not selected": "NOT SELECTED", "absent": "NOT IN THE TABLE", "error": "ERROR"}
 

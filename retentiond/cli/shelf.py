@@ -50,7 +50,8 @@ def list_batches(app: App, *, as_json: bool) -> None:
     for store, batch in found:
         table.add_row(*_fields(store, batch))
     console = Console()
-    if console.measure(table).maximum <= console.width:
+    wide = console.measure(table, options=console.options.update(max_width=10_000))
+    if wide.maximum <= console.width:
         console.print(table)
         return
     # Too narrow for the whole table (or a pipe): one block per batch, nothing cut.

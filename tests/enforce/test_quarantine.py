@@ -16,6 +16,7 @@ from enforce_kit import AS_OF, Rig, at, stamp
 from retentiond import quarantine
 from retentiond.errors import PolicyError, StoreError, UnknownBatch
 from retentiond.holds.exemptions import StateExemptions
+from retentiond.publish.explain import explain
 from retentiond.stores.sql import SqlStoreSettings
 
 RULE = """\
@@ -321,8 +322,8 @@ def test_an_exemption_binds_only_the_rule_that_quarantined_the_rows(tickets, rig
     assert [1, 3, 5, 7, 9, 10, 11, 12] == ids(tickets)
 
 
-def test_a_restore_records_who_why_and_until_and_the_plan_shows_the_exemption(tickets, rig,
-                                                                               state):
+@pytest.mark.usefixtures("tickets")
+def test_a_restore_records_who_why_and_until_and_the_plan_shows_the_exemption(rig, state):
     """The ledger's restore says who, why and until; the plan counts the exempt rows apart."""
     setup: Rig = rig(POLICY, holds=(StateExemptions(state),))
     setup.run("tickets-quarantine")
@@ -345,7 +346,8 @@ def test_a_restore_records_who_why_and_until_and_the_plan_shows_the_exemption(ti
     assert "customer disputes" in plan.guards[0].reason
 
 
-def test_a_batch_is_found_by_a_unique_prefix_of_its_id(tickets, rig):
+@pytest.mark.usefixtures("tickets")
+def test_a_batch_is_found_by_a_unique_prefix_of_its_id(rig):
     """Four or more leading characters name a batch when no other batch starts with them."""
     setup: Rig = rig(POLICY)
     setup.run("tickets-quarantine")
@@ -400,3 +402,27 @@ def test_a_restore_without_who_or_with_a_past_date_is_refused(tickets, rig):
     assert ["who restores the batch is unknown", "--until 2026-01-01 has already passed"] == [
         p.what for p in refused.value.problems]
     assert [10, 11, 12] == ids(tickets)
+
+
+@pytest.mark.usefixtures("tickets")
+def test_explain_says_a_restored_row_is_exempt_who_restored_it_why_and_until(rig, state):
+    """explain: a restored ticket is exempt from its rule until the date, then due again."""
+    setup: Rig = rig(POLICY, holds=(StateExemptions(state),))
+    setup.run("tickets-quarantine")
+    stores = setup.engine.stores
+    for batch in stores.get("app").quarantined():
+        quarantine.restore(stores, setup.ledger, batch.batch_id, "customer disputes",
+                           by="alice", until=date(2026, 4, 30), now=AS_OF)
+
+    (now,) = explain(setup.engine, store="app", table="tickets", key=(1,),
+                     as_of=AS_OF + timedelta(days=1)).verdicts
+    (later,) = explain(setup.engine, store="app", table="tickets", key=(1,),
+                       as_of=at(2026, 5, 1).replace(tzinfo=UTC)).verdicts
+
+    (protection,) = now.protected_by
+    assert ("exempt", "restore", at(2026, 5, 1).replace(tzinfo=UTC)) == (
+        now.decision, protection.kind, protection.until)
+    assert "by alice" in now.reason
+    assert "customer disputes" in now.reason
+    assert "exempt until 2026-04-30" in now.reason
+    assert ("act", ()) == (later.decision, later.protected_by)
