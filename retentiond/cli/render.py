@@ -44,7 +44,7 @@ def plan_to_dict(plan: RulePlan) -> dict[str, Any]:
         "done": census.done if census else None,
         "eligible": census.eligible if census else None,
         "guards": [{"kind": g.kind, "id": g.id, "reason": g.reason, "rows": g.rows,
-                    "until": g.until} for g in plan.guards],
+                    **({"until": g.until} if g.until else {})} for g in plan.guards],
         "sample_keys": [[jsonable(part) for part in key] for key in plan.samples],
         "reached": [{"table": r.table, "effect": r.effect, "rows": r.rows,
                      "population": r.population, "via": list(r.via)} for r in plan.reached],

@@ -7,16 +7,20 @@ Tickets 1-9 are due at AS_OF, 10 and 11 are too young and 12 has no age.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, timedelta
 
 import pytest
 import sqlalchemy as sa
 from enforce_kit import AS_OF, Rig, at, stamp
+from sqlalchemy import Connection
 
 from retentiond import quarantine
-from retentiond.errors import PolicyError, StoreError, UnknownBatch
+from retentiond.errors import AuditError, PolicyError, StoreError, UnknownBatch
 from retentiond.holds.exemptions import StateExemptions
+from retentiond.ledger.chain import AuditLedger, Entry, Kind, Record
 from retentiond.publish.explain import explain
+from retentiond.run.enforce import recover
 from retentiond.stores.sql import SqlStoreSettings
 
 RULE = """\
@@ -426,3 +430,34 @@ def test_explain_says_a_restored_row_is_exempt_who_restored_it_why_and_until(rig
     assert "customer disputes" in now.reason
     assert "exempt until 2026-04-30" in now.reason
     assert ("act", ()) == (later.decision, later.protected_by)
+
+
+class OutcomeLost(AuditLedger):
+    """A ledger that cannot write a restore's outcome: the process died after the store's work."""
+
+    def append(self, entry: Entry, *, along: Callable[[Connection], object] | None = None,
+               ) -> Record:
+        """Append, but fail on a restore's outcome (nothing of it is written)."""
+        if entry.kind is Kind.OUTCOME and entry.action == "restore":
+            raise AuditError("cannot write the ledger: the state database went away")
+        return super().append(entry, along=along)
+
+
+def test_a_restore_interrupted_before_its_outcome_is_exempt_once_settled(tickets, rig, state):
+    """Recovery finds the batch restored, writes its outcome and its exemption together."""
+    setup: Rig = rig(POLICY, holds=(StateExemptions(state),))
+    setup.run("tickets-quarantine")
+    stores = setup.engine.stores
+    batch = max(stores.get("app").quarantined(), key=lambda b: b.rows)
+    with pytest.raises(AuditError):
+        quarantine.restore(stores, OutcomeLost(state), batch.batch_id, "customer disputes",
+                           by="alice", until=date(2026, 4, 30), now=AS_OF)
+
+    settled = recover(setup.engine, setup.ledger, rule="tickets-quarantine")
+    again = setup.run("tickets-quarantine", as_of=AS_OF + timedelta(days=1))
+
+    assert ([batch.batch_id], 0) == (settled, again.acted)
+    assert [1, 2, 3, 4, 5, 6, 7, 10, 11, 12] == ids(tickets)
+    assert [("applied", "alice", "2026-04-30")] == [
+        (body["status"], body["by"], body["until"]) for body in setup.outcomes(status=None)
+        if body.get("op") == "restore"]
