@@ -171,7 +171,7 @@ def settle(stores: Stores, ledger: AuditLedger, intent: Entry) -> dict[str, Any]
     del ledger
     settled = {"op": intent.body.get("op"), "status": "not applied" if still else "applied",
                "recovered": True}
-    if intent.body.get("op") == "restore":
+    if intent.body.get("op") == "restore" and not still:
         settled.update({k: intent.body[k] for k in ("reason", "by", "until")
                         if k in intent.body})
     return settled
