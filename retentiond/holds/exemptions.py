@@ -18,7 +18,6 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from itertools import groupby
 
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -88,22 +87,28 @@ class Exemption:
 def key_filter(schema: TableSchema, keys: Sequence[Sequence[object]]) -> Filter:
     """``primary key IN keys`` in the filter language, in lists of at most MAX_VALUES values.
 
-    A composite key is grouped by its leading columns: ``a = 1 AND b IN (...)`` per group.
+    A composite key becomes ``a = 1 AND b IN (...)`` per value of the other columns, the
+    ``IN`` taken on the column that makes the fewest such groups: SQLite refuses an
+    expression more than 1,000 terms deep, and ``OR`` chains count.
     """
     columns = schema.primary_key
-    typed = sorted((tuple(_typed(schema, c, v) for c, v in zip(columns, key, strict=True))
-                    for key in keys), key=repr)
-    parts: list[Filter] = []
-    for lead, group in groupby(typed, key=lambda key: key[:-1]):
-        lasts = [key[-1] for key in group]
-        for start in range(0, len(lasts), MAX_VALUES):
-            chunk = lasts[start:start + MAX_VALUES]
-            inside = Condition(column=columns[-1], op=Op.IN, value=chunk)
-            fixed = [Condition(column=c, value=v)
-                     for c, v in zip(columns[:-1], lead, strict=True)]
-            parts.append(AllOf(all=[*fixed, inside]) if fixed else inside)
-    if not parts:  # a batch of no rows: a filter that matches nothing
+    typed = [tuple(_typed(schema, c, v) for c, v in zip(columns, key, strict=True))
+             for key in keys]
+    if not typed:  # a batch of no rows: a filter that matches nothing
         return Condition(column=columns[0], op=Op.IS_NULL)
+    listed = min(range(len(columns)),
+                 key=lambda i: len({key[:i] + key[i + 1:] for key in typed}))
+    groups: dict[tuple[object, ...], list[object]] = {}
+    for key in typed:
+        groups.setdefault(key[:listed] + key[listed + 1:], []).append(key[listed])
+    others = [c for i, c in enumerate(columns) if i != listed]
+    parts: list[Filter] = []
+    for fixed, values in groups.items():
+        for start in range(0, len(values), MAX_VALUES):
+            inside = Condition(column=columns[listed], op=Op.IN,
+                               value=values[start:start + MAX_VALUES])
+            equal = [Condition(column=c, value=v) for c, v in zip(others, fixed, strict=True)]
+            parts.append(AllOf(all=[*equal, inside]) if equal else inside)
     return parts[0] if len(parts) == 1 else AnyOf(any=parts)
 
 
