@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -191,6 +192,23 @@ def test_quarantine_list_shows_full_batch_ids_and_json(tmp_path):
     assert (_batches(store), [3, 3, 3, 1]) == (
         sorted(b["batch"] for b in json.loads(as_json.stdout)),
         sorted((b["rows"] for b in json.loads(as_json.stdout)), reverse=True))
+
+
+def test_quarantine_list_is_a_table_where_it_fits_and_blocks_where_it_does_not(tmp_path):
+    """160 columns: one table row per batch, ids whole; 60 columns: a block per batch."""
+    config, store = _setup(tmp_path, rows=3)
+    assert 0 == _cli(config, "run", "--once").returncode
+    (batch,) = _batches(store)
+    command = [sys.executable, "-m", "retentiond", "--config", str(config), "quarantine", "list"]
+
+    wide, narrow = (subprocess.run(command, capture_output=True, text=True, timeout=120,
+                                   check=True, env={**os.environ, "COLUMNS": columns}).stdout
+                    for columns in ("160", "60"))
+
+    assert [True] == [batch in line and "tickets-quarantine" in line
+                      for line in wide.splitlines() if line.startswith("│")]
+    assert [f"  batch:       {batch}", "  rule:        tickets-quarantine"] == [
+        line for line in narrow.splitlines() if line.startswith(("  batch:", "  rule:"))]
 
 
 def test_restoring_an_unknown_or_ambiguous_batch_is_one_line_and_exit_2(tmp_path):
