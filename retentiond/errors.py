@@ -13,6 +13,7 @@ Every error a user can cause, or a store can throw at us, is one of these::
     +- AuditError           the audit ledger could not be written; the action is not done
     +- WitnessError         a witness did not keep a checkpoint (the ledger has it) or is unreadable
     +- LeaseError           a rule's lease could not be taken (not "busy": broken); nothing ran
+    +- UnknownBatch         no quarantined batch has this id, or several start with it
 
 Messages are composed in ``__init__`` from attributes that stay on the instance,
 so the CLI, the log and the tests can all read them (``err.problems``,
@@ -115,6 +116,31 @@ class StoreUnavailable(StoreError):  # noqa: N818 - the name says what the opera
 
 class SchemaChanged(StoreError):  # noqa: N818
     """The table no longer matches what the rule was validated against."""
+
+
+class UnknownBatch(RetentionError):  # noqa: N818 - the name says what the operator needs to know
+    """No quarantined batch has this id (or starts with it), or several start with it.
+
+    ``matches``: the batches a prefix matches (several: it is ambiguous); ``stores``: the
+    stores looked in.
+    """
+
+    def __init__(self, batch: str, *, matches: tuple[str, ...] = (),
+                 stores: tuple[str, ...] = (), shortest: int = 1) -> None:
+        self.batch = batch
+        self.matches = matches
+        self.stores = stores
+        if len(matches) > 1:
+            message = (f"batch {batch!r} is ambiguous: {len(matches)} quarantined batches start "
+                       f"with it ({', '.join(matches)}); give more of the id")
+        elif matches:
+            message = (f"batch {batch!r} is too short to name a batch ({matches[0]} starts "
+                       f"with it); give at least {shortest} characters of the id")
+        else:
+            looked = f"in any store ({', '.join(stores)})" if stores else "(no store is configured)"
+            message = (f"no quarantined batch {batch!r} {looked}; list them with "
+                       "'retentiond quarantine list'")
+        super().__init__(message)
 
 
 class ActionError(RetentionError):

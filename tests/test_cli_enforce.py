@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
+import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -120,6 +123,112 @@ def test_quarantine_restore_puts_rows_back_exactly(tmp_path):
     assert 0 == restored.returncode, restored.stderr
     assert before == after
     assert (2,) == ops  # intent and outcome
+
+
+def _batches(store: Path) -> list[str]:
+    with sqlite3.connect(store) as conn:
+        return [row[0] for row in conn.execute(
+            "SELECT DISTINCT _rtd_batch FROM retentiond_q_tickets ORDER BY _rtd_batch")]
+
+
+def _restores(state: Path) -> list[dict[str, object]]:
+    with sqlite3.connect(state) as conn:
+        return [json.loads(body) for (body,) in conn.execute(
+            "SELECT body FROM audit_log WHERE action = 'restore' AND kind = 'batch.outcome'")]
+
+
+def test_a_restored_batch_stays_out_of_quarantine_and_plan_and_explain_say_why(tmp_path):
+    """A batch restored by prefix stays out of quarantine; plan and explain say why, until when."""
+    config, store = _setup(tmp_path, rows=3)
+    assert 0 == _cli(config, "run", "--once").returncode
+    (batch,) = _batches(store)
+    until = (datetime.now(tz=UTC) + timedelta(days=10)).date().isoformat()
+
+    restored = _cli(config, "quarantine", "restore", batch[:8], "--until", until, "--by",
+                    "alice", "--reason", "customer disputes")
+    again = _cli(config, "run", "--once")
+    planned = _cli(config, "plan")
+    explained = _cli(config, "explain", "--store", "app", "--table", "tickets", "--key", "1")
+
+    assert (0, 0, 0, 0) == (restored.returncode, again.returncode, planned.returncode,
+                            explained.returncode), restored.stderr + again.stderr
+    assert (f"restored batch {batch}: 3 rows of app.tickets, exempt from rule "
+            f"tickets-quarantine until {until} (by alice)\n") == restored.stdout
+    assert (3, 0) == (_count(store, "tickets"), _count(store, "retentiond_q_tickets"))
+    assert [{"by": "alice", "reason": "customer disputes", "until": until}] == [
+        {k: body[k] for k in ("by", "reason", "until")}
+        for body in _restores(tmp_path / "state.db")]
+    assert f"exempt:  3 rows restored from quarantine batch {batch} by alice" in planned.stdout
+    assert f"exempt until {until}: customer disputes" in " ".join(planned.stdout.split())
+    assert "decision:       EXEMPT (RESTORED FROM QUARANTINE): restored from quarantine" \
+        in explained.stdout
+
+
+def test_a_restore_without_by_is_recorded_as_the_os_user_for_30_days(tmp_path):
+    """Without --by the OS user restores; without --until the exemption lasts 30 days."""
+    config, store = _setup(tmp_path, rows=3)
+    assert 0 == _cli(config, "run", "--once").returncode
+    (batch,) = _batches(store)
+
+    restored = _cli(config, "quarantine", "restore", batch, "--reason", "dispute")
+
+    assert 0 == restored.returncode, restored.stderr
+    (body,) = _restores(tmp_path / "state.db")
+    assert (getpass.getuser(), (datetime.now(tz=UTC) + timedelta(days=30)).date().isoformat()
+            ) == (body["by"], body["until"])
+
+
+def test_quarantine_list_shows_full_batch_ids_and_json(tmp_path):
+    """Quarantine list prints every batch id whole, on a pipe too; --json gives them to scripts."""
+    config, store = _setup(tmp_path, rows=10)
+    assert 0 == _cli(config, "run", "--once").returncode
+
+    listed = _cli(config, "quarantine", "list")
+    as_json = _cli(config, "quarantine", "list", "--json")
+
+    assert (0, 0) == (listed.returncode, as_json.returncode)
+    assert all(batch in listed.stdout for batch in _batches(store))
+    assert "…" not in listed.stdout
+    assert (_batches(store), [3, 3, 3, 1]) == (
+        sorted(b["batch"] for b in json.loads(as_json.stdout)),
+        sorted((b["rows"] for b in json.loads(as_json.stdout)), reverse=True))
+
+
+def test_quarantine_list_is_a_table_where_it_fits_and_blocks_where_it_does_not(tmp_path):
+    """160 columns: one table row per batch, ids whole; 60 columns: a block per batch."""
+    config, store = _setup(tmp_path, rows=3)
+    assert 0 == _cli(config, "run", "--once").returncode
+    (batch,) = _batches(store)
+    command = [sys.executable, "-m", "retentiond", "--config", str(config), "quarantine", "list"]
+
+    wide, narrow = (subprocess.run(command, capture_output=True, text=True, timeout=120,
+                                   check=True, env={**os.environ, "COLUMNS": columns}).stdout
+                    for columns in ("160", "60"))
+
+    assert [True] == [batch in line and "tickets-quarantine" in line
+                      for line in wide.splitlines() if line.startswith("│")]
+    assert [f"  batch:       {batch}", "  rule:        tickets-quarantine"] == [
+        line for line in narrow.splitlines() if line.startswith(("  batch:", "  rule:"))]
+
+
+def test_restoring_an_unknown_or_ambiguous_batch_is_one_line_and_exit_2(tmp_path):
+    """No such batch, or a prefix two batches share: one error line naming the fix, exit 2."""
+    config, store = _setup(tmp_path, rows=6)
+    assert 0 == _cli(config, "run", "--once").returncode
+    with sqlite3.connect(store) as conn:
+        for batch, new in zip(_batches(store), ("abcd-1", "abcd-2"), strict=True):
+            conn.execute("UPDATE retentiond_q_tickets SET _rtd_batch = ? WHERE _rtd_batch = ?",
+                         (new, batch))
+
+    unknown = _cli(config, "quarantine", "restore", "nope-nope", "--reason", "x", "--by", "a")
+    ambiguous = _cli(config, "quarantine", "restore", "abcd", "--reason", "x", "--by", "a")
+
+    assert (2, "error: no quarantined batch 'nope-nope' in any store (app); list them with "
+               "'retentiond quarantine list'\n") == (unknown.returncode, unknown.stderr)
+    assert (2, "error: batch 'abcd' is ambiguous: 2 quarantined batches start with it "
+               "(abcd-1, abcd-2); give more of the id\n") == (ambiguous.returncode,
+                                                                ambiguous.stderr)
+    assert 0 == _count(store, "tickets")
 
 
 def _sign(config: Path, keys: Path) -> None:

@@ -11,7 +11,8 @@ from retentiond.cli.app import App, as_of_option, json_option, parse_as_of, pass
 from retentiond.cli.render import stamp
 from retentiond.publish.explain import Explanation, Verdict, explain, explanation_to_dict, parse_key
 
-DECISIONS = {"act": "WILL ACT", "not due": "NOT DUE", "held": "HELD", "retained": "RETAINED",
+DECISIONS = {"act": "WILL ACT", "not due": "NOT DUE", "held": "HELD",
+             "exempt": "EXEMPT (RESTORED FROM QUARANTINE)", "retained": "RETAINED",
              "blocked": "BLOCKED", "done": "DONE", "no date": "KEPT (NO DATE)",
              "not selected": "NOT SELECTED", "absent": "NOT IN THE TABLE", "error": "ERROR"}
 

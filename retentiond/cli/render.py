@@ -130,8 +130,8 @@ def plan_to_dict(plan: RulePlan) -> dict[str, Any]:
         "blocked": census.blocked if census else None,
         "done": census.done if census else None,
         "eligible": census.eligible if census else None,
-        "guards": [{"kind": g.kind, "id": g.id, "reason": g.reason, "rows": g.rows}
-                   for g in plan.guards],
+        "guards": [{"kind": g.kind, "id": g.id, "reason": g.reason, "rows": g.rows,
+                    **({"until": g.until} if g.until else {})} for g in plan.guards],
         "sample_keys": [[jsonable(part) for part in key] for key in plan.samples],
         "reached": [{"table": r.table, "effect": r.effect, "rows": r.rows,
                      "population": r.population, "via": list(r.via)} for r in plan.reached],
@@ -193,6 +193,9 @@ def plan_details(plan: RulePlan) -> Group:
     for guard in plan.guards:
         if guard.kind == "blocker":
             lines.append(Text(f"  {_rows(guard.rows)} blocked: {guard.id}"))
+            continue
+        if guard.kind == "restore":
+            lines.append(Text(f"  exempt:  {_count(guard.rows)} rows {guard.reason}"))
             continue
         label = "held by" if guard.kind == "hold" else "retained by"
         lines.append(Text(f"  {label} {guard.id}: {_count(guard.rows)} rows ({guard.reason})"))

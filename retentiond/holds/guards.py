@@ -11,10 +11,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from retentiond.policy.model import Hold, PolicySet
 from retentiond.policy.periods import cutoff
 from retentiond.stores.base import AgeBound, Guard, Partitions
+
+if TYPE_CHECKING:
+    from retentiond.holds.exemptions import Exemption
 
 
 class HoldSource(ABC):
@@ -23,6 +27,16 @@ class HoldSource(ABC):
     @abstractmethod
     def active(self, store: str, table: str, at: datetime) -> Iterable[Hold]:
         """Holds in force on ``store.table`` at ``at``."""
+
+    def exemptions(self, store: str, table: str, rule: str, at: datetime,
+                   ) -> Iterable[Exemption]:
+        """Restored rows of ``store.table`` exempt from ``rule`` at ``at``; none by default.
+
+        Unlike a hold, an exemption protects rows from one rule only: the one that
+        quarantined them (:mod:`~retentiond.holds.exemptions`).
+        """
+        del store, table, rule, at
+        return ()
 
 
 class PolicyHolds(HoldSource):

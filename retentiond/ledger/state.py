@@ -99,6 +99,29 @@ holds = Table(
 audit record could not be written.
 """
 
+restore_exemptions = Table(
+    "restore_exemptions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("batch_id", String(36), nullable=False),
+    Column("store", String(64), nullable=False),
+    Column("table_name", String(128), nullable=False),
+    Column("rule", String(80), nullable=False),
+    Column("keys", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("restored_by", String(128), nullable=False),
+    Column("restored_at", String(32), nullable=False),
+    Column("until", String(32), nullable=False),
+    Index("restore_exemptions_scope", "store", "table_name", "rule"),
+)
+"""Rows restored from quarantine, exempt from the rule that moved them until ``until``.
+
+One row per applied restore (``id``: the restore's run id in the ledger); ``keys``: the
+canonical JSON of the restored primary keys; ``until``: a date (exempt through that day,
+UTC) or a timestamp.  Written with the restore's ``batch.outcome`` in one transaction
+(:mod:`retentiond.holds.exemptions`); never changed afterwards.
+"""
+
 meta = Table(
     "retentiond_meta",
     metadata,
@@ -109,7 +132,7 @@ meta = Table(
 _ADVISORY_KEY = 0x7265746E  # "retn": serializes ledger appends across replicas
 _SCHEMA_KEY = 0x72736368  # "rsch": serializes schema creation and upgrades across replicas
 
-SCHEMA_REVISION = "2"
+SCHEMA_REVISION = "3"
 """The schema revision this retentiond needs: the newest in ``ledger/migrations/versions``."""
 VERSION_TABLE = "retentiond_alembic_version"
 """Where Alembic records the revision.  Not its default ``alembic_version``: in a database

@@ -29,6 +29,7 @@ from typing import Any
 
 from retentiond.actions import action_for
 from retentiond.errors import RetentionError, StoreError
+from retentiond.holds.exemptions import Exemption
 from retentiond.holds.table import day_after
 from retentiond.ledger.chain import AuditLedger, Kind, canonical, jsonable
 from retentiond.policy.filters import AllOf, Condition, Filter
@@ -56,7 +57,8 @@ class Protection:
     """A hold, minimum retention or blocker that protects the record now."""
 
     kind: str
-    """``hold``, ``retention`` or ``blocker``."""
+    """``hold``, ``retention``, ``blocker`` or ``restore`` (restored from quarantine: exempt
+    from the rule that moved it until a date)."""
     id: str
     reason: str
     until: datetime | None
@@ -72,8 +74,8 @@ class Verdict:
     action: str
     enabled: bool
     decision: str
-    """``act``, ``not due``, ``held``, ``retained``, ``blocked``, ``done``, ``no date``,
-    ``not selected``, ``absent`` or ``error``."""
+    """``act``, ``not due``, ``held``, ``exempt``, ``retained``, ``blocked``, ``done``,
+    ``no date``, ``not selected``, ``absent`` or ``error``."""
     reason: str
     """The decision in words a reviewer understands."""
     matches: bool | None = None
@@ -173,7 +175,8 @@ def explain(
                *{r.column: None for r in retentions.values()}]
     with live.reader() as reader:
         values = _values(reader, schema, table=table, key=key, columns=columns)
-        verdicts = tuple(context.verdict(reader, rule, prepared[rule.id], values)
+        verdicts = tuple(context.verdict(reader, rule, prepared[rule.id], values,
+                                         engine.exemptions(rule, as_of=as_of))
                          for rule in rules)
     return Explanation(store, table, key, as_of, values is not None, verdicts, mentions, scanned,
                        reached_by)
@@ -199,7 +202,8 @@ class _Context:
     retentions: Mapping[str, Retention]
 
     def verdict(self, reader: Reader, rule: Rule, selection: Selection | RetentionError,
-                values: Mapping[str, object] | None) -> Verdict:
+                values: Mapping[str, object] | None,
+                exempt: Mapping[str, Exemption] | None = None) -> Verdict:
         start = Verdict(rule.id, rule.description, rule.action.type, rule.enabled, "error", "",
                         age_column=rule.age.column)
         if values is None:
@@ -218,23 +222,27 @@ class _Context:
         except RetentionError as exc:
             return dataclasses.replace(start, reason=f"cannot be explained: {exc}")
         matches = bool(wide.matched or wide.null_age)
-        protections = tuple(self._protections(selection, wide, values))
+        protections = tuple(self._protections(selection, wide, values, exempt or {}))
         decision, reason = _decide(rule, real, matches=matches, keep_until=keep_until,
                                    protections=protections)
         if not rule.enabled:
             reason += " (but the rule is disabled: it does not run)"
         ends = [keep_until, *(p.until for p in protections)]
         act_at = None
-        if decision in {"act", "not due", "held", "retained"} and None not in ends:
+        if decision in {"act", "not due", "held", "exempt", "retained"} and None not in ends:
             act_at = max(e for e in ends if e is not None)
         return dataclasses.replace(start, decision=decision, reason=reason, matches=matches,
                                    age=age, keep_until=keep_until, act_at=act_at,
                                    protected_by=protections)
 
-    def _protections(self, selection: Selection, wide: Census,
-                     values: Mapping[str, object]) -> Iterator[Protection]:
+    def _protections(self, selection: Selection, wide: Census, values: Mapping[str, object],
+                     exempt: Mapping[str, Exemption]) -> Iterator[Protection]:
         for guard in selection.guards:
             if not wide.by_guard.get(guard.id):
+                continue
+            exemption = exempt.get(guard.id)
+            if exemption is not None:
+                yield Protection("restore", guard.id, exemption.describe(), exemption.ends())
                 continue
             hold = self.holds.get(guard.id)
             if guard.kind == "hold":
@@ -260,7 +268,7 @@ def _decide(rule: Rule, census: Census, *, matches: bool, keep_until: datetime |
             protections: Sequence[Protection]) -> tuple[str, str]:
     verbs = action_for(rule.action).verbs
     names = {kind: ", ".join(p.id for p in protections if p.kind == kind)
-             for kind in ("hold", "retention", "blocker")}
+             for kind in ("hold", "retention", "blocker", "restore")}
     if not matches:
         return "not selected", "the rule does not select it: its filter does not match"
     if census.null_age:
@@ -269,6 +277,9 @@ def _decide(rule: Rule, census: Census, *, matches: bool, keep_until: datetime |
     if census.eligible:
         return "act", (f"due since {_day(keep_until)} and nothing protects it: the next run "
                        f"will {verbs.present} it")
+    if census.held and names["restore"] and not names["hold"]:
+        restores = "; ".join(p.reason for p in protections if p.kind == "restore")
+        return "exempt", f"{restores}; it has been due since {_day(keep_until)}"
     if census.held:
         return "held", (f"kept by legal hold {names['hold']}; it has been due since "
                         f"{_day(keep_until)}")
@@ -288,7 +299,8 @@ def _decide(rule: Rule, census: Census, *, matches: bool, keep_until: datetime |
 
 
 def _kept(protection: Protection) -> str:
-    what = {"hold": "held by", "retention": "retained by", "blocker": "blocked by"}
+    what = {"hold": "held by", "retention": "retained by", "blocker": "blocked by",
+            "restore": "exempt as restored, by"}
     until = f" until {_day(protection.until)}" if protection.until else " with no end known"
     return f"{what[protection.kind]} {protection.id}{until}"
 

@@ -117,6 +117,11 @@ class QuarantinedBatch:
     release_at: str | None
     state: str = "open"
     closed_at: str | None = None
+    restored_by: str | None = None
+    """Who restored it (restores recorded before issue 15 did not say: None)."""
+    restore_reason: str | None = None
+    exempt_until: str | None = None
+    """Until when the restored rows are exempt from the rule that quarantined them."""
 
 
 @dataclass
@@ -402,6 +407,10 @@ class Collector:
                                                entry.table or "?", rows, None, None)
             closed.state, closed.closed_at = ("restored" if op == "restore" else "purged",
                                               record.at)
+            if op == "restore":
+                body = entry.body
+                closed.restored_by, closed.restore_reason, closed.exempt_until = (
+                    body.get("by"), body.get("reason"), body.get("until"))
             q.closed.append(closed)
 
 
@@ -505,6 +514,10 @@ class Report:
         """Batches still in quarantine at the end of the period, next release first (LISTED)."""
         return sorted(self.facts.quarantine.open.values(),
                       key=lambda b: b.release_at or "")[:LISTED]
+
+    def restores(self) -> list[QuarantinedBatch]:
+        """Batches restored in the period (LISTED), with who restored them, why and until."""
+        return [b for b in self.facts.quarantine.closed if b.state == "restored"]
 
     def due(self, batch: QuarantinedBatch) -> bool:
         """Whether an open batch's release date had passed at the end of the period."""

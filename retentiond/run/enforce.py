@@ -341,8 +341,10 @@ def recover(engine: Engine, ledger: AuditLedger, *, rule: str | None = None) -> 
             continue
         if rule is not None and entry.rule != rule:
             continue
+        along = None
         if entry.body.get("op") in {"restore", "purge"}:
             body = quarantine.settle(engine.stores, ledger, entry)
+            along = quarantine.recovered_exemption(entry, body)  # a restore's stays exempt
         else:
             try:
                 payload = engine.stores.get(entry.store).find_mark(entry.batch_id)
@@ -354,7 +356,7 @@ def recover(engine: Engine, ledger: AuditLedger, *, rule: str | None = None) -> 
         ledger.append(Entry(kind=Kind.OUTCOME, run_id=entry.run_id, rule=entry.rule,
                             rule_version=entry.rule_version, store=entry.store,
                             table=entry.table, action=entry.action, batch_id=entry.batch_id,
-                            body=body))
+                            body=body), along=along)
         settled.append(entry.batch_id)
         log.info("batch.recovered", batch=entry.batch_id, status=body["status"])
     return settled

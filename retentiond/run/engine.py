@@ -15,6 +15,7 @@ import structlog
 
 from retentiond.actions import action_for
 from retentiond.errors import LimitExceeded, RetentionError, SchemaChanged, redact
+from retentiond.holds.exemptions import Exemption
 from retentiond.holds.guards import HoldSource, PolicyHolds, guards_for
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule
 from retentiond.policy.order import ordered
@@ -79,9 +80,12 @@ class GuardCount:
     """How many matched records one hold or minimum retention protects."""
 
     kind: str
+    """``hold``, ``retention``, ``blocker``, or ``restore`` (restored rows exempt from the rule)."""
     id: str
     reason: str
     rows: int
+    until: str | None = None
+    """When a ``restore`` exemption ends (ISO date or time)."""
 
 
 @dataclass(frozen=True)
@@ -163,8 +167,9 @@ class Engine:
         if action.removes_rows:
             reach = reaches_of(store, rule.table, guards_of=guards_of, moving=action.moves_rows,
                                delete_children=action.deletes_children())
+        exempt = tuple(e.guard(table) for e in self.exemptions(rule, as_of=as_of).values())
         selection = Selection(table=rule.table, age=bound, where=rule.where,
-                              guards=guards_of(rule.table), blockers=reach.blockers,
+                              guards=(*guards_of(rule.table), *exempt), blockers=reach.blockers,
                               pending=action.pending(table, rule.id))
         return Prepared(selection=selection, reaches=reach.reaches, table=table)
 
@@ -172,6 +177,14 @@ class Engine:
         """Every hold and minimum retention protecting rows of ``store.table`` at ``as_of``."""
         return guards_for(self.policies, self.hold_sources, store=store, table=table,
                           as_of=as_of, partitions=self.stores.get(store).partitions())
+
+    def exemptions(self, rule: Rule, *, as_of: datetime) -> dict[str, Exemption]:
+        """Rows restored from quarantine that ``rule`` must leave alone at ``as_of``, by guard id.
+
+        Only the rule that quarantined them is bound: other rules on the table see them.
+        """
+        return {e.guard_id: e for source in self.hold_sources
+                for e in source.exemptions(rule.store, rule.table, rule.id, as_of)}
 
     def guarding(self, store: str, table: str, *, as_of: datetime,
                  ) -> tuple[dict[str, Hold], dict[str, Retention]]:
@@ -279,8 +292,14 @@ class Engine:
         holds, retentions = self.guarding(rule.store, rule.table, as_of=as_of)
         reasons = {hold_id: hold.reason for hold_id, hold in holds.items()}
         reasons.update({r_id: r.reason for r_id, r in retentions.items()})
+        exempt = self.exemptions(rule, as_of=as_of)
         for guard in selection.guards:
-            yield GuardCount(guard.kind, guard.id, reasons.get(guard.id, ""),
-                             census.by_guard.get(guard.id, 0))
+            rows = census.by_guard.get(guard.id, 0)
+            found = exempt.get(guard.id)
+            if found is not None:
+                yield GuardCount("restore", guard.id, found.describe(), rows,
+                                 found.until.isoformat())
+                continue
+            yield GuardCount(guard.kind, guard.id, reasons.get(guard.id, ""), rows)
         for blocker in selection.blockers:
             yield GuardCount("blocker", blocker.id, "", census.by_guard.get(blocker.id, 0))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from retentiond.actions import action_for
 from retentiond.clock import SYSTEM_CLOCK, Clock
 from retentiond.errors import PolicyError, RetentionError, StoreError, StoreUnavailable
+from retentiond.holds.exemptions import StateExemptions
 from retentiond.holds.scope import StateHolds
 from retentiond.keyring import Keyring
 from retentiond.ledger.chain import AuditLedger
@@ -144,11 +145,14 @@ class Setup:
 
     def engine(self, policies: PolicySet, stores: Stores, state: StateDB | None = None, *,
                without: Collection[str] = ()) -> Engine:
-        """An Engine honouring the policy files' holds, and those placed at run time in ``state``.
+        """An Engine honouring the policy files' holds, those placed at run time in ``state``.
+
+        And the exemptions of rows restored from quarantine, kept in ``state`` too.
 
         ``without`` leaves runtime holds out, to preview what releasing them would free.
         """
-        sources = () if state is None else (StateHolds(state, policies, stores, without=without),)
+        sources = () if state is None else (StateHolds(state, policies, stores, without=without),
+                                            StateExemptions(state))
         return Engine(policies, stores, self.settings.defaults, hold_sources=sources)
 
     def leases(self, state: StateDB) -> Leases:

@@ -543,6 +543,11 @@ class Store(ABC):
         del table
         return []
 
+    def quarantined_keys(self, batch: QuarantineBatch) -> tuple[Key, ...]:
+        """The primary keys of a quarantined batch's rows, in key order; nothing is moved."""
+        del batch
+        raise _cannot(self.name, Capability.QUARANTINE)
+
     def restore(self, batch: QuarantineBatch) -> tuple[Key, ...]:
         """Move a quarantined batch back where it came from; the keys restored."""
         del batch

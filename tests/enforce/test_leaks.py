@@ -148,7 +148,8 @@ def scenario(setup, shelf):
     with pytest.raises(StoreError):
         setup.run("t-broken")
     first, *_ = shelf.get("app").quarantined()
-    quarantine.restore(shelf, setup.ledger, first.batch_id, "put back for the test")
+    quarantine.restore(shelf, setup.ledger, first.batch_id, "put back for the test",
+                       by="tester")
     setup.run("t-quarantine")
     quarantine.purge_due(shelf, setup.ledger, now=AS_OF + timedelta(days=400))
 

@@ -7,14 +7,20 @@ Tickets 1-9 are due at AS_OF, 10 and 11 are too young and 12 has no age.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, timedelta
 
 import pytest
 import sqlalchemy as sa
 from enforce_kit import AS_OF, Rig, at, stamp
+from sqlalchemy import Connection
 
 from retentiond import quarantine
-from retentiond.errors import StoreError
+from retentiond.errors import AuditError, PolicyError, StoreError, UnknownBatch
+from retentiond.holds.exemptions import StateExemptions
+from retentiond.ledger.chain import AuditLedger, Entry, Kind, Record
+from retentiond.publish.explain import explain
+from retentiond.run.enforce import recover
 from retentiond.stores.sql import SqlStoreSettings
 
 RULE = """\
@@ -95,7 +101,8 @@ def test_restore_puts_back_byte_identical_rows(tickets, rig):
     setup.run("tickets-quarantine")
     stores = setup.engine.stores
 
-    restored = [quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated")
+    restored = [quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated",
+                                   by="alice").keys
                 for batch in stores.get("app").quarantined()]
 
     assert (before, []) == (tickets.rows("tickets"), tickets.rows("retentiond_q_tickets"))
@@ -155,7 +162,7 @@ def test_a_table_with_a_generated_column_is_restored_exactly(db, rig):
     stores = setup.engine.stores
     (batch,) = stores.get("app").quarantined()
 
-    quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated")
+    quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated", by="alice")
 
     assert before == db.rows("tickets")
 
@@ -172,7 +179,7 @@ def test_a_table_with_an_always_generated_identity_key_is_restored_exactly(db, r
     stores = setup.engine.stores
     (batch,) = stores.get("app").quarantined()
 
-    quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated")
+    quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated", by="alice")
 
     assert before == db.rows("tickets")
 
@@ -229,7 +236,7 @@ def test_a_quarantine_table_made_before_keeps_its_index_and_restores_exactly(tic
     stores = setup.engine.stores
 
     for batch in stores.get("app").quarantined():
-        quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated")
+        quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated", by="alice")
 
     assert (before, []) == (tickets.rows("tickets"), tickets.rows("retentiond_q_tickets"))
     assert [("btree", ("_rtd_batch",))] == index_of(tickets, "retentiond_q_tickets")
@@ -252,7 +259,7 @@ def test_a_batch_whose_rows_disagree_on_when_they_moved_is_not_restored(tickets,
 
     with pytest.raises(StoreError, match=f"batch {batch.batch_id} holds 7 rows, not the 8 "
                                          "listed; nothing was done"):
-        quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated")
+        quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated", by="alice")
 
     assert ([10, 11, 12], shelf) == (ids(tickets), tickets.rows("retentiond_q_tickets"))
 
@@ -280,3 +287,211 @@ def test_purging_on_postgresql_lets_the_freed_pages_be_summarized_afresh(tickets
         after_purge = conn.execute(summarize).scalar_one()
     assert (0, 1) == (nothing_new, after_purge)
     assert [2, 4, 6, 8] == ids(tickets, "retentiond_q_tickets")
+
+
+def test_a_restored_batch_stays_restored_until_its_exemption_ends(tickets, rig, state):
+    """Restored rows are exempt from the rule that moved them through --until; then they go again.
+
+    Issue 15, item 4: the next run used to quarantine a restored batch straight back.
+    """
+    setup: Rig = rig(POLICY, holds=(StateExemptions(state),))
+    setup.run("tickets-quarantine")
+    stores = setup.engine.stores
+    for batch in stores.get("app").quarantined():
+        quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated", by="alice",
+                           until=date(2026, 4, 30), now=AS_OF + timedelta(days=1))
+
+    within = setup.run("tickets-quarantine", as_of=AS_OF + timedelta(days=2))
+    last_day = setup.run("tickets-quarantine", as_of=at(2026, 4, 30, 23).replace(tzinfo=UTC))
+    kept = ids(tickets)
+    after = setup.run("tickets-quarantine", as_of=at(2026, 5, 1).replace(tzinfo=UTC))
+
+    assert (0, 0, list(range(1, 13))) == (within.acted, last_day.acted, kept)
+    assert (9, [10, 11, 12]) == (after.acted, ids(tickets))
+
+
+def test_an_exemption_binds_only_the_rule_that_quarantined_the_rows(tickets, rig, state):
+    """Another quarantine rule on the same table still takes restored rows it selects."""
+    setup: Rig = rig(TWO_RULES, holds=(StateExemptions(state),))
+    setup.run("a-quarantine")
+    stores = setup.engine.stores
+    (batch,) = stores.get("app").quarantined()
+    quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated", by="alice",
+                       now=AS_OF)
+
+    again = setup.run("a-quarantine", as_of=AS_OF + timedelta(days=1))
+    other = setup.run("b-quarantine", as_of=AS_OF + timedelta(days=1))
+
+    assert (0, 4) == (again.acted, other.acted)
+    assert [1, 3, 5, 7, 9, 10, 11, 12] == ids(tickets)
+
+
+@pytest.mark.usefixtures("tickets")
+def test_a_restore_records_who_why_and_until_and_the_plan_shows_the_exemption(rig, state):
+    """The ledger's restore says who, why and until; the plan counts the exempt rows apart."""
+    setup: Rig = rig(POLICY, holds=(StateExemptions(state),))
+    setup.run("tickets-quarantine")
+    stores = setup.engine.stores
+    batch = max(stores.get("app").quarantined(), key=lambda b: b.rows)
+    quarantine.restore(stores, setup.ledger, batch.batch_id, "customer disputes", by="alice",
+                       until=date(2026, 4, 30), now=AS_OF)
+
+    plan = setup.engine.plan(setup.rule("tickets-quarantine"), as_of=AS_OF + timedelta(days=1))
+
+    restores = [(r.entry.kind.value, r.entry.body.get("by"), r.entry.body.get("reason"),
+                 r.entry.body.get("until")) for r in setup.ledger.records()
+                if r.entry.action == "restore"]
+    assert [("batch.intent", "alice", "customer disputes", "2026-04-30"),
+            ("batch.outcome", "alice", "customer disputes", "2026-04-30")] == restores
+    assert [("restore", f"restored-{batch.batch_id}", 7, "2026-04-30")] == [
+        (g.kind, g.id, g.rows, g.until) for g in plan.guards]
+    assert (7, 0) == (plan.census.held, plan.census.eligible)
+    assert "by alice" in plan.guards[0].reason
+    assert "customer disputes" in plan.guards[0].reason
+
+
+@pytest.mark.usefixtures("tickets")
+def test_a_batch_is_found_by_a_unique_prefix_of_its_id(rig):
+    """Four or more leading characters name a batch when no other batch starts with them."""
+    setup: Rig = rig(POLICY)
+    setup.run("tickets-quarantine")
+    stores = setup.engine.stores
+    first, second = stores.get("app").quarantined()
+    shortest = next(n for n in range(4, 37)
+                    if first.batch_id[:n] != second.batch_id[:n])
+
+    done = quarantine.restore(stores, setup.ledger, first.batch_id[:shortest], "wrongly isolated",
+                              by="alice")
+
+    assert (first.batch_id, first.rows) == (done.batch.batch_id, len(done.keys))
+
+
+def test_an_unknown_or_ambiguous_batch_is_refused_with_the_candidates(tickets, rig):
+    """No batch: says no store has it; a shared prefix lists the candidates; nothing moves."""
+    setup: Rig = rig(POLICY)
+    setup.run("tickets-quarantine")
+    stores = setup.engine.stores
+    for batch, new in zip(stores.get("app").quarantined(), ("abcd-1", "abcd-2"), strict=True):
+        tickets.run(f"UPDATE retentiond_q_tickets SET _rtd_batch = '{new}' "
+                    f"WHERE _rtd_batch = '{batch.batch_id}'")
+
+    with pytest.raises(UnknownBatch) as unknown:
+        quarantine.restore(stores, setup.ledger, "nope-nope", "x", by="alice")
+    with pytest.raises(UnknownBatch) as ambiguous:
+        quarantine.restore(stores, setup.ledger, "abcd", "x", by="alice")
+    with pytest.raises(UnknownBatch) as short:
+        quarantine.restore(stores, setup.ledger, "abc", "x", by="alice")
+
+    assert ("no quarantined batch 'nope-nope' in any store (app); list them with "
+            "'retentiond quarantine list'") == str(unknown.value)
+    assert ("batch 'abcd' is ambiguous: 2 quarantined batches start with it "
+            "(abcd-1, abcd-2); give more of the id") == str(ambiguous.value)
+    assert ("abcd-1", "abcd-2") == tuple(sorted(short.value.matches))
+    assert [10, 11, 12] == ids(tickets)
+    assert "abcd-2" == quarantine.restore(stores, setup.ledger, "abcd-2", "x",
+                                          by="alice").batch.batch_id
+
+
+def test_a_restore_without_who_or_with_a_past_date_is_refused(tickets, rig):
+    """Who restores must be known and --until lie ahead; the batch stays in quarantine."""
+    setup: Rig = rig(POLICY)
+    setup.run("tickets-quarantine")
+    stores = setup.engine.stores
+    batch = stores.get("app").quarantined()[0]
+
+    with pytest.raises(PolicyError) as refused:
+        quarantine.restore(stores, setup.ledger, batch.batch_id, "x", by=" ",
+                           until=date(2026, 1, 1), now=AS_OF)
+
+    assert ["who restores the batch is unknown", "--until 2026-01-01 has already passed"] == [
+        p.what for p in refused.value.problems]
+    assert [10, 11, 12] == ids(tickets)
+
+
+@pytest.mark.usefixtures("tickets")
+def test_explain_says_a_restored_row_is_exempt_who_restored_it_why_and_until(rig, state):
+    """explain: a restored ticket is exempt from its rule until the date, then due again."""
+    setup: Rig = rig(POLICY, holds=(StateExemptions(state),))
+    setup.run("tickets-quarantine")
+    stores = setup.engine.stores
+    for batch in stores.get("app").quarantined():
+        quarantine.restore(stores, setup.ledger, batch.batch_id, "customer disputes",
+                           by="alice", until=date(2026, 4, 30), now=AS_OF)
+
+    (now,) = explain(setup.engine, store="app", table="tickets", key=(1,),
+                     as_of=AS_OF + timedelta(days=1)).verdicts
+    (later,) = explain(setup.engine, store="app", table="tickets", key=(1,),
+                       as_of=at(2026, 5, 1).replace(tzinfo=UTC)).verdicts
+
+    (protection,) = now.protected_by
+    assert ("exempt", "restore", at(2026, 5, 1).replace(tzinfo=UTC)) == (
+        now.decision, protection.kind, protection.until)
+    assert "by alice" in now.reason
+    assert "customer disputes" in now.reason
+    assert "exempt until 2026-04-30" in now.reason
+    assert ("act", ()) == (later.decision, later.protected_by)
+
+
+class OutcomeLost(AuditLedger):
+    """A ledger that cannot write a restore's outcome: the process died after the store's work."""
+
+    def append(self, entry: Entry, *, along: Callable[[Connection], object] | None = None,
+               ) -> Record:
+        """Append, but fail on a restore's outcome (nothing of it is written)."""
+        if entry.kind is Kind.OUTCOME and entry.action == "restore":
+            raise AuditError("cannot write the ledger: the state database went away")
+        return super().append(entry, along=along)
+
+
+def test_a_restore_interrupted_before_its_outcome_is_exempt_once_settled(tickets, rig, state):
+    """Recovery finds the batch restored, writes its outcome and its exemption together."""
+    setup: Rig = rig(POLICY, holds=(StateExemptions(state),))
+    setup.run("tickets-quarantine")
+    stores = setup.engine.stores
+    batch = max(stores.get("app").quarantined(), key=lambda b: b.rows)
+    with pytest.raises(AuditError):
+        quarantine.restore(stores, OutcomeLost(state), batch.batch_id, "customer disputes",
+                           by="alice", until=date(2026, 4, 30), now=AS_OF)
+
+    settled = recover(setup.engine, setup.ledger, rule="tickets-quarantine")
+    again = setup.run("tickets-quarantine", as_of=AS_OF + timedelta(days=1))
+
+    assert ([batch.batch_id], 0) == (settled, again.acted)
+    assert [1, 2, 3, 4, 5, 6, 7, 10, 11, 12] == ids(tickets)
+    assert [("applied", "alice", "2026-04-30")] == [
+        (body["status"], body["by"], body["until"]) for body in setup.outcomes(status=None)
+        if body.get("op") == "restore"]
+
+
+LINES = """\
+rules:
+  - id: lines-quarantine
+    description: Order lines are isolated after 12 months.
+    store: app
+    table: order_lines
+    age: {column: created_at, older_than: 12 months}
+    action: {type: quarantine, release_after: 6 months}
+    batch_size: 2000
+"""
+
+
+def test_a_restored_batch_of_a_composite_key_table_stays_restored(db, rig, state):
+    """1,500 restored (order, line) keys, each order its own: exempt on every backend.
+
+    SQLite refuses an expression over 1,000 terms deep: the keys are listed per line
+    number (one group), not per order (1,500 groups).
+    """
+    db.run(f"CREATE TABLE order_lines (order_id INTEGER NOT NULL, line_no INTEGER NOT NULL, "
+           f"created_at {stamp(db.kind)}, PRIMARY KEY (order_id, line_no))")
+    db.insert("order_lines", [{"order_id": n, "line_no": 1, "created_at": at(2024, 1, 1)}
+                        for n in range(1, 1501)])
+    setup: Rig = rig(LINES, holds=(StateExemptions(state),))
+    setup.run("lines-quarantine")
+    stores = setup.engine.stores
+    (batch,) = stores.get("app").quarantined()
+    quarantine.restore(stores, setup.ledger, batch.batch_id, "wrongly isolated", by="alice",
+                       now=AS_OF)
+
+    again = setup.run("lines-quarantine", as_of=AS_OF + timedelta(days=1))
+
+    assert (1500, 0, 1500) == (batch.rows, again.acted, len(db.rows("order_lines")))

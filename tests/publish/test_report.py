@@ -194,3 +194,28 @@ def test_ledger_text_is_shown_as_text_never_as_markup(ledger):
     # hold's id, case and reason; the hold event's hold; the problem's rule and its error;
     # the run's rule in the list of runs.
     assert 11 == shown.count(MARKUP)
+
+
+def test_the_report_shows_who_restored_a_batch_why_and_until_when(ledger):
+    """A restore in the period is listed with who restored it, why and its exemption's end.
+
+    Issue 15, item 4: the report did not show restore reasons, and restores recorded no one.
+    """
+    ledger.append(Entry(Kind.OUTCOME, run_id="r1", rule="tickets-quarantine", store="app",
+                        table="tickets", action="quarantine", batch_id="batch-1",
+                        body={"status": "applied", "count": 229, "keys": [],
+                              "release_at": "2027-01-01T00:00:00+00:00"}))
+    ledger.append(Entry(Kind.OUTCOME, run_id="r2", rule="tickets-quarantine", store="app",
+                        table="tickets", action="restore", batch_id="batch-1",
+                        body={"op": "restore", "status": "applied", "count": 229, "keys": [],
+                              "reason": "customer disputes", "by": "alice",
+                              "until": "2026-04-30"}))
+
+    page = render_report(build_report(ledger, load_policies(ROOT / "policies"), Window()))
+
+    rows = [e for e in elements(page) if e.get("data-restore")]
+    shown = [t for t in texts(page) if t.strip()]
+    start = shown.index("Exempt from its rule until")
+    assert ["batch-1"] == [e["data-restore"] for e in rows]
+    assert ["batch-1", "tickets-quarantine", "229"] == shown[start + 1:start + 4]
+    assert ["alice", "customer disputes", "2026-04-30"] == shown[start + 5:start + 8]

@@ -138,8 +138,10 @@ def test_opening_an_older_revision_is_refused_with_the_fix(state_url, tmp_path):
 def test_a_revision_newer_than_this_retentiond_is_refused(state_url):
     """A database a newer retentiond upgraded is neither used nor 'upgraded' back."""
     StateDB(state_url).close()
-    set_revision(state_url, "3")
-    newer = (f"the state database {masked_url(sa.make_url(state_url))} is at schema revision 3, "
+    later = str(int(SCHEMA_REVISION) + 1)
+    set_revision(state_url, later)
+    newer = (f"the state database {masked_url(sa.make_url(state_url))} is at schema revision "
+             f"{later}, "
              f"which this retentiond (revision {SCHEMA_REVISION}) does not know: upgrade "
              "retentiond")
 

@@ -14,6 +14,8 @@ from retentiond.ledger.state import SCHEMA_REVISION, VERSION_TABLE, StateDB
 from retentiond.settings import masked_url
 
 WANTED = SCHEMA_REVISION
+LATER = str(int(SCHEMA_REVISION) + 1)
+"""A revision only a newer retentiond would know."""
 UPGRADE = "run 'retentiond state upgrade' as its owner"
 
 
@@ -74,7 +76,7 @@ def test_a_newer_schema_is_one_error_line(state_url, tmp_path):
     StateDB(state_url).close()
     engine = sa.create_engine(state_url, poolclass=sa.NullPool)
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = '3'")
+        conn.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = '{LATER}'")
     engine.dispose()
     site = config(tmp_path, state_url)
     where = masked_url(sa.make_url(state_url))
@@ -82,10 +84,12 @@ def test_a_newer_schema_is_one_error_line(state_url, tmp_path):
     upgrading = said(cli(site, "state", "upgrade"))
     status = said(cli(site, "state", "status"))
 
-    assert (2, [], [f"error: audit ledger: the state database {where} is at schema revision 3, "
+    assert (2, [], [f"error: audit ledger: the state database {where} is at schema revision "
+                    f"{LATER}, "
                     f"which this retentiond (revision {WANTED}) does not know: upgrade "
                     "retentiond"], False) == upgrading
-    assert (1, [f"state database at revision 3, newer than this retentiond knows ({WANTED}): "
+    assert (1, [f"state database at revision {LATER}, newer than this retentiond knows "
+                f"({WANTED}): "
                 "upgrade retentiond"], [], False) == status
 
 

@@ -37,6 +37,10 @@ class Shelves:
                 self._engines.for_writes().connect() as connection:
             return list_batches(connection, self._engines.settings.quarantine_prefix, table)
 
+    def keys(self, batch: QuarantineBatch) -> tuple[Key, ...]:
+        """The primary keys of the batch's rows, in key order, read in one transaction."""
+        return self._on_shelf(batch, "read", _keys_of)
+
     def restore(self, batch: QuarantineBatch) -> tuple[Key, ...]:
         """Put a quarantined batch back into its table, exactly as it was, in one transaction."""
         return self._on_shelf(batch, "restore", restore_batch)
@@ -89,6 +93,11 @@ def _keys(connection: Connection, source: Reflected, shelf: sa.Table,
     columns = [shelf.c[c] for c in source.schema.primary_key]
     query = sa.select(*columns).where(_rows(shelf, batch)).order_by(*columns)
     return [tuple(row) for row in connection.execute(query)]
+
+
+def _keys_of(connection: Connection, source: Reflected, shelf: sa.Table,
+             batch: QuarantineBatch) -> tuple[Key, ...]:
+    return tuple(_keys(connection, source, shelf, batch))
 
 
 def _rows(shelf: sa.Table, batch: QuarantineBatch) -> sa.ColumnElement[bool]:

@@ -177,6 +177,10 @@ class SqlStore(Store):
         """Every batch in quarantine (of ``table``, or of every table), oldest first."""
         return self._shelves.batches(table)
 
+    def quarantined_keys(self, batch: QuarantineBatch) -> tuple[Key, ...]:
+        """The primary keys of a quarantined batch's rows, in key order; nothing is moved."""
+        return self._shelves.keys(batch)
+
     def restore(self, batch: QuarantineBatch) -> tuple[Key, ...]:
         """Put a quarantined batch back into its table, exactly as it was, in one transaction."""
         return self._shelves.restore(batch)
