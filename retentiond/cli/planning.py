@@ -87,10 +87,11 @@ def show_plan(app: App, rule_ids: tuple[str, ...], as_of_text: str | None, *,
                       "(nothing is released by this plan)")
         out.print(plan_table(plans), crop=False)
         for plan in plans:
-            out.print(plan_details(plan))
+            # Lines are never broken into ids: the terminal wraps them, a pipe keeps them whole.
+            out.print(plan_details(plan), soft_wrap=True)
             for effect in (e for e in effects if e.rule == plan.rule.id):
                 out.print(f"  released {effect.hold} (preview): it keeps {effect.keeps:,} "
-                          f"rows now; {effect.freed:,} more would be acted on")
+                          f"rows now; {effect.freed:,} more would be acted on", soft_wrap=True)
     failed = [p for p in plans if p.error]
     for plan in failed:
         click.echo(f"error: rule {plan.rule.id}: {plan.error}", err=True)
