@@ -470,9 +470,8 @@ class Daemon:
             return
         try:
             with leases.hold(PURGE_JOB) as taken:
-                if taken:
-                    quarantine.purge_due(runtime.stores, ledger, now=self._clock.now(),
-                                         only={rule.store for rule in runtime.policies.rules})
+                if taken:  # every store: a batch outlives the rule that moved it
+                    quarantine.purge_due(runtime.stores, ledger, now=self._clock.now())
         except RetentionError as exc:  # a broken lease included
             log.error("quarantine.purge_failed", error=redact(str(exc)))
 

@@ -414,3 +414,4 @@ def test_run_once_leaves_alone_a_store_no_rule_uses(tmp_path):
 
     assert 0 == done.returncode, done.stderr
     assert [] == [line for line in done.stderr.splitlines() if "archive" in line]
+
