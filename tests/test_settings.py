@@ -258,7 +258,8 @@ def test_password_credential_without_credentials_directory_is_a_config_error():
 
     assert (
         "password_credential 'app-db' is set but $CREDENTIALS_DIRECTORY is not",
-        "run under systemd with LoadCredential=, or use password_file",
+        "run under systemd with LoadCredential=; outside it, set CREDENTIALS_DIRECTORY to a "
+        "directory holding the file 'app-db' (see deploy/README.md); or use password_file",
     ) == (caught.value.what, caught.value.fix)
 
 
