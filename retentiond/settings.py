@@ -284,7 +284,7 @@ def load_settings(config: Path | None = None) -> Settings:
             ("" if hint is None else f"did you mean {hint!r}? ")
             + "fix the setting in the config file or the RETENTIOND_* environment",
             file=toml_file,
-            line=setting_lines(toml_file).get(located) if toml_file is not None else None,
+            line=setting_line(setting_lines(toml_file), *located) if toml_file else None,
         ) from None
     return Settings.model_validate(loaded.model_dump())
 
