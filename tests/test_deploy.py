@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import itertools
 import os
 import re
@@ -267,11 +268,19 @@ def replaced(text: str, changes: dict[str, str]) -> str:
 
 @pytest.fixture
 def deploy_servers(_admins, tmp_path):
-    """The PostgreSQL and MariaDB servers the shipped config's two stores stand for."""
-    from conftest import Server, _admin  # noqa: PLC0415 - the suite's own server helpers
+    """The PostgreSQL and MariaDB servers the shipped config's two stores stand for.
 
-    made = {kind: Server(kind, _admin(_admins, kind), tmp_path) for kind in ("postgresql",
-                                                                            "mariadb")}
+    Made with the suite's own helpers of tests/conftest.py, loaded by path: the module name
+    ``conftest`` may be another directory's when several are collected.
+    """
+    spec = importlib.util.spec_from_file_location("suite_conftest",
+                                                  Path(__file__).with_name("conftest.py"))
+    assert spec is not None
+    assert spec.loader is not None
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    made = {kind: suite.Server(kind, suite._admin(_admins, kind), tmp_path)
+            for kind in ("postgresql", "mariadb")}
     yield made
     for server in made.values():
         server.drop_all()
