@@ -2,10 +2,10 @@
 
 Checked: the store is configured and reachable (its problems are the config's, at
 ``[stores.NAME]`` when the caller says where that is), the table exists (else the nearest
-spelling the store has is suggested) and has a primary key, every
-named column exists, age columns hold dates or times, filter values fit their columns, and each
-action's options fit the table (types, lengths, nullability, uniqueness).  Every problem is
-reported with the file and line of the key it concerns; nothing is written anywhere.
+spelling the store has is suggested) and has a primary key, every named column exists, age
+columns hold dates or times, filter values fit their columns, and each action's options fit
+the table (types, lengths, nullability, uniqueness).  Every problem is reported with the file
+and line of the key it concerns; nothing is written anywhere.
 """
 
 from __future__ import annotations
