@@ -22,6 +22,7 @@ from retentiond.errors import PolicyError, Problem
 from retentiond.policy.checks import cross_check
 from retentiond.policy.model import Hold, PolicyFile, PolicySet, Retention, Rule, Source
 from retentiond.policy.screen import Refusal, screened
+from retentiond.policy.strict import SUGGESTION
 
 PATTERNS = ("*.yaml", "*.yml")
 _KINDS = {"rules": "rule", "holds": "hold", "retain": "retention"}
@@ -229,7 +230,9 @@ def _explain(error: Any, node: Any, trail: list[str]) -> tuple[str, str]:  # noq
         return ("an empty filter would match every record",
                 "remove 'where' or give it at least one condition")
     if kind == "extra_forbidden":
-        return f"unknown key {field!r}", "remove it or correct its spelling"
+        hint = error.get("ctx", {}).get(SUGGESTION)
+        return f"unknown key {field!r}", (f"did you mean {hint!r}? correct its spelling" if hint
+                                          else "remove it or correct its spelling")
     if kind == "missing":
         return f"{field!r} is missing", f"add '{field}:'"
     if kind == "too_short" and "where" in trail:
