@@ -10,7 +10,7 @@ and line of the key it concerns; nothing is written anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import date, datetime
 
 from retentiond.actions import action_for
@@ -31,14 +31,15 @@ _TIME_KINDS = {ColumnKind.DATE, ColumnKind.DATETIME}
 
 def validate_live(
     policies: PolicySet, stores: Stores, *, pseudonym_key: bool = True,
-    store_problem: StoreProblem | None = None,
+    store_problem: StoreProblem | None = None, away: Collection[str] = (),
 ) -> list[Problem]:
     """Every problem of the policy set against the live stores (empty when all is well).
 
     ``pseudonym_key`` says whether settings name a pseudonym key; without one, every
     pseudonymize rule is a problem (it could never run).  A store that cannot be opened or
     reached is one problem made by ``store_problem`` (at the config's ``[stores.NAME]``); without
-    it, at the first entry's ``store`` key.
+    it, at the first entry's ``store`` key.  Entries on the stores named in ``away`` (known to
+    be unreachable: a run records their rules as failed) are not checked.
     """
     problems = [] if pseudonym_key else _keyless(policies)
     failed: set[str] = set()
@@ -56,7 +57,7 @@ def validate_live(
                                                 f"(configured: {known})",
                                     f"add [stores.{entry.store}] to the config file"))
             continue
-        if entry.store in failed:
+        if entry.store in failed or entry.store in away:
             continue
         try:
             store = stores.get(entry.store)

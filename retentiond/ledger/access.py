@@ -35,6 +35,8 @@ DAEMON_PRIVILEGES: tuple[tuple[str, str, str | None], ...] = (
     ("holds", "UPDATE", "released_at"),
     ("holds", "UPDATE", "released_by"),
     ("holds", "UPDATE", "release_reason"),
+    ("restore_exemptions", "SELECT", None),
+    ("restore_exemptions", "INSERT", None),
     ("retentiond_meta", "SELECT", None),
     (VERSION_TABLE, "SELECT", None),
 )

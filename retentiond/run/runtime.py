@@ -92,11 +92,7 @@ class Setup:
         policies = self.policies() if policies is None else policies
         problems = validate_live(policies, stores,
                                  pseudonym_key=self.settings.pseudonymize.key_id is not None,
-                                 store_problem=self._store_problem)
-        if away:
-            store_of = {entry.id: entry.store for entries in (
-                policies.rules, policies.holds, policies.retentions) for entry in entries}
-            problems = [p for p in problems if store_of.get(p.subject or "") not in away]
+                                 store_problem=self._store_problem, away=away)
         if problems:
             raise PolicyError(problems)
         return policies

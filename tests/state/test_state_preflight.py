@@ -28,7 +28,7 @@ from state_kit import (
     store,
 )
 
-from retentiond.ledger.state import StateDB
+from retentiond.ledger.state import SCHEMA_REVISION, StateDB
 
 RUN_CLI = "import sys; from retentiond.cli import main; main()"
 
@@ -126,8 +126,9 @@ def test_an_older_schema_revision_is_an_error(tmp_path):
     result = cli(path, "validate")
 
     assert (2, [f"error: {path}:2: the state database sqlite:///{tmp_path}/state.db is at "
-                "schema revision 1; this retentiond needs 2; run 'retentiond state upgrade' as "
-                "its owner", "1 problem(s); nothing was run"], False) == errors(result)
+                "schema revision 1; this retentiond needs "
+                f"{SCHEMA_REVISION}; run 'retentiond state upgrade' as its owner",
+                "1 problem(s); nothing was run"], False) == errors(result)
 
 
 @ROLE_BACKENDS
@@ -140,7 +141,8 @@ def test_the_auditor_role_is_refused_for_a_run_and_told_what_to_grant(roles, tmp
 
     assert (2, [f"error: {path}:2: role {roles.name('auditor')} lacks INSERT on audit_log, "
                 "INSERT on holds, UPDATE on holds(released_at), UPDATE on holds(released_by), "
-                "UPDATE on holds(release_reason), SELECT on retentiond_meta in the state "
+                "UPDATE on holds(release_reason), INSERT on restore_exemptions, SELECT on "
+                "retentiond_meta in the state "
                 f"database {roles.auditor.replace(':pw@', ':***@')}; grant them as the owner "
                 "with deploy/state-roles.sql (see deploy/README.md, 'PostgreSQL: three roles')",
                 "1 problem(s); nothing was run"], False) == errors(result)
