@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from retentiond.errors import PolicyError, Problem
 from retentiond.policy.checks import cross_check
 from retentiond.policy.model import Hold, PolicyFile, PolicySet, Retention, Rule, Source
-from retentiond.policy.screen import Refusal, screened
+from retentiond.policy.screen import Refusal, decoded, loaded
 
 PATTERNS = ("*.yaml", "*.yml")
 _KINDS = {"rules": "rule", "holds": "hold", "retain": "retention"}
@@ -71,40 +70,9 @@ def _policy_files(directory: Path) -> list[Path]:
 
 
 def _load_file(path: Path, problems: list[Problem]) -> tuple[PolicyFile, CommentedMap] | None:
-    try:
-        content = screened(path.read_bytes())
-    except OSError as exc:
-        problems.append(Problem(path, None, None, f"cannot read: {exc.strerror}",
-                                "check the file and its permissions"))
-        return None
-    if isinstance(content, Refusal):
-        problems.append(Problem(path, content.line, None, content.what, content.fix))
-        return None
-    try:
-        raw = YAML(typ="rt").load(content)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = min(mark.line + 1, max(content.count("\n"), 1)) if mark is not None else None
-        what = (exc.problem or exc.context or "invalid YAML").strip()
-        fix = ("remove or rename one of the duplicate keys" if "duplicate key" in what
-               else "fix the YAML syntax")
-        problems.append(Problem(path, line, None, f"YAML: {what}", fix))
-        return None
-    except ValueError as exc:  # ruamel builds dates itself and lets 2027-02-30 escape
-        line, written = _bad_date(content)
-        problems.append(Problem(path, line, None, f"YAML: {written or 'a date'}: {exc}",
-                                "write a real calendar date as YYYY-MM-DD"))
-        return None
-    except YAMLError as exc:  # the text is in memory: no OSError or decoding error here
-        problems.append(Problem(path, None, None, f"cannot read: {exc}", "fix the file"))
-        return None
-    if raw is None:
-        problems.append(Problem(path, 1, None, "the file is empty",
-                                "add rules, holds or retain entries, or remove the file"))
-        return None
-    if not isinstance(raw, CommentedMap):
-        problems.append(Problem(path, 1, None, "a policy file must be a mapping",
-                                "start with 'rules:', 'holds:' or 'retain:'"))
+    raw = _document(path)
+    if isinstance(raw, Problem):
+        problems.append(raw)
         return None
     try:
         parsed = PolicyFile.model_validate(plain(raw))
@@ -116,6 +84,41 @@ def _load_file(path: Path, problems: list[Problem]) -> tuple[PolicyFile, Comment
                                 "add rules, holds or retain entries, or remove the file"))
         return None
     return parsed, raw
+
+
+def _document(path: Path) -> CommentedMap | Problem:
+    """The file's YAML mapping, read once and screened on the way, or what is wrong with it."""
+    try:
+        content = decoded(path.read_bytes())
+    except OSError as exc:
+        return Problem(path, None, None, f"cannot read: {exc.strerror}",
+                       "check the file and its permissions")
+    if isinstance(content, Refusal):
+        return Problem(path, content.line, None, content.what, content.fix)
+    try:
+        raw = loaded(content)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = min(mark.line + 1, max(content.count("\n"), 1)) if mark is not None else None
+        what = (exc.problem or exc.context or "invalid YAML").strip()
+        fix = ("remove or rename one of the duplicate keys" if "duplicate key" in what
+               else "fix the YAML syntax")
+        return Problem(path, line, None, f"YAML: {what}", fix)
+    except ValueError as exc:  # ruamel builds dates itself and lets 2027-02-30 escape
+        line, written = _bad_date(content)
+        return Problem(path, line, None, f"YAML: {written or 'a date'}: {exc}",
+                       "write a real calendar date as YYYY-MM-DD")
+    except YAMLError as exc:  # the text is in memory: no OSError or decoding error here
+        return Problem(path, None, None, f"cannot read: {exc}", "fix the file")
+    if isinstance(raw, Refusal):
+        return Problem(path, raw.line, None, raw.what, raw.fix)
+    if raw is None:
+        return Problem(path, 1, None, "the file is empty",
+                       "add rules, holds or retain entries, or remove the file")
+    if not isinstance(raw, CommentedMap):
+        return Problem(path, 1, None, "a policy file must be a mapping",
+                       "start with 'rules:', 'holds:' or 'retain:'")
+    return raw
 
 
 _DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
