@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from retentiond.errors import PolicyError, Problem
 from retentiond.policy.checks import cross_check
@@ -108,6 +109,11 @@ def _document(path: Path) -> CommentedMap | Problem:
         line, written = _bad_date(content)
         return Problem(path, line, None, f"YAML: {written or 'a date'}: {exc}",
                        "write a real calendar date as YYYY-MM-DD")
+    except ReaderError as exc:  # control characters: YAML text may not hold them raw
+        line = content.count("\n", 0, max(exc.position, 0)) + 1
+        return Problem(path, line, None,
+                       f"YAML: the character U+{exc.character:04X} is not allowed in YAML text",
+                       'remove it, or write it as an escape in double quotes ("\\x07")')
     except YAMLError as exc:  # the text is in memory: no OSError or decoding error here
         return Problem(path, None, None, f"cannot read: {exc}", "fix the file")
     if isinstance(raw, Refusal):

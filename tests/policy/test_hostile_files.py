@@ -49,6 +49,8 @@ HOSTILE = {
         (ROW + "    where: {column: customer_id, op: in, value: ["
          + ", ".join(str(i) for i in range(70000)) + "]}\n").encode(), 8,
         "70,000 values in one list, over the limit of 1,000"),
+    "a control character": (b"rules:\n  - id: r\x07\n", 2,
+                            "the character U+0007 is not allowed in YAML text"),
     "a file over 1 MiB": ((ROW + "#" * (1024 * 1024) + "\n").encode(), None,
                           "over the limit of 1,048,576"),
 }
