@@ -99,12 +99,7 @@ def _document(path: Path) -> CommentedMap | Problem:
     try:
         raw = loaded(content)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = min(mark.line + 1, max(content.count("\n"), 1)) if mark is not None else None
-        what = (exc.problem or exc.context or "invalid YAML").strip()
-        fix = ("remove or rename one of the duplicate keys" if "duplicate key" in what
-               else "fix the YAML syntax")
-        return Problem(path, line, None, f"YAML: {what}", fix)
+        return _syntax_problem(path, content, exc)
     except ValueError as exc:  # ruamel builds dates itself and lets 2027-02-30 escape
         line, written = _bad_date(content)
         return Problem(path, line, None, f"YAML: {written or 'a date'}: {exc}",
@@ -125,6 +120,17 @@ def _document(path: Path) -> CommentedMap | Problem:
         return Problem(path, 1, None, "a policy file must be a mapping",
                        "start with 'rules:', 'holds:' or 'retain:'")
     return raw
+
+
+def _syntax_problem(path: Path, content: str, exc: MarkedYAMLError) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    line = min(mark.line + 1, max(content.count("\n"), 1)) if mark is not None else None
+    what = (exc.problem or exc.context or "invalid YAML").strip()
+    duplicate = _DUPLICATE.match(what)  # the message quotes both values, aliases expanded
+    if duplicate:
+        what = f"found duplicate key {_shown(duplicate.group(1))}"
+    fix = "remove or rename one of the duplicate keys" if duplicate else "fix the YAML syntax"
+    return Problem(path, line, None, f"YAML: {_brief(what)}", fix)
 
 
 _DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
@@ -180,7 +186,30 @@ def _problems_from(path: Path, raw: CommentedMap, exc: ValidationError) -> Itera
     for error in exc.errors():
         node, line, trail = _locate(raw, error["loc"])
         subject = _subject(raw, error["loc"])
-        yield Problem(path, line, subject, *_explain(error, node, trail))
+        what, fix = _explain(error, node, trail)
+        yield Problem(path, line, subject, _brief(what), fix)
+
+
+_DUPLICATE = re.compile(r'^found duplicate key "(.*?)" with value ', re.DOTALL)
+_LONG_QUOTED = (re.compile(r"'([^'\n]{40})[^'\n]{20,}'"), re.compile(r'"([^"\n]{40})[^"\n]{20,}"'))
+_LONGEST = 300
+_ID_LENGTH = 80
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a message, cut short when long."""
+    return repr(text) if len(text) <= _LONGEST // 5 else repr(text[:_LONGEST // 5]) + "..."
+
+
+def _brief(text: str) -> str:
+    """A message part that fits on a line a person reads: long quoted values cut short.
+
+    Messages quote what the file says, and a hostile file says 70,000 characters at once.
+    """
+    for pattern in _LONG_QUOTED:
+        text = pattern.sub(lambda match: f"{match.group(0)[0]}{match.group(1)}...", text)
+    text = " ".join(text.split())  # never more than one line
+    return text if len(text) <= _LONGEST else text[:_LONGEST] + "..."
 
 
 def _locate(raw: CommentedMap, loc: tuple[Any, ...]) -> tuple[Any, int, list[str]]:
@@ -224,7 +253,8 @@ def _subject(raw: CommentedMap, loc: tuple[Any, ...]) -> str | None:
         entries = raw.get(loc[0])
         if isinstance(entries, CommentedSeq) and loc[1] < len(entries):
             entry = entries[loc[1]]
-            if isinstance(entry, CommentedMap) and isinstance(entry.get("id"), str):
+            named = isinstance(entry, CommentedMap) and isinstance(entry.get("id"), str)
+            if named and 0 < len(entry["id"]) <= _ID_LENGTH:  # a longer one is no id
                 return str(entry["id"])
         return f"{_KINDS[loc[0]]} #{loc[1] + 1}"
     return None
