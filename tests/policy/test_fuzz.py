@@ -46,7 +46,7 @@ from ruamel.yaml import YAML
 from retentiond.cli import main
 
 LONG = os.environ.get("RETENTIOND_FUZZ", "")
-EXAMPLES = (int(LONG) if LONG.isdigit() and int(LONG) > 1 else 5000) if LONG else 200
+EXAMPLES = (int(LONG) if LONG.isdigit() and int(LONG) > 1 else 5000) if LONG else 300
 SUBPROCESS_EXAMPLES = 40 if LONG else 4
 BOUND = 20.0
 """Seconds one command may take on one generated file (the hostile ones took over 60 s)."""
@@ -337,7 +337,8 @@ def retentions(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def documents(draw: st.DrawFn) -> dict[str, Any]:
     """A policy file's content: rules, holds and retentions, each with its own id."""
-    document = {"rules": draw(st.lists(rules(), min_size=1, max_size=4))}
+    count = draw(st.sampled_from([1, 1, 1, 2, 3, 4]))
+    document = {"rules": draw(st.lists(rules(), min_size=count, max_size=count))}
     document.update(draw(st.fixed_dictionaries({}, optional={
         "holds": st.lists(holds(), max_size=2), "retain": st.lists(retentions(), max_size=2)})))
     for key, entries in document.items():
