@@ -110,7 +110,7 @@ def _document(path: Path) -> CommentedMap | Problem:
                        f"YAML: the character U+{exc.character:04X} is not allowed in YAML text",
                        'remove it, or write it as an escape in double quotes ("\\x07")')
     except YAMLError as exc:  # the text is in memory: no OSError or decoding error here
-        return Problem(path, None, None, f"cannot read: {exc}", "fix the file")
+        return Problem(path, None, None, f"cannot read: {_brief(str(exc))}", "fix the file")
     if isinstance(raw, Refusal):
         return Problem(path, raw.line, None, raw.what, raw.fix)
     if raw is None:
@@ -208,7 +208,9 @@ def _brief(text: str) -> str:
     """
     for pattern in _LONG_QUOTED:
         text = pattern.sub(lambda match: f"{match.group(0)[0]}{match.group(1)}...", text)
-    text = " ".join(text.split())  # never more than one line
+    text = " ".join(part.strip() for part in text.splitlines())  # one line
+    text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode()
+                   for char in text)  # no line breaks, no terminal escapes from the file
     return text if len(text) <= _LONGEST else text[:_LONGEST] + "..."
 
 
@@ -254,7 +256,7 @@ def _subject(raw: CommentedMap, loc: tuple[Any, ...]) -> str | None:
         if isinstance(entries, CommentedSeq) and loc[1] < len(entries):
             entry = entries[loc[1]]
             named = isinstance(entry, CommentedMap) and isinstance(entry.get("id"), str)
-            if named and 0 < len(entry["id"]) <= _ID_LENGTH:  # a longer one is no id
+            if named and 0 < len(entry["id"]) <= _ID_LENGTH and entry["id"].isprintable():
                 return str(entry["id"])
         return f"{_KINDS[loc[0]]} #{loc[1] + 1}"
     return None

@@ -523,6 +523,7 @@ def check_validate(outcome: Outcome) -> None:
               if not line.startswith(("error: ", "warning: ")) and not COUNT.match(line)]
     assert [] == others, shown
     assert all(len(line) <= LONGEST_LINE for line in lines), max(lines, key=len)[:3000]
+    assert all(line.isprintable() for line in lines), shown  # no terminal escapes
     if outcome.code == 0:
         assert outcome.stdout.startswith("ok: "), shown
         assert [] == errors, shown

@@ -57,6 +57,12 @@ HOSTILE = {
     "a 70,000-character id": (
         RULE.format(period="1 day", zone="").replace("r1", "R" * 70000).encode(), 2,
         "rule #1: id: 'RRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRR... is not an id"),
+    "an id with a line break and a terminal escape": (
+        RULE.format(period="1 day", zone="").replace("r1", '"a\\nb\\e[31m"').encode(), 2,
+        "rule #1: id: 'a\\nb\\x1b[31m' is not an id"),
+    "a key with a line break and a terminal escape": (
+        (ROW + '    subjects: {"k\\n\\e[31m": "bad col"}\n').encode(), 8,
+        "r1: k \\x1b[31m: 'bad col' is not a plain identifier"),
     "a file over 1 MiB": ((ROW + "#" * (1024 * 1024) + "\n").encode(), None,
                           "over the limit of 1,048,576"),
 }
