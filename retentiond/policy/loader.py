@@ -22,6 +22,7 @@ from retentiond.errors import PolicyError, Problem
 from retentiond.policy.checks import cross_check
 from retentiond.policy.model import Hold, PolicyFile, PolicySet, Retention, Rule, Source
 from retentiond.policy.screen import Refusal, decoded, loaded
+from retentiond.policy.wording import brief, shown
 
 PATTERNS = ("*.yaml", "*.yml")
 _KINDS = {"rules": "rule", "holds": "hold", "retain": "retention"}
@@ -110,7 +111,7 @@ def _document(path: Path) -> CommentedMap | Problem:
                        f"YAML: the character U+{exc.character:04X} is not allowed in YAML text",
                        'remove it, or write it as an escape in double quotes ("\\x07")')
     except YAMLError as exc:  # the text is in memory: no OSError or decoding error here
-        return Problem(path, None, None, f"cannot read: {_brief(str(exc))}", "fix the file")
+        return Problem(path, None, None, f"cannot read: {brief(str(exc))}", "fix the file")
     if isinstance(raw, Refusal):
         return Problem(path, raw.line, None, raw.what, raw.fix)
     if raw is None:
@@ -128,9 +129,9 @@ def _syntax_problem(path: Path, content: str, exc: MarkedYAMLError) -> Problem:
     what = (exc.problem or exc.context or "invalid YAML").strip()
     duplicate = _DUPLICATE.match(what)  # the message quotes both values, aliases expanded
     if duplicate:
-        what = f"found duplicate key {_shown(duplicate.group(1))}"
+        what = f"found duplicate key {shown(duplicate.group(1))}"
     fix = "remove or rename one of the duplicate keys" if duplicate else "fix the YAML syntax"
-    return Problem(path, line, None, f"YAML: {_brief(what)}", fix)
+    return Problem(path, line, None, f"YAML: {brief(what)}", fix)
 
 
 _DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
@@ -187,31 +188,11 @@ def _problems_from(path: Path, raw: CommentedMap, exc: ValidationError) -> Itera
         node, line, trail = _locate(raw, error["loc"])
         subject = _subject(raw, error["loc"])
         what, fix = _explain(error, node, trail)
-        yield Problem(path, line, subject, _brief(what), fix)
+        yield Problem(path, line, subject, brief(what), fix)
 
 
 _DUPLICATE = re.compile(r'^found duplicate key "(.*?)" with value ', re.DOTALL)
-_LONG_QUOTED = (re.compile(r"'([^'\n]{40})[^'\n]{20,}'"), re.compile(r'"([^"\n]{40})[^"\n]{20,}"'))
-_LONGEST = 300
 _ID_LENGTH = 80
-
-
-def _shown(text: str) -> str:
-    """``text`` quoted for a message, cut short when long."""
-    return repr(text) if len(text) <= _LONGEST // 5 else repr(text[:_LONGEST // 5]) + "..."
-
-
-def _brief(text: str) -> str:
-    """A message part that fits on a line a person reads: long quoted values cut short.
-
-    Messages quote what the file says, and a hostile file says 70,000 characters at once.
-    """
-    for pattern in _LONG_QUOTED:
-        text = pattern.sub(lambda match: f"{match.group(0)[0]}{match.group(1)}...", text)
-    text = " ".join(part.strip() for part in text.splitlines())  # one line
-    text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode()
-                   for char in text)  # no line breaks, no terminal escapes from the file
-    return text if len(text) <= _LONGEST else text[:_LONGEST] + "..."
 
 
 def _locate(raw: CommentedMap, loc: tuple[Any, ...]) -> tuple[Any, int, list[str]]:

@@ -170,7 +170,7 @@ VALUES = {
     "moment": st.one_of(st.dates(), st.datetimes(),
                         st.sampled_from([date(1, 1, 1), date(9999, 12, 31)])),
 }
-ANY_VALUE = st.one_of(*VALUES.values(), st.booleans())
+ANY_VALUE = st.one_of(*VALUES.values(), st.booleans(), st.just(HUGE))
 
 
 def _kind(table: str, column: str) -> str:

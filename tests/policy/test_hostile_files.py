@@ -63,6 +63,9 @@ HOSTILE = {
     "a key with a line break and a terminal escape": (
         (ROW + '    subjects: {"k\\n\\e[31m": "bad col"}\n').encode(), 8,
         "r1: k \\x1b[31m: 'bad col' is not a plain identifier"),
+    "a 70,000-character value for an integer column": (
+        (ROW + f'    where: {{column: customer_id, value: "{"A" * 70000}"}}\n').encode(), 8,
+        "r1: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA... is not a"),
     "a file over 1 MiB": ((ROW + "#" * (1024 * 1024) + "\n").encode(), None,
                           "over the limit of 1,048,576"),
 }
