@@ -19,6 +19,7 @@ from ruamel.yaml.events import (
     AliasEvent,
     CollectionEndEvent,
     CollectionStartEvent,
+    MappingStartEvent,
     ScalarEvent,
 )
 from ruamel.yaml.parser import RoundTripParser
@@ -95,31 +96,39 @@ class _ScreeningParser(RoundTripParser):
         return event
 
 
+@dataclass
+class _Open:
+    """A collection the parser is inside: its anchor, what it stands for so far, its kind."""
+
+    anchor: str | None
+    size: int
+    mapping: bool
+    children: int = 0
+
+    @property
+    def key_next(self) -> bool:
+        """Whether the next node of this collection is a mapping key."""
+        return self.mapping and self.children % 2 == 0
+
+
 class _Count:
     """Values counted as the parser's events arrive, each alias as all its anchor stands for."""
 
     def __init__(self) -> None:
         self._anchored: dict[str, int] = {}
-        self._open: list[tuple[str | None, int]] = []
+        self._collections: set[str] = set()
+        """Anchors that name a list or mapping (not a plain value)."""
+        self._open: list[_Open] = []
         self.largest = 0
         """The most values any collection read so far stands for."""
 
     def see(self, event: Any) -> Refusal | None:  # noqa: ANN401 - ruamel's events
         """Count ``event``; why the document is refused once it breaks a limit, else None."""
         line = event.start_mark.line + 1 if event.start_mark is not None else None
-        tag = getattr(event, "tag", None)  # scalars and collections; aliases have none
-        if tag is not None and tag not in CORE_TAGS:
-            return Refusal(line, f"the YAML tag {tag!r} is not allowed",
-                           "remove the tag: policy files hold plain values")
-        if isinstance(event, CollectionStartEvent):
-            self._open.append((event.anchor, 1))
-        elif isinstance(event, CollectionEndEvent):
-            anchor, size = self._open.pop()
-            self._value(anchor, size)
-        elif isinstance(event, AliasEvent):
-            self._value(None, self._anchored.get(event.anchor or "", 1))
-        elif isinstance(event, ScalarEvent):
-            self._value(event.anchor, 1)
+        refusal = self._shape(event, line)
+        if refusal is not None:
+            return refusal
+        self._count(event)
         if len(self._open) > MAX_DEPTH:
             return Refusal(line, f"nested deeper than {MAX_DEPTH} levels",
                            "flatten the filter (all/any take lists of conditions)")
@@ -129,10 +138,39 @@ class _Count:
                            "write fewer values, or split the file")
         return None
 
+    def _shape(self, event: Any, line: int | None) -> Refusal | None:  # noqa: ANN401
+        """Why ``event`` cannot be in a policy file at all: a foreign tag, a complex key."""
+        tag = getattr(event, "tag", None)  # scalars and collections; aliases have none
+        if tag is not None and tag not in CORE_TAGS:
+            return Refusal(line, f"the YAML tag {tag!r} is not allowed",
+                           "remove the tag: policy files hold plain values")
+        if self._open and self._open[-1].key_next and (
+                isinstance(event, CollectionStartEvent) or (
+                    isinstance(event, AliasEvent) and event.anchor in self._collections)):
+            return Refusal(line, "a list or mapping is used as a mapping key",
+                           "write each key as a plain word ('? ' starts a complex key)")
+        return None
+
+    def _count(self, event: Any) -> None:  # noqa: ANN401
+        if isinstance(event, CollectionStartEvent):
+            self._open.append(_Open(event.anchor, 1, isinstance(event, MappingStartEvent)))
+        elif isinstance(event, CollectionEndEvent):
+            closed = self._open.pop()
+            if closed.anchor is not None:
+                self._collections.add(closed.anchor)
+            self._value(closed.anchor, closed.size)
+        elif isinstance(event, AliasEvent):
+            self._value(None, self._anchored.get(event.anchor or "", 1))
+        elif isinstance(event, ScalarEvent):
+            if event.anchor is not None:
+                self._collections.discard(event.anchor)
+            self._value(event.anchor, 1)
+
     def _value(self, anchor: str | None, size: int) -> None:
         if anchor is not None:
             self._anchored[anchor] = size
         if self._open:
-            outer, counted = self._open[-1]
-            self._open[-1] = (outer, counted + size)
-            self.largest = max(self.largest, counted + size)
+            outer = self._open[-1]
+            outer.size += size
+            outer.children += 1
+            self.largest = max(self.largest, outer.size)

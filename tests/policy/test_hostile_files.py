@@ -66,6 +66,11 @@ HOSTILE = {
     "a 70,000-character value for an integer column": (
         (ROW + f'    where: {{column: customer_id, value: "{"A" * 70000}"}}\n').encode(), 8,
         "r1: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA... is not a"),
+    "a mapping as a mapping key": (
+        b"? {rules: [{action: {type: delete}, id: r1}]}\n", 1,
+        "a list or mapping is used as a mapping key"),
+    "an alias of a list as a mapping key": (
+        b"rules:\n- &k [x]\n- {*k : 1}\n", 3, "a list or mapping is used as a mapping key"),
     "a file over 1 MiB": ((ROW + "#" * (1024 * 1024) + "\n").encode(), None,
                           "over the limit of 1,048,576"),
 }
