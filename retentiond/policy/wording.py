@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 
-LONGEST = 300
-"""Longest message part, in characters."""
+LONGEST = 500
+"""Longest message part, in characters (a database server's refusal fits)."""
 _SHOWN = 60
-_LONG_QUOTED = (re.compile(r"'([^'\n]{40})[^'\n]{20,}'"), re.compile(r'"([^"\n]{40})[^"\n]{20,}"'))
+_LONG_QUOTED = (re.compile(r"'([^'\n]{60})[^'\n]{140,}'"),
+                re.compile(r'"([^"\n]{60})[^"\n]{140,}"'))
+"""A quoted value of 200 characters or more; its first 60 are shown."""
 
 
 def shown(text: str) -> str:
