@@ -18,6 +18,7 @@ from retentiond.errors import ConfigError, Problem, StoreError
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, NotOf, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule, Source
 from retentiond.policy.strict import did_you_mean
+from retentiond.policy.wording import brief
 from retentiond.stores.base import ColumnInfo, ColumnKind, ForeignKey, Store, TableSchema
 from retentiond.stores.registry import Stores
 from retentiond.stores.values import value_fits
@@ -49,7 +50,7 @@ def validate_live(
 
         def problem(path: Path, what: str, fix: str, *, entry: Entry = entry,
                     source: Source = source) -> Problem:
-            return Problem(source.file, source.line_of(path), entry.id, what, fix)
+            return Problem(source.file, source.line_of(path), entry.id, brief(what), fix)
 
         if entry.store not in stores:
             known = ", ".join(stores.names) or "none"
