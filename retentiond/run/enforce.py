@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -78,8 +78,11 @@ class RuleReport:
     counts: dict[str, int] = field(default_factory=dict)
     compacted: dict[str, Any] | None = None
     """The ``table.compacted`` record's body, when the store cleared old values after the run:
-    ``status`` (``done``, ``partial`` or ``failed``), ``method``, ``tables``, ``at``,
-    ``seconds`` and, on failure, ``error``."""
+    ``status`` (``done``, ``partial`` or ``failed``), ``method``, ``tables``, ``seconds`` and,
+    on failure, ``error``; with ``at``, the time of the record."""
+    residue: str | None = None
+    """What still keeps the old values of rows the run acted on, and until when (the store's
+    :meth:`~Store.residue`, or what its compaction left); None when nothing does."""
 
 
 @dataclass
@@ -172,6 +175,7 @@ class RuleRun:
     def _start(self) -> None:
         store = self.engine.stores.get(self.rule.store)
         store.forget(self.rule.table)  # a schema changed since validation must be seen
+        self.report.residue = store.residue()
         prepared = self.engine.prepared(self.rule, as_of=self.as_of)  # SchemaChanged on drift
         with store.reader() as reader:
             census = reader.census(prepared.selection)
@@ -298,10 +302,10 @@ class RuleRun:
                 return
             body = {"status": "done" if done.complete else "partial", "method": done.method,
                     "tables": list(done.tables)}
-        body |= {"at": datetime.now(tz=UTC).isoformat(),
-                 "seconds": round(time.monotonic() - started, 3)}
-        self.report.compacted = body
-        self.ledger.append(self.entry(Kind.COMPACTED, body))
+            self.report.residue = done.leaves
+        body["seconds"] = round(time.monotonic() - started, 3)
+        record = self.ledger.append(self.entry(Kind.COMPACTED, body))
+        self.report.compacted = {**body, "at": record.at}  # when: the ledger's clock
         self.log.info("compact.end", **body)
 
     def _record_outcome(self, then: Entry | None = None) -> None:

@@ -433,6 +433,8 @@ class Compacted:
     ``WAL checkpoint (TRUNCATE)``."""
     complete: bool = True
     """False when the store did only part of it (a WAL checkpoint that readers kept busy)."""
+    leaves: str | None = None
+    """What still holds the old values afterwards, and until when; None when nothing does."""
 
 
 @dataclass(frozen=True)
@@ -574,6 +576,14 @@ class Store(ABC):
         """Delete a quarantined batch for good; the keys purged."""
         del batch
         raise _cannot(self.name, Capability.QUARANTINE)
+
+    def residue(self) -> str | None:
+        """What keeps old values after a run that does not compact; None when nothing does.
+
+        Old values are those the run removed or rewrote; e.g. PostgreSQL's dead tuples, until
+        autovacuum.
+        """
+        return None
 
     def compact(self, tables: Sequence[str], *, mode: CompactMode | None) -> Compacted | None:
         """After a run acted on ``tables``: clear the copies the database keeps of old values.

@@ -10,13 +10,18 @@ the bytes of the database file (and of its WAL) are searched for them.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from clock import FakeClock
 from enforce_kit import Rig, at, stamp
 
-from retentiond.ledger.chain import Kind
+from retentiond.ledger.chain import AuditLedger, Kind
+from retentiond.ledger.evidence import certify
+from retentiond.settings import ResidualSettings, Settings
 from retentiond.stores.sql import SqlStoreSettings
 
 SQLITE = pytest.param("sqlite", id="sqlite", marks=pytest.mark.sqlite)
@@ -201,7 +206,9 @@ def test_compact_leaves_postgresql_no_dead_tuples(rig, db, compact, dead):
     seed_people(db)
     rig = rig(DELETE_ONLY.format(compact=f"\n    compact: {compact}" if compact else ""))
 
-    assert rig.run("people-delete").acted == 40
+    report = rig.run("people-delete")
+    assert (40, None if not compact else "done") == (
+        report.acted, report.compacted and report.compacted["status"]), report.compacted
 
     assert dead == dead_tuples(db, "people")
     assert 40 == db.scalar("SELECT count(*) FROM people")
@@ -255,7 +262,8 @@ def test_the_ledger_records_the_compaction(rig, db):
     records = compacted(rig)
     assert [("people-delete", "done", method, ["people"])] == [
         (r["rule"], r["status"], r["method"], r["tables"]) for r in records]
-    assert report.compacted == {k: v for k, v in records[0].items() if k != "rule"}
+    assert report.compacted == {k: v for k, v in records[0].items() if k != "rule"} | {
+        "at": next(r.at for r in rig.ledger.records() if r.entry.kind is Kind.COMPACTED)}
     assert float(str(records[0]["seconds"])) >= 0
     assert ["run.start", "table.compacted", "run.end"] == [
         k for k in rig.kinds() if k not in {"batch.intent", "batch.outcome"}]
@@ -285,3 +293,99 @@ def test_a_failed_compaction_is_reported_and_undoes_nothing(rig, db, backend):
     end = [r.entry.body for r in rig.ledger.records() if r.entry.kind is Kind.RUN_END]
     assert [("done", "failed")] == [(b["status"], b["compacted"]) for b in end]
     assert 40 == db.scalar("SELECT count(*) FROM people")
+
+
+ENDED = datetime(2026, 3, 15, 12, 30, tzinfo=UTC)
+
+
+def certificate_of(rig: Rig, rule_id: str, residual: ResidualSettings) -> dict[str, Any]:
+    """Run ``rule_id`` and certify the run as ``run --once`` does, ending at ``ENDED``."""
+    rig.ledger = AuditLedger(rig.state, clock=FakeClock(ENDED))  # the run ends at ENDED
+    report = rig.run(rule_id)
+    record = certify(rig.ledger, None, run_id=report.run_id,
+                     settings=Settings(residual=residual),
+                     reports=[(rig.rule(rule_id), report)], started=ENDED, ended=ENDED)
+    return dict(record.entry.body["certificate"])
+
+
+@pytest.mark.parametrize("server", [POSTGRESQL], indirect=True)
+def test_the_certificate_dates_when_the_last_copy_is_gone(rig, db):
+    """Compacted by a rewrite, with backups kept 35 days and WAL archives 7: all dated.
+
+    The values left the table at the run's end, the database's files at the compaction, and
+    the last backup holding them expires 35 days after the run: that is when they are gone.
+    """
+    seed_people(db)
+    rig = rig(DELETE_ONLY.format(compact="\n    compact: rewrite"))
+
+    certificate = certificate_of(rig, "people-delete", ResidualSettings.model_validate(
+        {"backups": "35 days", "wal": "7 days"}))
+
+    old = certificate["rules"][0]["old_values"]
+    assert (None, "VACUUM, VACUUM (FULL)") == (old["remain"], old["compacted"]["method"])
+    assert "2026-03-15T12:30:00.000000+00:00" == old["gone_at"] == old["compacted"]["at"]
+    assert {"erased": "2026-03-15T12:30:00+00:00",
+            "backups": {"kept_for": "35 days", "gone_by": "2026-04-19T12:30:00+00:00"},
+            "archived_wal": {"kept_for": "7 days", "gone_by": "2026-03-22T12:30:00+00:00"},
+            "physically_gone": "2026-04-19T12:30:00+00:00",
+            "undated": []} == certificate["residual_horizon"]
+
+
+@pytest.mark.parametrize("server", [POSTGRESQL, MARIADB], indirect=True)
+def test_the_certificate_says_which_copies_are_undated(rig, db):
+    """No compaction and no stated backup retention: the certificate dates only the erasure.
+
+    It names what still holds the values (dead tuples until autovacuum; InnoDB's purge) and
+    that the backup retention is not stated; ``physically_gone`` is None, never a guess.
+    """
+    seed_people(db)
+    rig = rig(DELETE_ONLY.format(compact=""))
+
+    certificate = certificate_of(rig, "people-delete", ResidualSettings())
+
+    old = certificate["rules"][0]["old_values"]
+    word = {"postgresql": "autovacuum", "mariadb": "InnoDB purges"}[db.kind]
+    assert (None, None, True) == (old["gone_at"], old["compacted"], word in old["remain"])
+    horizon = certificate["residual_horizon"]
+    assert (None, 2) == (horizon["physically_gone"], len(horizon["undated"]))
+    assert horizon["undated"][0].startswith("people-delete: ")
+    assert "backups: their retention is not stated ([residual] backups)" == horizon["undated"][1]
+
+
+@pytest.mark.parametrize("server", [SQLITE], indirect=True)
+def test_sqlite_values_are_gone_from_the_file_when_the_run_ends(rig, db):
+    """SQLite zeroes old values as each batch commits: gone from its file by the run's end."""
+    seed_people(db)
+    rig = rig(DELETE_ONLY.format(compact=""))
+
+    certificate = certificate_of(rig, "people-delete", ResidualSettings.model_validate(
+        {"backups": "1 month"}))
+
+    old = certificate["rules"][0]["old_values"]
+    assert {"gone_at": "2026-03-15T12:30:00+00:00", "remain": None, "compacted": None} == old
+    assert "2026-04-15T12:30:00+00:00" == certificate["residual_horizon"]["physically_gone"]
+
+
+@pytest.mark.parametrize("server", [POSTGRESQL], indirect=True)
+def test_a_transaction_that_may_still_see_the_rows_makes_the_compaction_partial(rig, db,
+                                                                               backend):
+    """A snapshot taken before the run can still read the deleted rows: VACUUM must keep them.
+
+    The compaction says so (``partial``), and the run's residue names what keeps them, so no
+    certificate dates their end.
+    """
+    seed_people(db)
+    rig = rig(DELETE_ONLY.format(compact="\n    compact: vacuum"))
+    reader = sa.create_engine(backend, poolclass=sa.NullPool,
+                              isolation_level="REPEATABLE READ")
+    try:
+        with reader.connect() as connection:  # its snapshot still sees every row
+            connection.exec_driver_sql("SELECT count(*) FROM people").scalar_one()
+            report = rig.run("people-delete")
+            assert 40 == dead_tuples(db, "people")
+    finally:
+        reader.dispose()
+
+    assert report.compacted is not None
+    assert ("done", "partial") == (report.status, report.compacted["status"])
+    assert "transaction(s) open since before the compaction" in str(report.residue)

@@ -10,8 +10,8 @@ A DELETE or an UPDATE leaves the old values behind, outside any table a query ca
 - PostgreSQL: in dead tuples until VACUUM.  ``compact: vacuum`` runs ``VACUUM``: dead tuples
   are gone and their space is free for reuse, but their bytes stay in the file until new rows
   overwrite them (measured: 43 of 50 deleted values were still in the file after ``VACUUM``).
-  ``compact: rewrite`` runs ``VACUUM (FULL)``: the live rows are copied into a new file and
-  the old one is removed, under an ACCESS EXCLUSIVE lock for as long as that takes.
+  ``compact: rewrite`` then runs ``VACUUM (FULL)``: the live rows are copied into a new file
+  and the old one is removed, under an ACCESS EXCLUSIVE lock for as long as that takes.
 - MariaDB/MySQL (InnoDB): in delete-marked records until the purge thread removes them, and in
   the freed space of pages after that.  ``OPTIMIZE TABLE`` rebuilds the table into a new file
   (online: writes wait only at its start and end); it serves both modes.
@@ -40,6 +40,17 @@ if TYPE_CHECKING:
 
 WAL_CHECKPOINT = "WAL checkpoint (TRUNCATE)"
 
+RESIDUE: dict[str, str | None] = {
+    "sqlite": None,  # secure_delete zeroes them as the batch commits; the WAL is checkpointed
+    "postgresql": "dead tuples, until autovacuum removes them and new rows overwrite their "
+                  "space",
+    "mysql": "delete-marked records and freed page space, until InnoDB purges them and new "
+             "rows overwrite their space",
+}
+"""What a run that does not compact leaves of old values, per family (see the docstring)."""
+
+VACUUM_LEAVES = "the bytes of the vacuumed dead tuples, until new rows overwrite their space"
+
 
 class Compactor:
     """Runs a store's compaction (see the module docstring) on its write engine."""
@@ -47,6 +58,10 @@ class Compactor:
     def __init__(self, engines: Engines, reflections: ReflectionCache) -> None:
         self._engines = engines
         self._reflections = reflections
+
+    def residue(self) -> str | None:
+        """What a run that does not compact leaves of old values; see :data:`RESIDUE`."""
+        return RESIDUE[self._engines.family]
 
     def compact(self, tables: Sequence[str], *, mode: CompactMode | None) -> Compacted | None:
         """Clear old values out of ``tables`` as ``mode`` asks; None when nothing was done."""
@@ -61,10 +76,7 @@ class Compactor:
                     return self._sqlite(connection, tables, mode=mode)
                 names = [self._quoted(connection, table) for table in tables]
                 if engines.family == "postgresql":
-                    connection.exec_driver_sql("SET statement_timeout = 0")
-                    method = "VACUUM (FULL)" if mode == "rewrite" else "VACUUM"
-                    connection.exec_driver_sql(f"{method} {', '.join(names)}")
-                    return Compacted(tuple(tables), method)
+                    return self._postgresql(connection, tables, names, mode=mode)
                 connection.exec_driver_sql("SET SESSION max_statement_time = 0")
                 self._optimize(connection, names)
                 return Compacted(tuple(tables), "OPTIMIZE TABLE")
@@ -72,6 +84,32 @@ class Compactor:
             if engines.family != "sqlite":
                 connection.invalidate()  # its session settings stay out of the pool
             connection.close()
+
+    def _postgresql(self, connection: Connection, tables: Sequence[str], names: Sequence[str],
+                    *, mode: CompactMode | None) -> Compacted:
+        """``VACUUM``, then for a rewrite ``VACUUM (FULL)``; partial if a reader may hold rows.
+
+        The plain VACUUM goes first: it removes dead tuples as far as this database's oldest
+        snapshot allows, while ``VACUUM (FULL)`` alone judges by every database's (measured:
+        a transaction open in another database made it copy all 40 dead tuples, bytes and
+        all, into the new file).  Tuples a transaction of this database that began before
+        may still see cannot go; such a transaction makes the compaction ``partial``.
+        """
+        connection.exec_driver_sql("SET statement_timeout = 0")
+        began = connection.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
+        steps = ["VACUUM", *(["VACUUM (FULL)"] if mode == "rewrite" else [])]
+        for step in steps:
+            connection.exec_driver_sql(f"{step} {', '.join(names)}")
+        older = connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL "
+            "AND xact_start < %(began)s", {"began": began}).scalar_one()
+        if older:
+            held = (f"dead tuples that {older} transaction(s) open since before the "
+                    "compaction may still see, until they end and the next compaction")
+            return Compacted(tuple(tables), ", ".join(steps), complete=False, leaves=held)
+        return Compacted(tuple(tables), ", ".join(steps),
+                         leaves=None if mode == "rewrite" else VACUUM_LEAVES)
 
     def _sqlite(self, connection: Connection, tables: Sequence[str], *,
                 mode: CompactMode | None) -> Compacted | None:
@@ -88,7 +126,8 @@ class Compactor:
             done.append(WAL_CHECKPOINT)
         if not done:
             return None
-        return Compacted(tuple(tables), ", ".join(done), complete=complete)
+        leaves = None if complete else "the WAL file, until its next checkpoint (readers kept it)"
+        return Compacted(tuple(tables), ", ".join(done), complete=complete, leaves=leaves)
 
     def _quoted(self, connection: Connection, table: str) -> str:
         """``table`` as the dialect quotes it, from its reflection (never from the policy text)."""

@@ -192,6 +192,10 @@ class SqlStore(Store):
         """Delete a quarantined batch for good."""
         return self._shelves.purge(batch)
 
+    def residue(self) -> str | None:
+        """What a run that does not compact leaves of old values; see :mod:`.compaction`."""
+        return self._compactor.residue()
+
     def compact(self, tables: Sequence[str], *, mode: CompactMode | None) -> Compacted | None:
         """Clear the old values a run left in ``tables``; see :mod:`.compaction`."""
         return self._compactor.compact(tables, mode=mode)
