@@ -389,3 +389,27 @@ def test_a_transaction_that_may_still_see_the_rows_makes_the_compaction_partial(
     assert report.compacted is not None
     assert ("done", "partial") == (report.status, report.compacted["status"])
     assert "transaction(s) open since before the compaction" in str(report.residue)
+
+
+@pytest.mark.parametrize("server", [POSTGRESQL], indirect=True)
+def test_a_vacuum_postgresql_skips_is_a_failed_compaction(rig, db, backend, server):
+    """A store role that may delete but does not own the table: VACUUM only warns and skips.
+
+    That warning fails the compaction; it is not recorded as done.
+    """
+    seed_people(db)
+    password = secrets.token_hex(8)
+    user = server.user(password)
+    db.run(f"GRANT SELECT, DELETE ON people TO {user}",
+           f"GRANT CREATE, USAGE ON SCHEMA public TO {user}")
+    url = sa.make_url(backend).set(username=user, password=password)
+    rig = rig(DELETE_ONLY.format(compact="\n    compact: vacuum"),
+              app=SqlStoreSettings(url=url.render_as_string(hide_password=False)))
+
+    report = rig.run("people-delete")
+
+    assert ("done", 40) == (report.status, report.acted)
+    assert report.compacted is not None
+    assert ("failed", True) == (report.compacted["status"],
+                                "VACUUM did not compact" in report.compacted["error"])
+    assert 40 == dead_tuples(db, "people")

@@ -24,7 +24,7 @@ settings.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retentiond.errors import StoreError
 from retentiond.stores.base import Compacted
@@ -98,8 +98,24 @@ class Compactor:
         connection.exec_driver_sql("SET statement_timeout = 0")
         began = connection.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
         steps = ["VACUUM", *(["VACUUM (FULL)"] if mode == "rewrite" else [])]
-        for step in steps:
-            connection.exec_driver_sql(f"{step} {', '.join(names)}")
+        # A table VACUUM may not touch (another role owns it) is skipped with a WARNING,
+        # not an error: heard here, it fails the compaction instead of passing for done.
+        warned: list[str] = []
+
+        def hear(notice: Any) -> None:  # noqa: ANN401 - psycopg's Diagnostic
+            if notice.severity_nonlocalized == "WARNING":
+                warned.append(str(notice.message_primary))
+
+        driver: Any = connection.connection.driver_connection
+        driver.add_notice_handler(hear)
+        try:
+            for step in steps:
+                connection.exec_driver_sql(f"{step} {', '.join(names)}")
+        finally:
+            driver.remove_notice_handler(hear)
+        if warned:
+            raise StoreError(self._engines.name, f"{steps[0]} did not compact: {warned[0]}",
+                             "let the store's role own the table (or compact as its owner)")
         older = connection.exec_driver_sql(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL "
