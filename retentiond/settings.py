@@ -44,6 +44,7 @@ from sqlalchemy.engine import URL, make_url
 
 from retentiond.errors import ConfigError
 from retentiond.policy.cron import crontab
+from retentiond.policy.periods import PeriodField
 from retentiond.policy.strict import SUGGESTION, with_suggestions
 from retentiond.stores.kinds import StoreSettings, store_settings
 
@@ -191,6 +192,23 @@ class AuditSettings(_Frozen):
     and verification checks the ledger against each; see :mod:`retentiond.ledger.witness`."""
 
 
+class ResidualSettings(_Frozen):
+    """How long copies outside the live tables keep what a run deleted or rewrote.
+
+    Backups and archived WAL are the operator's, not retentiond's: these periods are what the
+    operator's backup and archive retention keep them for, stated here so that every run
+    certificate and the published schedule can date when the last copy is gone.  Unset, a
+    certificate says the horizon is unknown rather than guess.
+    """
+
+    backups: PeriodField | None = None
+    """How long a backup is kept (e.g. ``35 days``): a value deleted today is in backups taken
+    before, until the newest of them expires."""
+    wal: PeriodField | None = None
+    """How long archived WAL / binary logs (point-in-time recovery) are kept, if longer than
+    the backups they extend; a replica's WAL is replayed within seconds and not counted."""
+
+
 class Settings(BaseSettings):
     """Everything the operator configures; frozen once loaded."""
 
@@ -212,6 +230,7 @@ class Settings(BaseSettings):
     pseudonymize: PseudonymSettings = Field(default_factory=PseudonymSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    residual: ResidualSettings = Field(default_factory=ResidualSettings)
 
     @model_validator(mode="wrap")
     @classmethod

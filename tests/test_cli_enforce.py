@@ -13,6 +13,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
+
 from retentiond.ledger.chain import AuditLedger, Kind, Record
 from retentiond.ledger.state import StateDB
 
@@ -344,3 +347,46 @@ def test_a_lease_that_cannot_be_taken_is_a_failed_run_in_the_ledger_and_status(t
     assert "cannot take the lease" in ends[0][0]
     assert 3 == remaining
     assert "failed" in status.stdout
+
+
+@pytest.mark.parametrize("server", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
+                         indirect=True)
+def test_a_failed_compaction_is_an_error_line_and_the_run_stands(tmp_path, backend):
+    """``run --once``: a compaction that cannot have its lock is one ``error:`` line, exit 1.
+
+    The rows are deleted all the same and the ledger verifies: compaction undoes nothing.
+    """
+    engine = sa.create_engine(backend, poolclass=sa.NullPool)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE people (id INTEGER PRIMARY KEY, "
+                                   "last_seen TIMESTAMP, email VARCHAR(80))")
+        connection.exec_driver_sql("INSERT INTO people SELECT g, TIMESTAMP '2020-01-01', "
+                                   "'p' || g || '@example.org' FROM generate_series(1, 6) g")
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "people.yaml").write_text(
+        "rules:\n  - id: people-delete\n    description: People go after a year.\n"
+        "    store: app\n    table: people\n"
+        "    age: {column: last_seen, older_than: 12 months}\n"
+        "    action: {type: delete}\n    limits: {max_rows: 100, max_percent: 100}\n"
+        "    compact: rewrite\n")
+    config = tmp_path / "retentiond.toml"
+    config.write_text(f'policy_dir = "{policies}"\nstate_url = "sqlite:///{tmp_path}/state.db"\n'
+                      f'log_format = "json"\n[stores.app]\nurl = "{backend}"\n'
+                      "lock_timeout_ms = 300\n")
+    try:
+        with engine.connect() as reader:  # a transaction that has read the table
+            reader.exec_driver_sql("SELECT count(*) FROM people").scalar_one()
+            result = _cli(config, "run", "--once")
+        with engine.connect() as connection:
+            left = connection.exec_driver_sql("SELECT count(*) FROM people").scalar_one()
+    finally:
+        engine.dispose()
+    verified = _cli(config, "audit", "verify")
+
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert (1, 0, 0) == (result.returncode, left, verified.returncode), result.stderr
+    assert 1 == len(errors)
+    assert errors[0].startswith("error: rule people-delete: compaction failed: ")
+    assert errors[0].endswith("(the run is done and recorded; the old values wait for the next "
+                              "compaction)")

@@ -224,6 +224,10 @@ def _failure(attempt: Attempt) -> list[str]:
         return [str(attempt.error)]
     if attempt.error is not None:
         return [f"rule {rule}: {attempt.error} (the rule stopped; nothing more was done)"]
+    compacted = attempt.report.compacted if attempt.report is not None else None
+    if compacted is not None and compacted["status"] == "failed":
+        return [f"rule {rule}: compaction failed: {compacted['error']} (the run is done and "
+                "recorded; the old values wait for the next compaction)"]
     return []
 
 

@@ -52,7 +52,7 @@ def schedule(app: App, fmt: str, as_of: str | None, output: Path | None, *,
         click.echo(f"warning: store {store!r} could not be read: the tables its rules reach "
                    "through foreign keys are not listed", err=True)
     built = build_schedule(policies, as_of=moment, state_holds=held, reached=reached,
-                           public=public)
+                           public=public, residual=app.settings.residual)
     text = render(built, fmt)
     if output is None:
         click.echo(text, nl=False)

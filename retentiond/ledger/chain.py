@@ -51,6 +51,7 @@ class Kind(StrEnum):
     CERTIFICATE = "certificate"
     HOLD_PLACED = "hold.placed"
     HOLD_RELEASED = "hold.released"
+    COMPACTED = "table.compacted"
 
 
 def canonical(value: object) -> str:

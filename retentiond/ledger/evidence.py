@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from retentiond.ledger.witness import Witness
     from retentiond.policy.model import Rule
     from retentiond.run.enforce import RuleReport
-    from retentiond.settings import AuditSettings, Settings
+    from retentiond.settings import AuditSettings, ResidualSettings, Settings
 
 OPEN_INTENT_GRACE = timedelta(minutes=10)
 """An intent younger than this may belong to a batch in flight; older ones are a finding."""
@@ -323,7 +323,12 @@ def config_digest(settings: Settings) -> str:
 def certify(ledger: AuditLedger, signer: Signer | None, *, run_id: str, settings: Settings,
             reports: list[tuple[Rule, RuleReport]], started: datetime, ended: datetime,
             ) -> Record:
-    """The disposition certificate of a run: what was done, under which rule versions, how."""
+    """The disposition certificate of a run: what was done, under which rule versions, how.
+
+    It dates both ends of an erasure: the values left the tables by the end of the window,
+    and ``residual_horizon`` says when the copies outside them are gone (see
+    :func:`residual_horizon`).
+    """
     rules = []
     for rule, report in reports:
         census = report.census
@@ -334,11 +339,13 @@ def certify(ledger: AuditLedger, signer: Signer | None, *, run_id: str, settings
             "held": census.held if census else None,
             "retained": census.protected if census else None,
             "blocked": census.blocked if census else None,
+            "old_values": old_values(report, ended),
         })
     certificate = {
         "run_id": run_id, "tool": f"retentiond {__version__}",
         "config": config_digest(settings), "window": [started.isoformat(), ended.isoformat()],
         "key_id": settings.pseudonymize.key_id, "rules": rules,
+        "residual_horizon": residual_horizon(settings.residual, rules, ended),
     }
     signature = None
     if signer is not None:
@@ -346,6 +353,58 @@ def certify(ledger: AuditLedger, signer: Signer | None, *, run_id: str, settings
     return ledger.append(Entry(kind=Kind.CERTIFICATE, run_id=run_id,
                                body={"certificate": certificate, "signature": signature,
                                      "signed_by": signer.origin if signer else None}))
+
+
+def old_values(report: RuleReport, ended: datetime) -> dict[str, object] | None:
+    """Where the values a rule's run removed or rewrote still are, inside the database.
+
+    ``gone_at``: when the last copy in the database's own files went (the compaction's end,
+    or the run's end where the store zeroes them as it acts); ``remain``: what still holds
+    them, and until when, when that is not dated.  None when the run changed no row.
+    """
+    if report.acted == 0 and report.reached == 0:
+        return None
+    compacted = report.compacted
+    if report.residue is not None:
+        return {"gone_at": None, "remain": report.residue, "compacted": compacted}
+    at = compacted["at"] if compacted is not None else ended.isoformat()
+    return {"gone_at": at, "remain": None, "compacted": compacted}
+
+
+def residual_horizon(residual: ResidualSettings, rules: Sequence[dict[str, Any]],
+                     ended: datetime) -> dict[str, object]:
+    """When every copy of what the run erased is gone: in the database, in backups, in WAL.
+
+    ``erased`` is the run's end: no table shows the values after it.  ``backups`` and
+    ``archived_wal`` are that moment plus the configured retention (``[residual]``), or
+    unknown when it is not configured.  ``physically_gone`` is the latest of all of them,
+    or None while any one is undated (then ``undated`` says which, and why).
+    """
+    copies: dict[str, object] = {"erased": ended.isoformat()}
+    dated: list[str] = []
+    undated: list[str] = []
+    for rule in rules:
+        found = rule["old_values"]
+        if found is None:
+            continue
+        if found["gone_at"] is not None:
+            dated.append(str(found["gone_at"]))
+        else:
+            undated.append(f"{rule['rule']}: {found['remain']}")
+    for name, setting, period in (("backups", "backups", residual.backups),
+                                  ("archived_wal", "wal", residual.wal)):
+        if period is None:
+            copies[name] = {"kept_for": None, "gone_by": None}
+            if name == "backups":
+                undated.append(f"backups: their retention is not stated ([residual] {setting})")
+            continue
+        gone = (ended + period.as_relativedelta()).isoformat()
+        copies[name] = {"kept_for": str(period), "gone_by": gone}
+        dated.append(gone)
+    copies["physically_gone"] = (max(dated, key=datetime.fromisoformat, default=ended.isoformat())
+                                 if not undated else None)
+    copies["undated"] = undated
+    return copies
 
 
 def certificate_json(record: Record) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -119,6 +119,12 @@ class Rule(StrictModel):
     throttle: Annotated[float, Field(gt=0)] | None = None
     """At most this many rows per second, to spare a busy production database."""
     enabled: bool = True
+    compact: Literal["vacuum", "rewrite"] | None = Field(default=None,
+                                                         exclude_if=lambda v: v is None)
+    """After a run that acted, clear the old values the database still keeps: ``vacuum``
+    (PostgreSQL ``VACUUM``: dead tuples gone, their bytes stay until reused) or ``rewrite``
+    (``VACUUM (FULL)``: the table copied into a new file, locked meanwhile); MariaDB runs
+    ``OPTIMIZE TABLE`` and SQLite ``VACUUM`` for either.  Left out of the version when unset."""
     after: list[EntryId] = Field(default_factory=list, exclude_if=lambda v: not v)
     """Ids of rules this one runs after when both are due at once (see
     :mod:`retentiond.policy.order`); left out of the rule's version when empty."""

@@ -42,11 +42,16 @@ from retentiond.publish import template
 from retentiond.publish.template import sentence
 
 if TYPE_CHECKING:
+    from retentiond.policy.periods import Period
     from retentiond.run.engine import Engine as RuleEngine
+    from retentiond.settings import ResidualSettings
 
 
-FORMAT = "retentiond-schedule/3"
+FORMAT = "retentiond-schedule/4"
 """The ``format`` of the JSON document; a change of its keys gets a new number.
+
+4: ``backups`` (``kept_for``, ``archived_wal_kept_for``, ``words``): how long the copies kept for
+recovery keep what was deleted (the ``[residual]`` settings).
 
 3: ``audience`` (``public`` or ``internal``) and the counts ``held`` (per table) and
 ``held_across_tables``; the hold lists ``holds`` and ``holds_across_tables`` only when internal.
@@ -204,6 +209,10 @@ class RetentionSchedule:
     """How many holds across tables are in force, in every audience."""
     audience: Audience = Audience.INTERNAL
     """``public``: the holds are counted, not named (see the module docstring)."""
+    backups: Period | None = None
+    """How long backups are kept (``[residual] backups``); None when not stated."""
+    archived_wal: Period | None = None
+    """How long archived WAL / binary logs are kept (``[residual] wal``); None when not stated."""
 
     @property
     def public(self) -> bool:
@@ -233,6 +242,18 @@ class RetentionSchedule:
         return ("Internal edition: it names each legal hold, its case and its reason, which may "
                 "identify a person. Do not publish it; publish the public edition "
                 "(retentiond schedule --public).")
+
+    def backups_words(self) -> str:
+        """How long the copies kept for recovery keep a deleted or anonymized record."""
+        if self.backups is None:
+            return ("How long our backups keep a deleted or anonymized record is not stated in "
+                    "this schedule.")
+        kept = [self.backups, *([self.archived_wal] if self.archived_wal else [])]
+        longest = max(kept, key=lambda period: period.approx_days())
+        logs = f" and recovery logs for {self.archived_wal}" if self.archived_wal else ""
+        return (f"A record deleted or anonymized here is still in the backups taken before, "
+                f"until they expire: backups are kept for {self.backups}{logs}. So no copy of "
+                f"it remains {longest} after it was deleted or anonymized.")
 
     def lead(self) -> str:
         """The opening paragraph: when the schedule is in force, and how to read it."""
@@ -277,12 +298,14 @@ class StateHold:
 def build_schedule(policies: PolicySet, *, as_of: datetime,
                    state_holds: Sequence[StateHold] = (),
                    reached: Mapping[tuple[str, str], Sequence[GoesWith]] | None = None,
-                   public: bool = False) -> RetentionSchedule:
+                   public: bool = False,
+                   residual: ResidualSettings | None = None) -> RetentionSchedule:
     """The schedule of ``policies`` at ``as_of``, with the holds in force then.
 
     ``reached``: per (store, table), the rules on other tables whose removals reach it (see
     :func:`reached_tables`); such a table is listed even without rules of its own.
     ``public``: the holds are counted, and nothing else of them is kept (see the module).
+    ``residual``: how long backups and WAL archives are kept, which the schedule states.
     """
     reached = reached or {}
     holds = [hold_view(h, source="policy", active=True) for h in policies.holds
@@ -310,7 +333,9 @@ def build_schedule(policies: PolicySet, *, as_of: datetime,
                                   tuple(reached.get((store, table), ())), len(on_table)))
     across = tuple(h for h in holds if h.store is None or h.table is None)
     return RetentionSchedule(as_of, policies.digest, tuple(made), () if public else across,
-                             len(across), Audience.PUBLIC if public else Audience.INTERNAL)
+                             len(across), Audience.PUBLIC if public else Audience.INTERNAL,
+                             backups=residual.backups if residual else None,
+                             archived_wal=residual.wal if residual else None)
 
 
 def reached_tables(engine: RuleEngine, *, as_of: datetime,
@@ -470,10 +495,17 @@ def to_json(schedule: RetentionSchedule) -> str:
             for name, tables in schedule.categories()
         ],
         "held_across_tables": schedule.held_across,
+        "backups": {"kept_for": _period(schedule.backups),
+                    "archived_wal_kept_for": _period(schedule.archived_wal),
+                    "words": schedule.backups_words()},
     }
     if not schedule.public:
         document["holds_across_tables"] = [_hold_json(h) for h in schedule.across]
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _period(period: Period | None) -> str | None:
+    return str(period) if period is not None else None
 
 
 def _table_json(table: TableSchedule, *, public: bool) -> dict[str, Any]:
@@ -499,6 +531,7 @@ def _date_words(moment: datetime | date | str) -> str:
 
 
 ACROSS = "Legal holds on records of several tables"
+BACKUPS = "Backups"
 
 
 def _md(text: str) -> str:
@@ -531,6 +564,7 @@ def to_markdown(schedule: RetentionSchedule) -> str:
         lines += [f"- {_md(h.id + h.words())}" for h in schedule.across]
     elif schedule.held_across:
         lines += ["", f"## {ACROSS}", "", _md(schedule.held_across_words())]
+    lines += ["", f"## {BACKUPS}", "", _md(schedule.backups_words())]
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,11 @@ Per batch, in this order (write-ahead intent):
    transaction as the next batch's intent (one commit a batch, not two), or on its own when
    the run ends, pauses or fails.
 
+After the last batch of a run that acted and ran to its end, the store clears the old values
+it still keeps (:meth:`Store.compact`: SQLite's WAL checkpoint always, the rule's ``compact``
+when it asks), and a ``table.compacted`` record says how, when and how long it took.  A
+compaction that fails is recorded and reported with the run; it undoes nothing.
+
 A crash between 2 and 3 leaves an intent without a marker: the batch never happened.  A crash
 between 3 and 4 leaves a marker: the batch happened, and the marker says what it did.
 :func:`recover` settles both on the next start, so the ledger never misses an action and never
@@ -41,7 +46,7 @@ from retentiond.errors import (
     redact,
 )
 from retentiond.ledger.chain import AuditLedger, Body, Entry, Kind, canonical
-from retentiond.stores.base import Capability
+from retentiond.stores.base import Capability, reach_order
 
 if TYPE_CHECKING:
     from retentiond.keyring import Keyring
@@ -71,6 +76,13 @@ class RuleReport:
     error_class: str | None = None
     """The class of the exception that ended the run (``StoreUnavailable``, ``AuditError``)."""
     counts: dict[str, int] = field(default_factory=dict)
+    compacted: dict[str, Any] | None = None
+    """The ``table.compacted`` record's body, when the store cleared old values after the run:
+    ``status`` (``done``, ``partial`` or ``failed``), ``method``, ``tables``, ``seconds`` and,
+    on failure, ``error``; with ``at``, the time of the record."""
+    residue: str | None = None
+    """What still keeps the old values of rows the run acted on, and until when (the store's
+    :meth:`~Store.residue`, or what its compaction left); None when nothing does."""
 
 
 @dataclass
@@ -104,6 +116,8 @@ class RuleRun:
         """The last batch's outcome, not yet in the ledger (its marker is committed)."""
         self.ended = False
         """Whether the run's end was recorded (or kept for the ledger, if it was unwritable)."""
+        self._touched: tuple[str, ...] = (rule.table,)
+        """The tables the run may change: the rule's, and those its removals reach."""
 
     def entry(self, kind: Kind, body: Mapping[str, Any], batch_id: str | None = None) -> Entry:
         """A ledger entry about this rule and run."""
@@ -122,6 +136,7 @@ class RuleRun:
             self._start()
             self._batches()
             self._record_outcome()
+            self._compact()
         except LimitExceeded as exc:
             self.report.status, self.report.error = "stopped", str(exc)
             self.report.error_class = type(exc).__name__
@@ -160,11 +175,13 @@ class RuleRun:
     def _start(self) -> None:
         store = self.engine.stores.get(self.rule.store)
         store.forget(self.rule.table)  # a schema changed since validation must be seen
+        self.report.residue = store.residue()
         prepared = self.engine.prepared(self.rule, as_of=self.as_of)  # SchemaChanged on drift
         with store.reader() as reader:
             census = reader.census(prepared.selection)
             reached = reader.reached(prepared.selection, prepared.reaches)
         self.report.census = census
+        self._touched = (self.rule.table, *reach_order(prepared.reaches))
         brakes = self.engine.brakes(self.rule)
         self.ledger.append(self.entry(Kind.RUN_START, {
             "as_of": self.as_of.isoformat(), "cutoff": prepared.selection.age.cutoff.aware,
@@ -262,6 +279,35 @@ class RuleRun:
         self.options.observe(self.report)
         return acted, keys[-1]
 
+    def _compact(self) -> None:
+        """Have the store clear the old values the run left (see the module docstring).
+
+        Only after a run that acted and was not stopped: a stop request is answered without
+        waiting for a table rewrite, and the next run compacts.  A store error is recorded
+        and reported, not raised: the rows were acted on and audited all the same.
+        """
+        if self.report.acted == 0 or self.report.status != "done":
+            return
+        store = self.engine.stores.get(self.rule.store)
+        started = time.monotonic()
+        body: dict[str, Any]
+        try:
+            done = store.compact(self._touched, mode=self.rule.compact)
+        except RetentionError as exc:
+            body = {"status": "failed", "method": self.rule.compact,
+                    "tables": list(self._touched), "error": redact(str(exc))}
+            self.log.warning("compact.failed", error=body["error"])
+        else:
+            if done is None:
+                return
+            body = {"status": "done" if done.complete else "partial", "method": done.method,
+                    "tables": list(done.tables)}
+            self.report.residue = done.leaves
+        body["seconds"] = round(time.monotonic() - started, 3)
+        record = self.ledger.append(self.entry(Kind.COMPACTED, body))
+        self.report.compacted = {**body, "at": record.at}  # when: the ledger's clock
+        self.log.info("compact.end", **body)
+
     def _record_outcome(self, then: Entry | None = None) -> None:
         """Commit the last batch's outcome, if one waits, with ``then`` (an intent) after it.
 
@@ -298,6 +344,8 @@ class RuleRun:
         if self.report.error:
             body["error"] = self.report.error
             body["error_class"] = self.report.error_class
+        if self.report.compacted is not None:
+            body["compacted"] = self.report.compacted["status"]
         entry = self.entry(Kind.RUN_END, body)
         self.ended = True
         try:

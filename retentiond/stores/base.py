@@ -418,6 +418,25 @@ def reach_order(reaches: Sequence[Reach]) -> list[str]:
     return sorted(depth, key=lambda table: (depth[table], table))
 
 
+CompactMode = Literal["vacuum", "rewrite"]
+"""How hard a store clears the dead copies a run left: ``vacuum`` frees them for reuse (the
+bytes stay until overwritten), ``rewrite`` copies the live rows into new files."""
+
+
+@dataclass(frozen=True)
+class Compacted:
+    """What a store did, after a run acted, to clear the copies of removed or rewritten values."""
+
+    tables: tuple[str, ...]
+    method: str
+    """The statements, e.g. ``VACUUM``, ``VACUUM (FULL)``, ``OPTIMIZE TABLE``,
+    ``WAL checkpoint (TRUNCATE)``."""
+    complete: bool = True
+    """False when the store did only part of it (a WAL checkpoint that readers kept busy)."""
+    leaves: str | None = None
+    """What still holds the old values afterwards, and until when; None when nothing does."""
+
+
 @dataclass(frozen=True)
 class QuarantineBatch:
     """One quarantined batch as it sits in a quarantine table."""
@@ -562,6 +581,24 @@ class Store(ABC):
         """Delete a quarantined batch for good; the keys purged."""
         del batch
         raise _cannot(self.name, Capability.QUARANTINE)
+
+    def residue(self) -> str | None:
+        """What keeps old values after a run that does not compact; None when nothing does.
+
+        Old values are those the run removed or rewrote; e.g. PostgreSQL's dead tuples, until
+        autovacuum.
+        """
+        return None
+
+    def compact(self, tables: Sequence[str], *, mode: CompactMode | None) -> Compacted | None:
+        """After a run acted on ``tables``: clear the copies the database keeps of old values.
+
+        With ``mode`` None, only what is cheap and always due (SQLite in WAL mode: checkpoint
+        the WAL into the file and truncate it); otherwise also the rule's ``compact``.  None
+        when nothing was done: a store of this kind keeps no such copies.
+        """
+        del tables, mode
+        return None
 
     @abstractmethod
     def close(self) -> None:

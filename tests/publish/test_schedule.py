@@ -72,9 +72,10 @@ def test_the_json_document_has_stable_keys(shared_world, audience, hold_lists):
     rules = [r for t in tables for r in t["rules"]]
     holds = [h for t in tables for h in t.get("holds", [])]
     retentions = [r for t in tables for r in t["minimum_retentions"]]
-    assert ({"as_of", "audience", "categories", "format", "held_across_tables", "policy_set",
+    assert ({"as_of", "audience", "backups", "categories", "format", "held_across_tables",
+             "policy_set",
              *hold_lists} == set(document))
-    assert ("retentiond-schedule/3", audience) == (document["format"], document["audience"])
+    assert ("retentiond-schedule/4", audience) == (document["format"], document["audience"])
     assert {frozenset({"goes_with", "held", "minimum_retentions", "rules", "store", "table",
                        *({"holds"} if hold_lists else ())})} == {
         frozenset(t) for t in tables}
@@ -325,3 +326,38 @@ def test_the_public_schedule_names_no_hold_case_filter_or_subject(shared_world, 
         assert "1 legal hold is in force on some of the records of several tables" in shown
         assert "Internal edition" in named
         assert "Internal edition" not in shown
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "json"])
+def test_the_schedule_states_how_long_backups_keep_what_was_deleted(shared_world, tmp_path,
+                                                                   fmt):
+    """With ``[residual]`` set, every format says how long backups keep a deleted record.
+
+    And recovery logs, and so when no copy of it remains: the longer of the two.
+    """
+    config = copy_of(shared_world, tmp_path)
+    config.write_text(config.read_text(encoding="utf-8")
+                      + '\n[residual]\nbackups = "35 days"\nwal = "2 months"\n', encoding="utf-8")
+
+    result = cli(config, "schedule", "--format", fmt)
+
+    assert 0 == result.returncode, result.stderr
+    words = ("A record deleted or anonymized here is still in the backups taken before, until "
+             "they expire: backups are kept for 35 days and recovery logs for 2 months. So no "
+             "copy of it remains 2 months after it was deleted or anonymized.")
+    if fmt == "json":
+        assert {"kept_for": "35 days", "archived_wal_kept_for": "2 months", "words": words} == (
+            json.loads(result.stdout)["backups"])
+    else:
+        assert words in " ".join(_text(result.stdout, fmt).split())
+
+
+def test_an_unstated_backup_retention_is_said_to_be_unstated(shared_world):
+    """Without ``[residual] backups`` the schedule says that it does not state it.
+
+    Rather than leave the reader to think that deleted means gone from every copy.
+    """
+    result = cli(shared_world.config, "schedule", "--format", "md")
+
+    assert ("## Backups\n\nHow long our backups keep a deleted or anonymized record is not "
+            "stated in this schedule.\n") in result.stdout

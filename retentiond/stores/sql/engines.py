@@ -3,9 +3,11 @@
 There are at most two engines: the write engine (``settings.url``) and, for SQLite (a
 read-only file handle) or when ``plan_url`` names a separate, unprivileged role, a read engine.
 Every engine hides bound parameters (``hide_parameters=True``), so row values never reach an
-exception or a log.  :meth:`Engines.errors` is the one place a SQLAlchemy exception becomes a
-:class:`StoreError` (or :class:`StoreUnavailable` when a retry may help) carrying the driver's
-first line, with the password masked.
+exception or a log.  Every SQLite connection sets ``secure_delete``, so a value deleted or
+overwritten through it is zeroed in the file, not left in free pages.  :meth:`Engines.errors` is
+the one place a SQLAlchemy exception becomes a :class:`StoreError` (or
+:class:`StoreUnavailable` when a retry may help) carrying the driver's first line, with the
+password masked.
 """
 
 from __future__ import annotations
@@ -219,7 +221,10 @@ class Engines:
         lock_ms = int(self.settings.lock_timeout_ms)
         statement_ms = int(self.settings.statement_timeout_ms)
         if self.family == "sqlite":
-            return ["PRAGMA foreign_keys=ON"]
+            # secure_delete: a deleted or overwritten value is zeroed in the file's pages, not
+            # left in free space where anyone reading the file finds it (FIELD-NOTES; tested
+            # by grepping the file for deleted values, tests/enforce/test_physically_gone.py).
+            return ["PRAGMA foreign_keys=ON", "PRAGMA secure_delete=ON"]
         if self.family == "postgresql":
             # No JIT: a claim's LIMIT makes the planner's cost estimate large enough to
             # compile every batch's query, which then costs more than it saves (measured at

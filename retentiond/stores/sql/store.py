@@ -33,6 +33,7 @@ from retentiond.stores.base import Capability, Key, Partitions, QuarantineBatch,
 from retentiond.stores.sql._common import FAMILIES, READ_ONLY_BEGIN, Family
 from retentiond.stores.sql.bookkeeping import Bookkeeping
 from retentiond.stores.sql.caches import ReflectionCache, SelectionCache
+from retentiond.stores.sql.compaction import Compactor
 from retentiond.stores.sql.engines import Engines
 from retentiond.stores.sql.quarantine import Shelves
 from retentiond.stores.sql.read import SqlReader
@@ -42,6 +43,7 @@ from retentiond.stores.sql.write import SqlWriter
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
+    from retentiond.stores.base import Compacted, CompactMode
     from retentiond.stores.sql.settings import SqlStoreSettings
 
 class SqlStore(Store):
@@ -80,6 +82,7 @@ class SqlStore(Store):
         self._selections = SelectionCache()
         self._bookkeeping = Bookkeeping(self.engines, self._reflections)
         self._shelves = Shelves(self.engines, self._reflections, self._bookkeeping)
+        self._compactor = Compactor(self.engines, self._reflections)
         self._parts = StoreParts(name=name, family=family, errors=self.engines.errors,
                                  reflections=self._reflections, selections=self._selections,
                                  bookkeeping=self._bookkeeping)
@@ -195,6 +198,14 @@ class SqlStore(Store):
     def purge(self, batch: QuarantineBatch) -> tuple[Key, ...]:
         """Delete a quarantined batch for good."""
         return self._shelves.purge(batch)
+
+    def residue(self) -> str | None:
+        """What a run that does not compact leaves of old values; see :mod:`.compaction`."""
+        return self._compactor.residue()
+
+    def compact(self, tables: Sequence[str], *, mode: CompactMode | None) -> Compacted | None:
+        """Clear the old values a run left in ``tables``; see :mod:`.compaction`."""
+        return self._compactor.compact(tables, mode=mode)
 
     def close(self) -> None:
         """Dispose of both engines and their pooled connections."""
