@@ -14,7 +14,7 @@ from datetime import date, datetime
 from retentiond.actions import action_for
 from retentiond.errors import Problem, StoreError
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, NotOf, Op
-from retentiond.policy.model import Hold, PolicySet, Retention, Rule, Source
+from retentiond.policy.model import Hold, PolicySet, Related, Retention, Rule, Source
 from retentiond.stores.base import ColumnInfo, ColumnKind, ForeignKey, Store, TableSchema
 from retentiond.stores.registry import Stores
 from retentiond.stores.values import value_fits
@@ -66,6 +66,12 @@ def validate_live(
         if isinstance(entry, Rule):
             problems.extend(problem(path, what, fix)
                             for path, what, fix in _capable(entry, store))
+            if entry.age.related is not None:
+                try:
+                    _path, found = related_path(store, entry.table, entry.age.related)
+                except StoreError as exc:
+                    found = [(("age", "related"), f"store {entry.store!r}: {exc.what}", exc.fix)]
+                problems.extend(problem(path, what, fix) for path, what, fix in found)
         problems.extend(problem(path, what, fix) for path, what, fix in _check(entry, table))
     return problems
 
@@ -145,7 +151,8 @@ def _check(entry: Entry, table: TableSchema) -> Iterator[tuple[Path, str, str]]:
             yield (("table",), f"table {table.name!r} has no primary key, so its rows cannot be "
                                "acted on one by one and audited",
                    "add a primary key to the table, or remove the rule")
-        yield from _time_column(table, entry.age.column, ("age", "column"))
+        if entry.age.column is not None:
+            yield from _time_column(table, entry.age.column, ("age", "column"))
         for finding in action_for(entry.action).check(table):
             yield finding.path, finding.what, finding.fix
         for kind, column in entry.subjects.items():
@@ -156,6 +163,42 @@ def _check(entry: Entry, table: TableSchema) -> Iterator[tuple[Path, str, str]]:
         yield from _time_column(table, entry.column, ("column",))
     if entry.where is not None:
         yield from _filter(entry.where, table, ("where",))
+
+
+def related_path(store: Store, table: str, related: Related,
+                 ) -> tuple[tuple[ForeignKey, ...], list[tuple[Path, str, str]]]:
+    """The foreign keys from ``table`` out to the related rows, and what is wrong on the way.
+
+    Every hop must be a real foreign key of the live store (its columns ``via``, in that
+    order, referencing the previous table), and the related column a date or time.
+    """
+    keys: list[ForeignKey] = []
+    parent = table
+    hops = related.path
+    for number, hop in enumerate(hops):
+        where: Path = ("age", "related") if number == len(hops) - 1 else (
+            "age", "related", "through", number)
+        child = store.schema(hop.table)
+        if child is None:
+            return (), [((*where, "table"), f"table {hop.table!r} does not exist in the store",
+                         "name the table of the related rows (and its schema)")]
+        wanted = tuple(hop.via)
+        found = [fk for fk in child.references
+                 if fk.ref_table == parent and fk.columns == wanted]
+        if not found:
+            known = ", ".join(f"({', '.join(fk.columns)})" for fk in child.references
+                              if fk.ref_table == parent) or "none"
+            return (), [((*where, "via"),
+                         f"table {hop.table!r} has no foreign key ({', '.join(wanted)}) -> "
+                         f"{parent!r} (its keys to {parent!r}: {known})",
+                         f"name the columns of a foreign key of {hop.table!r} referencing "
+                         f"{parent!r}, or add that key to the schema")]
+        keys.append(found[0])
+        parent = hop.table
+    last = store.schema(parent)
+    problems = [] if last is None else list(
+        _time_column(last, related.column, ("age", "related", "column")))
+    return tuple(keys), problems
 
 
 def _time_column(table: TableSchema, column: str, path: Path) -> Iterator[tuple[Path, str, str]]:

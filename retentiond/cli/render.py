@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from retentiond.ledger.chain import jsonable
+from retentiond.policy.model import Age
 from retentiond.run.engine import RulePlan
 from retentiond.stores.base import Key, Reached
 
@@ -182,11 +183,31 @@ def plan_table(plans: Sequence[RulePlan]) -> Listing:
     return listing
 
 
+def _related_words(age: Age) -> str:
+    """Where an age from related rows comes from, and what no related rows mean."""
+    related = age.related
+    if related is None:
+        return str(age.column)
+    hops = " -> ".join(f"{hop.table}({', '.join(hop.via)})" for hop in related.path)
+    none = "are due" if age.when_none == "act" else "are kept"
+    return (f"from related rows: the {related.take} {related.table}.{related.column} "
+            f"via {hops}; rows with none {none}")
+
+
+def _age_name(age: Age) -> str:
+    related = age.related
+    if related is None:
+        return str(age.column)
+    return f"dated {related.table} row (or one has no {related.column})"
+
+
 def plan_details(plan: RulePlan) -> Group:
     """Everything else one rule's plan says: promise, action, guards, reach, samples, brake."""
     lines: list[Text] = [Text(f"{plan.rule.id}", style="bold"),
                          Text(f"  promise: {plan.rule.description}"),
                          Text(f"  does:    {plan.action}")]
+    if plan.rule.age.related is not None:
+        lines.append(Text(f"  age:     {_related_words(plan.rule.age)}"))
     if plan.error:
         lines.append(Text(f"  error:   {plan.error} (nothing would be done)", style="red"))
         return Group(*lines)
@@ -204,7 +225,7 @@ def plan_details(plan: RulePlan) -> Group:
                           "(already rewritten, or nothing to rewrite)"))
     if plan.census and plan.census.null_age:
         lines.append(Text(f"  kept:    {_count(plan.census.null_age)} rows have no "
-                          f"{plan.rule.age.column} (a missing date keeps the record)"))
+                          f"{_age_name(plan.rule.age)} (a missing date keeps the record)"))
     lines.extend(Text(f"  reaches: {_rows(r.rows)} of {r.table} {_reach_words(r)}, "
                       f"of {_count(r.population)}") for r in plan.reached)
     if plan.samples:

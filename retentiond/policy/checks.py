@@ -76,7 +76,7 @@ def _contradictions(active: Sequence[Rule], where: dict[str, Source]) -> list[Pr
     groups: dict[tuple[str, str, str, str], list[Rule]] = defaultdict(list)
     for rule in active:
         records = rule.where.model_dump_json() if rule.where is not None else ""
-        groups[rule.store, rule.table, rule.age.column, records].append(rule)
+        groups[rule.store, rule.table, rule.age.described, records].append(rule)
     reported: set[str] = set()
     problems = []
     for group in groups.values():
