@@ -195,10 +195,14 @@ def _related_words(age: Age) -> str:
 
 
 def _age_name(age: Age) -> str:
+    """What the rows with no age lack."""
     related = age.related
     if related is None:
-        return str(age.column)
-    return f"dated {related.table} row (or one has no {related.column})"
+        return f"no {age.column} (a missing date keeps the record)"
+    undated = f"a related {related.table} row with no {related.column}"
+    if age.when_none == "act":
+        return f"{undated} (doubt keeps the record)"
+    return f"no {related.table} rows, or {undated} (doubt keeps the record)"
 
 
 def plan_details(plan: RulePlan) -> Group:
@@ -224,8 +228,8 @@ def plan_details(plan: RulePlan) -> Group:
         lines.append(Text(f"  done:    {_count(plan.census.done)} rows need no change "
                           "(already rewritten, or nothing to rewrite)"))
     if plan.census and plan.census.null_age:
-        lines.append(Text(f"  kept:    {_count(plan.census.null_age)} rows have no "
-                          f"{_age_name(plan.rule.age)} (a missing date keeps the record)"))
+        lines.append(Text(f"  kept:    {_count(plan.census.null_age)} rows have "
+                          f"{_age_name(plan.rule.age)}"))
     lines.extend(Text(f"  reaches: {_rows(r.rows)} of {r.table} {_reach_words(r)}, "
                       f"of {_count(r.population)}") for r in plan.reached)
     if plan.samples:

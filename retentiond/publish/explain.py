@@ -281,12 +281,13 @@ def _no_date(rule: Rule) -> str:
     related = rule.age.related
     if related is None:
         return f"it has no {rule.age.column}, and a missing date keeps the record"
-    return (f"its age comes from related rows, and it has no {related.table} row, or one "
+    return (f"its age comes from related rows, and it has no {related.table} rows, or one "
             f"with no {related.column}: doubt keeps the record")
 
 
 def _decide(rule: Rule, census: Census, *, matches: bool, keep_until: datetime | None,
             protections: Sequence[Protection]) -> tuple[str, str]:
+    since = _since(rule, keep_until)
     verbs = action_for(rule.action).verbs
     names = {kind: ", ".join(p.id for p in protections if p.kind == kind)
              for kind in ("hold", "retention", "blocker", "restore")}
@@ -295,19 +296,18 @@ def _decide(rule: Rule, census: Census, *, matches: bool, keep_until: datetime |
     if census.null_age:
         return "no date", _no_date(rule)
     if census.eligible:
-        return "act", (f"due since {_day(keep_until)} and nothing protects it: the next run "
+        return "act", (f"due {since} and nothing protects it: the next run "
                        f"will {verbs.present} it")
     if census.held and names["restore"] and not names["hold"]:
         restores = "; ".join(p.reason for p in protections if p.kind == "restore")
-        return "exempt", f"{restores}; it has been due since {_day(keep_until)}"
+        return "exempt", f"{restores}; it has been due {since}"
     if census.held:
-        return "held", (f"kept by legal hold {names['hold']}; it has been due since "
-                        f"{_day(keep_until)}")
+        return "held", f"kept by legal hold {names['hold']}; it has been due {since}"
     if census.protected:
         return "retained", (f"kept by minimum retention {names['retention']}; it has been "
-                            f"due under this rule since {_day(keep_until)}")
+                            f"due under this rule {since}")
     if census.blocked:
-        return "blocked", f"kept: {names['blocker']}; it has been due since {_day(keep_until)}"
+        return "blocked", f"kept: {names['blocker']}; it has been due {since}"
     if census.done:
         return "done", f"nothing to do: it is already {verbs.past}"
     reason = f"the rule keeps it until {_day(keep_until)}"
@@ -323,6 +323,14 @@ def _kept(protection: Protection) -> str:
             "restore": "exempt as restored, by"}
     until = f" until {_day(protection.until)}" if protection.until else " with no end known"
     return f"{what[protection.kind]} {protection.id}{until}"
+
+
+def _since(rule: Rule, keep_until: datetime | None) -> str:
+    """Since when a due record has been due: its age's day, or why it is due without one."""
+    related = rule.age.related
+    if keep_until is None and related is not None and rule.age.when_none == "act":
+        return f"because it has no related {related.table} rows (when_none: act)"
+    return f"since {_day(keep_until)}"
 
 
 def _day(moment: datetime | None) -> str:

@@ -306,11 +306,20 @@ class SelectionCompiler:
             return sa.or_(sa.not_(sa.exists().where(*joins)), known), doubtful
         return known, sa.or_(sa.not_(sa.exists().where(*joins)), doubtful)
 
-    def related_value(self, related: RelatedAge) -> sa.ScalarSelect[Any]:
-        """The newest (or oldest) related date of the row, as text (NULLs skipped)."""
+    def related_value(self, related: RelatedAge) -> ColumnElement[Any]:
+        """The newest (or oldest) related date of the row, as text.
+
+        NULL when there is none, and when a related row has no date (or, on SQLite, one that
+        is no ISO date): the age is then unknown, as the selection has it.
+        """
         joins, column, _last = self._related_rows(related)
         take = sa.func.max if related.take == "newest" else sa.func.min
-        return sa.select(sa.type_coerce(take(column), sa.String)).where(*joins).scalar_subquery()
+        dated = self._dated(column)
+        unknown = column.is_(None) if dated is None else sa.or_(column.is_(None),
+                                                                sa.not_(dated))
+        value = sa.select(sa.type_coerce(take(column), sa.String)).where(*joins)
+        return sa.case((sa.exists().where(*joins, unknown), sa.null()),
+                       else_=value.scalar_subquery())
 
     def _related_rows(self, related: RelatedAge) -> tuple[
             list[ColumnElement[bool]], KeyedColumnElement[Any], Reflected]:

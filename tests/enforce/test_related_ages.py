@@ -1,0 +1,113 @@
+"""Ages from related records: a customer is as old as its newest (or oldest) invoice.
+
+Runs are made at AS_OF (2026-03-15 12:00 UTC); "24 months" puts the cutoff at 2024-03-15
+12:00.  The comment on each customer says where it stands under "newest invoice older than 24
+months, no invoices: keep".
+"""
+
+from __future__ import annotations
+
+import pytest
+from enforce_kit import AS_OF, at, stamp
+
+from retentiond.stores.base import Census
+
+CUTOFF = at(2024, 3, 15, 12, 0)
+SECOND_AFTER = at(2024, 3, 15, 12, 0, 1)
+
+CUSTOMERS = [
+    # id, invoices' issued_at
+    (1, [at(2023, 1, 1), at(2024, 1, 1)]),  # newest is old: due
+    (2, [at(2023, 1, 1), at(2025, 1, 1)]),  # newest is young (oldest is old)
+    (3, []),  # no invoices: no age, kept (when_none: act makes it due)
+    (4, [at(2023, 1, 1), None]),  # an invoice with no date: in doubt, kept
+    (5, [CUTOFF]),  # exactly at the cutoff: due
+    (6, [SECOND_AFTER]),  # a second after it: young
+    (7, [CUTOFF, CUTOFF]),  # a tie, at the cutoff: due
+    (8, [at(2020, 1, 1)]),  # due, but held
+    (9, [None]),  # only an undated invoice: in doubt, kept
+]
+
+
+def rule(take="newest", when_none=None, action="delete", extra=""):
+    """The customers rule: age from invoices.issued_at, the hold on customer 8."""
+    none = f"\n      when_none: {when_none}" if when_none else ""
+    return f"""\
+rules:
+  - id: quiet-customers
+    description: Customers whose {take} invoice is over 24 months old are removed.
+    store: app
+    table: customers
+    age:
+      related: {{table: invoices, via: [customer_id], column: issued_at, take: {take}}}
+      older_than: 24 months{none}
+    action: {{type: {action}}}
+{extra}holds:
+  - id: customer-8
+    reason: Litigation.
+    store: app
+    table: customers
+    where: {{column: id, value: 8}}
+"""
+
+
+@pytest.fixture
+def invoices(db):
+    """Customers and their invoices (deleted with them), as listed above."""
+    db.run("CREATE TABLE customers (id INTEGER PRIMARY KEY, name VARCHAR(20))",
+           f"CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES "
+           f"customers (id) ON DELETE CASCADE, issued_at {stamp(db.kind)})")
+    db.insert("customers", [{"id": c, "name": f"c{c}"} for c, _ in CUSTOMERS])
+    numbers = iter(range(1, 100))
+    db.insert("invoices", [{"id": next(numbers), "customer_id": c, "issued_at": when}
+                           for c, dates in CUSTOMERS for when in dates])
+
+
+def plan_of(rig, text):
+    """The census and eligible keys of the plan of ``quiet-customers``."""
+    made = rig(text)
+    plan = made.engine.plan(made.rule("quiet-customers"), as_of=AS_OF, samples=20)
+    assert plan.error is None
+    return plan.census, [key[0] for key in plan.samples]
+
+
+@pytest.mark.usefixtures("invoices")
+def test_the_newest_invoice_dates_the_customer(rig):
+    """Due at or before the cutoff (ties too); no invoices or an undated one keeps; holds hold."""
+    expected = (Census(population=9, matched=4, null_age=3, held=1, protected=0, eligible=3,
+                       by_guard={"customer-8": 1}), [1, 5, 7])
+
+    assert expected == plan_of(rig, rule())
+
+
+@pytest.mark.usefixtures("invoices")
+def test_the_oldest_invoice_dates_the_customer(rig):
+    """With take: oldest one old invoice is enough; an undated one still keeps the customer."""
+    expected = (Census(population=9, matched=5, null_age=3, held=1, protected=0, eligible=4,
+                       by_guard={"customer-8": 1}), [1, 2, 5, 7])
+
+    assert expected == plan_of(rig, rule(take="oldest"))
+
+
+@pytest.mark.usefixtures("invoices")
+def test_when_none_act_makes_a_customer_without_invoices_due(rig):
+    """when_none: act: no related rows at all is due; an undated invoice is still doubt."""
+    expected = (Census(population=9, matched=5, null_age=2, held=1, protected=0, eligible=4,
+                       by_guard={"customer-8": 1}), [1, 3, 5, 7])
+
+    assert expected == plan_of(rig, rule(when_none="act"))
+
+
+@pytest.mark.usefixtures("invoices")
+def test_a_run_removes_exactly_the_due_customers_and_their_invoices(rig, db):
+    """Enforcing deletes customers 1, 5 and 7 (their invoices cascade); the held one stays."""
+    made = rig(rule())
+    kept = [2, 3, 4, 6, 8, 9]
+
+    report = made.run("quiet-customers")
+
+    assert ("done", [1, 5, 7], kept, sorted(c for c, dates in CUSTOMERS if c in kept
+                                             for _ in dates)) == (
+        report.status, sorted(made.acted("quiet-customers")),
+        [row[0] for row in db.rows("customers")],
+        sorted(row[1] for row in db.rows("invoices")))
