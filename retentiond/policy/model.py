@@ -109,11 +109,16 @@ class Age(StrictModel):
 
     @model_validator(mode="after")
     def _one(self) -> Age:
-        if (self.column is None) == (self.related is None):
-            raise ValueError("give exactly one of 'column' (the table's own date) or 'related' "
-                             "(the newest or oldest date of rows referencing it)")
+        if self.column is None and self.related is None:
+            raise ValueError("'column' is missing: an age is a date column of the table, or "
+                             "the newest or oldest date of 'related' rows; add 'column:' "
+                             "(or 'related:')")
+        if self.column is not None and self.related is not None:
+            raise ValueError("both 'column' and 'related' are given; keep the one the age is "
+                             "measured on")
         if self.related is None and self.when_none != "keep":
-            raise ValueError("'when_none' is for ages from 'related' rows")
+            raise ValueError("'when_none' is for ages from 'related' rows; remove it, or "
+                             "measure the age on 'related' rows")
         return self
 
     @property

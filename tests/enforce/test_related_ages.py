@@ -10,7 +10,12 @@ from __future__ import annotations
 import pytest
 from enforce_kit import AS_OF, at, stamp
 
+from retentiond.errors import PolicyError
+from retentiond.policy.loader import load_policies
 from retentiond.stores.base import Census
+from retentiond.stores.registry import Stores
+from retentiond.stores.sql import SqlStoreSettings
+from retentiond.validation import validate_live
 
 CUTOFF = at(2024, 3, 15, 12, 0)
 SECOND_AFTER = at(2024, 3, 15, 12, 0, 1)
@@ -111,3 +116,63 @@ def test_a_run_removes_exactly_the_due_customers_and_their_invoices(rig, db):
         report.status, sorted(made.acted("quiet-customers")),
         [row[0] for row in db.rows("customers")],
         sorted(row[1] for row in db.rows("invoices")))
+
+
+def problems_of(tmp_path, backend, make_store, text):
+    """(line, what) of each problem validate finds in ``text`` against the live store."""
+    directory = tmp_path / "checked"
+    directory.mkdir()
+    (directory / "policy.yaml").write_text(text, encoding="utf-8")
+    stores = Stores({"app": SqlStoreSettings(url=backend)},
+                    lambda _name, settings: make_store(settings.url))
+    return [(p.file, p.line, p.subject, p.what)
+            for p in validate_live(load_policies(directory), stores)]
+
+
+RELATED = "related: {table: invoices, via: [customer_id], column: issued_at, take: newest}"
+
+
+@pytest.mark.usefixtures("invoices")
+@pytest.mark.parametrize(("related", "what"), [
+    ("related: {table: invoices, via: [id], column: issued_at}",
+     "table 'invoices' has no foreign key (id) -> 'customers' (its keys to 'customers': "
+     "(customer_id))"),
+    ("related: {table: bills, via: [customer_id], column: issued_at}",
+     "table 'bills' does not exist in the store"),
+    ("related: {table: invoices, via: [customer_id], column: paid_at}",
+     "column 'paid_at' does not exist in table 'invoices'"),
+    ("related: {table: invoices, via: [customer_id], column: id}",
+     "column 'id' is INTEGER, not a date or time"),
+    ("related: {through: [{table: invoices, via: [customer_id]}], table: customers, "
+     "via: [id], column: name}",
+     "table 'customers' has no foreign key (id) -> 'invoices' (its keys to 'invoices': none)"),
+])
+def test_a_path_that_is_no_foreign_key_or_a_column_that_is_no_date_is_refused(
+        tmp_path, backend, make_store, related, what):
+    """Validation names the file, the line of ``related`` and what is wrong with the path."""
+    text = rule().replace(RELATED, related)
+    file = tmp_path / "checked" / "policy.yaml"
+
+    found = problems_of(tmp_path, backend, make_store, text)
+
+    # The type's name is the database's own: MariaDB's INTEGER(11) is read as INTEGER.
+    assert [(file, 7, "quiet-customers", what)] == [
+        (f, line, subject, w.replace("INTEGER(11)", "INTEGER")) for f, line, subject, w in found]
+
+
+@pytest.mark.parametrize(("lines", "line", "what"), [
+    (["column: created_at", RELATED], 6, "both 'column' and 'related' are given"),
+    ([], 6, "'column' is missing"),
+    (["column: created_at", "when_none: act"], 6, "'when_none' is for ages from 'related' rows"),
+    (["related: {table: invoices, via: [customer_id], column: issued_at, take: latest}"], 7,
+     "take: Input should be 'newest' or 'oldest'"),
+])
+def test_an_age_with_both_or_neither_source_is_refused_when_loaded(tmp_path, lines, line, what):
+    """An age needs its own column or related rows, not both; when_none only for related."""
+    text = rule().replace(f"      {RELATED}\n", "".join(f"      {line}\n" for line in lines))
+    (tmp_path / "policy.yaml").write_text(text, encoding="utf-8")
+
+    with pytest.raises(PolicyError) as raised:
+        load_policies(tmp_path)
+
+    assert (line, True) == (raised.value.line, what in str(raised.value)), str(raised.value)
