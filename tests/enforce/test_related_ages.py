@@ -8,9 +8,12 @@ months, no invoices: keep".
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from enforce_kit import AS_OF, at, stamp
+from test_concurrent import application
 
 from retentiond.errors import PolicyError
+from retentiond.ledger.chain import Kind
 from retentiond.policy.loader import load_policies
 from retentiond.stores.base import Census
 from retentiond.stores.registry import Stores
@@ -176,3 +179,40 @@ def test_an_age_with_both_or_neither_source_is_refused_when_loaded(tmp_path, lin
         load_policies(tmp_path)
 
     assert (line, True) == (raised.value.line, what in str(raised.value)), str(raised.value)
+
+
+@pytest.mark.usefixtures("invoices")
+def test_an_invoice_cannot_be_redated_between_the_claim_and_the_act(rig, db, backend,
+                                                                     monkeypatch):
+    """The claim locks the related rows too: what decided the batch cannot change under it.
+
+    Right after the first batch's intent is written, the application re-dates customer 5's
+    invoice to last week, on its own connection with a short lock timeout.  The act deletes
+    by key, so were the invoice not locked, customer 5 (no longer due) would be deleted with
+    a fresh invoice; locked, the application waits for the batch and times out.
+    """
+    made = rig(rule())
+    engine = application(backend, db.kind)
+    what_happened = []
+    append_many = made.ledger.append_many
+
+    def append_then_redate(entries, **options):
+        records = append_many(entries, **options)
+        if any(entry.kind is Kind.INTENT for entry in entries) and not what_happened:
+            try:
+                with engine.begin() as connection:
+                    connection.execute(sa.text(
+                        "UPDATE invoices SET issued_at = :now WHERE customer_id = 5"),
+                        {"now": at(2026, 3, 8)})
+                what_happened.append("changed")
+            except sa.exc.OperationalError:
+                what_happened.append("blocked")
+        return records
+
+    monkeypatch.setattr(made.ledger, "append_many", append_then_redate)
+    report = made.run("quiet-customers", sleep=lambda _seconds: None)
+    engine.dispose()
+
+    assert (["blocked"], "done", [1, 5, 7], [2, 3, 4, 6, 8, 9]) == (
+        what_happened, report.status, sorted(made.acted("quiet-customers")),
+        [row[0] for row in db.rows("customers")])
