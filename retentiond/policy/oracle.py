@@ -14,6 +14,9 @@ The semantics it models:
 - A row is *matched* when the rule's filter is TRUE (NULL and FALSE both fail) and its age is
   at or before the cutoff; a row whose filter passes but whose age is NULL counts as
   ``null_age`` and is never matched.
+- An age from related rows is the newest (or oldest) date of the rows the foreign-key path
+  reaches from the row; a NULL among them makes it NULL (``null_age``), and so does having
+  none, unless the rule acts on rows with none (then the row is due whatever the cutoff).
 - A hold protects the rows its filter does not reject (no filter: every row); a minimum
   retention protects the rows its filter does not reject whose own age is after its cutoff or
   NULL.  A filter that is NULL (unknown) protects: doubt keeps the record.

@@ -10,8 +10,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 from enforce_kit import AS_OF, at, stamp
+from rich.console import Console
 from test_concurrent import application
 
+from retentiond.cli.render import plan_details
 from retentiond.errors import PolicyError
 from retentiond.ledger.chain import Kind
 from retentiond.policy.loader import load_policies
@@ -216,3 +218,21 @@ def test_an_invoice_cannot_be_redated_between_the_claim_and_the_act(rig, db, bac
     assert (["blocked"], "done", [1, 5, 7], [2, 3, 4, 6, 8, 9]) == (
         what_happened, report.status, sorted(made.acted("quiet-customers")),
         [row[0] for row in db.rows("customers")])
+
+
+@pytest.mark.usefixtures("invoices")
+def test_the_plan_says_the_age_comes_from_related_rows(rig):
+    """The plan details name the related column and path, and what the rows kept lack."""
+    made = rig(rule())
+    plan = made.engine.plan(made.rule("quiet-customers"), as_of=AS_OF)
+    console = Console(width=200)
+    with console.capture() as captured:
+        console.print(plan_details(plan))
+    lines = [line.strip() for line in captured.get().splitlines()]
+
+    assert [
+        "age:     from related rows: the newest invoices.issued_at via invoices(customer_id); "
+        "rows with none are kept",
+        "kept:    3 rows have no invoices rows, or a related invoices row with no issued_at "
+        "(doubt keeps the record)",
+    ] == [line for line in lines if line.startswith(("age:", "kept:"))]
