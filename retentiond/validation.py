@@ -14,7 +14,15 @@ from datetime import date, datetime
 from retentiond.actions import action_for
 from retentiond.errors import Problem, StoreError
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, NotOf, Op
-from retentiond.policy.model import Hold, PolicySet, Related, Retention, Rule, Source
+from retentiond.policy.model import (
+    Hold,
+    PolicySet,
+    Related,
+    Retention,
+    Rule,
+    Source,
+    UseOwn,
+)
 from retentiond.stores.base import ColumnInfo, ColumnKind, ForeignKey, Store, TableSchema
 from retentiond.stores.registry import Stores
 from retentiond.stores.values import value_fits
@@ -153,6 +161,8 @@ def _check(entry: Entry, table: TableSchema) -> Iterator[tuple[Path, str, str]]:
                    "add a primary key to the table, or remove the rule")
         if entry.age.column is not None:
             yield from _time_column(table, entry.age.column, ("age", "column"))
+        if isinstance(entry.age.when_none, UseOwn):
+            yield from _time_column(table, entry.age.when_none.use, ("age", "when_none", "use"))
         for finding in action_for(entry.action).check(table):
             yield finding.path, finding.what, finding.fix
         for kind, column in entry.subjects.items():

@@ -189,7 +189,8 @@ def _related_words(age: Age) -> str:
     if related is None:
         return str(age.column)
     hops = " -> ".join(f"{hop.table}({', '.join(hop.via)})" for hop in related.path)
-    none = "are due" if age.when_none == "act" else "are kept"
+    none = ("are due" if age.when_none == "act" else "are kept" if age.when_none == "keep"
+            else f"are aged on {age.when_none.use}")
     return (f"from related rows: the {related.take} {related.table}.{related.column} "
             f"via {hops}; rows with none {none}")
 
@@ -202,7 +203,10 @@ def _age_name(age: Age) -> str:
     undated = f"a related {related.table} row with no {related.column}"
     if age.when_none == "act":
         return f"{undated} (doubt keeps the record)"
-    return f"no {related.table} rows, or {undated} (doubt keeps the record)"
+    if age.when_none == "keep":
+        return f"no {related.table} rows, or {undated} (doubt keeps the record)"
+    return (f"no {related.table} rows and no {age.when_none.use}, or {undated} "
+            "(doubt keeps the record)")
 
 
 def plan_details(plan: RulePlan) -> Group:

@@ -91,6 +91,12 @@ class Related(Hop):
         return (*self.through, Hop(table=self.table, via=self.via))
 
 
+class UseOwn(StrictModel):
+    """``when_none: {use: created_at}``: with no related rows, the table's own date column."""
+
+    use: Identifier
+
+
 class Age(StrictModel):
     """``{column: submitted_at, older_than: 12 months, timezone: UTC}``.
 
@@ -98,14 +104,16 @@ class Age(StrictModel):
     date/time values of the column are read.  Instead of a ``column`` of its own, a record's
     age may come from ``related`` rows (see :class:`Related`); ``when_none`` says what a
     record with no related rows at all is: ``keep`` (no age: never due, the default) or
-    ``act`` (due, as "an account with no login" is).
+    ``act`` (due, as "an account with no login" is), or ``{use: column}``, a date column of
+    the table's own (a customer who never bought anything is as old as its sign-up).
     """
 
     column: Identifier | None = None
     related: Related | None = Field(default=None, exclude_if=lambda v: v is None)
     older_than: PeriodField
     timezone: Timezone = "UTC"
-    when_none: Literal["keep", "act"] = Field(default="keep", exclude_if=lambda v: v == "keep")
+    when_none: Literal["keep", "act"] | UseOwn = Field(default="keep",
+                                                       exclude_if=lambda v: v == "keep")
 
     @model_validator(mode="after")
     def _one(self) -> Age:

@@ -398,6 +398,8 @@ class RelatedAge:
     column: str
     take: Literal["newest", "oldest"] = "newest"
     when_none: Literal["keep", "act"] = "keep"
+    fallback: str | None = None
+    """With no related rows, the row's own column ``fallback`` is its age (when given)."""
 
     def rows(self, schema: Schema, tables: Tables, table: str, row: Row) -> list[Row]:
         """The related rows of ``row`` of ``table``: the rows at the end of the hops."""
@@ -432,6 +434,8 @@ class Decree:
         dates = [r[self.related.column]
                  for r in self.related.rows(schema, tables, self.table, row)]
         if not dates:
+            if self.related.fallback is not None:
+                return row[self.related.fallback], False
             return None, self.related.when_none == "act"
         if any(d is None for d in dates):
             return None, False
@@ -466,7 +470,8 @@ def from_policy(policies: PolicySet, rule: Rule, as_of: datetime) -> tuple[Decre
         delete_children=getattr(rule.action, "on_children", "refuse") == "delete",
         related=None if related is None else RelatedAge(
             tuple((hop.table, tuple(hop.via)) for hop in related.path), related.column,
-            related.take, rule.age.when_none))
+            related.take, "act" if rule.age.when_none == "act" else "keep",
+            getattr(rule.age.when_none, "use", None)))
     holds = tuple(Hold(h.id, h.table, h.where) for h in policies.holds
                   if h.store == rule.store and in_force(h.expires, as_of))
     retains = tuple(Retain(r.id, r.table, r.column,

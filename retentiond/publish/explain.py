@@ -33,7 +33,7 @@ from retentiond.holds.exemptions import Exemption
 from retentiond.holds.table import day_after
 from retentiond.ledger.chain import AuditLedger, Kind, canonical, jsonable
 from retentiond.policy.filters import AllOf, Condition, Filter
-from retentiond.policy.model import Hold, Retention, Rule
+from retentiond.policy.model import Hold, Retention, Rule, UseOwn
 from retentiond.policy.periods import Cutoff, Period, zone
 from retentiond.run.engine import Engine
 from retentiond.stores.base import (
@@ -171,6 +171,7 @@ def explain(
             prepared[rule.id] = exc
     context = _Context(schema, key, key_filter(schema, key), as_of, holds, retentions)
     columns = [*{r.age.column: None for r in rules if r.age.column is not None},
+               *{r.age.when_none.use: None for r in rules if isinstance(r.age.when_none, UseOwn)},
                *{r.column: None for r in retentions.values()}]
     with live.reader() as reader:
         values = _values(reader, schema, table=table, key=key, columns=columns)
@@ -281,8 +282,9 @@ def _no_date(rule: Rule) -> str:
     related = rule.age.related
     if related is None:
         return f"it has no {rule.age.column}, and a missing date keeps the record"
-    return (f"its age comes from related rows, and it has no {related.table} rows, or one "
-            f"with no {related.column}: doubt keeps the record")
+    own = f" and no {rule.age.when_none.use}" if isinstance(rule.age.when_none, UseOwn) else ""
+    return (f"its age comes from related rows, and it has no {related.table} rows{own}, or "
+            f"one with no {related.column}: doubt keeps the record")
 
 
 def _decide(rule: Rule, census: Census, *, matches: bool, keep_until: datetime | None,

@@ -187,8 +187,11 @@ class Engine:
             what = problems[0][1] if problems else "no path to the related rows"
             raise SchemaChanged(rule.store, f"the related rows of rule {rule.id!r} changed "
                                 f"since it was validated: {what}", "run 'retentiond validate'")
+        none = rule.age.when_none
         return AgeBound(related.column, moment, related=RelatedAge(
-            path, related.column, take=related.take, when_none=rule.age.when_none))
+            path, related.column, take=related.take,
+            when_none="act" if none == "act" else "keep",
+            fallback=None if isinstance(none, str) else none.use))
 
     def guards(self, store: str, table: str, *, as_of: datetime) -> tuple[Guard, ...]:
         """Every hold and minimum retention protecting rows of ``store.table`` at ``as_of``."""

@@ -184,13 +184,15 @@ class RelatedAge:
     The rows are those at the end of ``path``, foreign keys from the rule's table outwards
     (each key's ``ref_table`` is the previous one's ``table``).
     A NULL or undated value among those rows leaves the age in doubt (never due).  With no
-    related rows, ``when_none`` decides: ``keep`` (no age, never due) or ``act`` (due).
+    related rows, ``when_none`` decides: ``keep`` (no age, never due) or ``act`` (due); or,
+    when ``fallback`` names one, the row's own date column is its age.
     """
 
     path: tuple[ForeignKey, ...]
     column: str
     take: Literal["newest", "oldest"] = "newest"
     when_none: Literal["keep", "act"] = "keep"
+    fallback: str | None = None
 
     @property
     def table(self) -> str:

@@ -141,6 +141,8 @@ class Evaluator:
             return due(bound, record.get(bound.column))
         rows = self._follow(related.path, selection.table, record)
         if not rows:
+            if related.fallback is not None:
+                return due(bound, record.get(related.fallback))
             return True if related.when_none == "act" else None
         whens = [due(bound, row.get(related.column)) for row in rows]
         if None in whens:

@@ -63,11 +63,16 @@ rules:
 
 @pytest.fixture
 def invoices(db):
-    """Customers and their invoices (deleted with them), as listed above."""
-    db.run("CREATE TABLE customers (id INTEGER PRIMARY KEY, name VARCHAR(20))",
+    """Customers and their invoices (deleted with them), as listed above.
+
+    Only customer 3 (no invoices) has signed up on record: in 2020.
+    """
+    db.run(f"CREATE TABLE customers (id INTEGER PRIMARY KEY, name VARCHAR(20), "
+           f"signed_up {stamp(db.kind)})",
            f"CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES "
            f"customers (id) ON DELETE CASCADE, issued_at {stamp(db.kind)})")
-    db.insert("customers", [{"id": c, "name": f"c{c}"} for c, _ in CUSTOMERS])
+    db.insert("customers", [{"id": c, "name": f"c{c}", "signed_up": at(2020, 1, 1) if c == 3
+                             else None} for c, _ in CUSTOMERS])
     numbers = iter(range(1, 100))
     db.insert("invoices", [{"id": next(numbers), "customer_id": c, "issued_at": when}
                            for c, dates in CUSTOMERS for when in dates])
@@ -106,6 +111,17 @@ def test_when_none_act_makes_a_customer_without_invoices_due(rig):
                        by_guard={"customer-8": 1}), [1, 3, 5, 7])
 
     assert expected == plan_of(rig, rule(when_none="act"))
+
+
+@pytest.mark.usefixtures("invoices")
+def test_when_none_use_ages_a_customer_without_invoices_on_its_own_column(rig, db):
+    """when_none: {use: signed_up}: no invoices, so the own column decides; NULL keeps."""
+    db.insert("customers", [{"id": 10, "name": "young", "signed_up": at(2026, 1, 1)},
+                            {"id": 11, "name": "unknown", "signed_up": None}])
+    expected = (Census(population=11, matched=5, null_age=3, held=1, protected=0, eligible=4,
+                       by_guard={"customer-8": 1}), [1, 3, 5, 7])
+
+    assert expected == plan_of(rig, rule(when_none="{use: signed_up}"))
 
 
 @pytest.mark.usefixtures("invoices")
@@ -163,6 +179,17 @@ def test_a_path_that_is_no_foreign_key_or_a_column_that_is_no_date_is_refused(
     # The type's name is the database's own: MariaDB's INTEGER(11) is read as INTEGER.
     assert [(file, 7, "quiet-customers", what)] == [
         (f, line, subject, w.replace("INTEGER(11)", "INTEGER")) for f, line, subject, w in found]
+
+
+@pytest.mark.usefixtures("invoices")
+def test_a_fallback_column_the_table_lacks_is_refused(tmp_path, backend, make_store):
+    """when_none: {use: ...} names a date column of the rule's own table, checked at its line."""
+    file = tmp_path / "checked" / "policy.yaml"
+
+    found = problems_of(tmp_path, backend, make_store, rule(when_none="{use: joined}"))
+
+    assert [(file, 9, "quiet-customers", "column 'joined' does not exist in table "
+             "'customers'")] == found
 
 
 @pytest.mark.parametrize(("lines", "line", "what"), [

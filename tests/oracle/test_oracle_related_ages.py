@@ -4,10 +4,11 @@ Each example is a small shop: customers, their orders (``placed_at``) and the or
 (``shipped_at``), every key cascading.  Dates are drawn around the cutoff (a second before, at
 it, a second after, far from it) and NULL; references may be NULL; some customers have no
 orders, some orders no lines.  The rule ages customers by the newest or oldest date one hop
-(orders) or two hops (order lines, through orders) away, keeping or acting on customers with
-no related rows, and a hold may keep some customers.  The plan's census and eligible keys, the
-keys a run deletes, and :class:`~retentiond.stores.evaluate.Evaluator`'s census must all be
-what :func:`retentiond.policy.oracle.decide` decides.
+(orders) or two hops (order lines, through orders) away, keeping, acting on or ageing on their
+own ``joined_at`` the customers with no related rows; a hold may keep some customers.  The
+plan's census and eligible keys, the keys a run deletes, and
+:class:`~retentiond.stores.evaluate.Evaluator`'s census must all be what
+:func:`retentiond.policy.oracle.decide` decides.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class Shop:
         rule = {"id": "quiet", "description": "Quiet customers go.", "store": "app",
                 "table": "customers", "action": {"type": "delete"},
                 "age": {"related": {**related, "take": self.take}, "older_than": "24 months",
-                        "when_none": self.when_none}}
+                        "when_none": {"use": "joined_at"} if self.when_none == "use"
+                        else self.when_none}}
         holds = [{"id": "held", "reason": "Litigation.", "store": "app", "table": "customers",
                   "where": {"column": "id", "op": "in", "value": list(self.held)}}]
         return {"rules": [rule], "holds": holds if self.held else []}
@@ -79,14 +81,15 @@ def shops(draw: st.DrawFn) -> Shop:
               "shipped_at": draw(dates)}
              for n in range(draw(st.integers(0, 10) if orders else st.just(0)))]
     return Shop(
-        rows={"customers": [{"id": c} for c in customers], "orders": orders, "lines": lines},
+        rows={"customers": [{"id": c, "joined_at": draw(dates)} for c in customers],
+              "orders": orders, "lines": lines},
         hops=draw(st.sampled_from([1, 2])), take=draw(st.sampled_from(["newest", "oldest"])),
-        when_none=draw(st.sampled_from(["keep", "act"])),
+        when_none=draw(st.sampled_from(["keep", "act", "use"])),
         held=tuple(draw(st.sets(st.sampled_from(customers), max_size=2))))
 
 
 SCHEMA = oracle.Schema(
-    tables=(oracle.Table("customers", ("id",), ("id",)),
+    tables=(oracle.Table("customers", ("id", "joined_at"), ("id",)),
             oracle.Table("orders", ("id", "customer_id", "placed_at"), ("id",)),
             oracle.Table("lines", ("id", "order_id", "shipped_at"), ("id",))),
     references=(oracle.Reference("orders", ("customer_id",), "customers", ("id",), "cascade"),
@@ -97,7 +100,8 @@ def load(engine: sa.Engine, shop: Shop) -> None:
     """Create the three tables (naive timestamps) and insert the shop's rows."""
     metadata = sa.MetaData()
     sa.Table("customers", metadata, sa.Column("id", sa.Integer, primary_key=True,
-                                              autoincrement=False))
+                                              autoincrement=False),
+             sa.Column("joined_at", sa.DateTime))
     sa.Table("orders", metadata, sa.Column("id", sa.Integer, primary_key=True,
                                            autoincrement=False),
              sa.Column("customer_id", sa.Integer,

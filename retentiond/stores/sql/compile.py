@@ -302,15 +302,26 @@ class SelectionCompiler:
                                                                 sa.not_(dated))
         doubtful = sa.exists().where(*joins, unknown)
         known = sa.and_(sa.not_(doubtful), age <= bound)
+        none = sa.not_(sa.exists().where(*joins))
+        if related.fallback is not None:
+            own, own_cutoff = self._age(AgeBound(related.fallback, cutoff))
+            own_dated = self._dated(own)
+            own_due = own <= own_cutoff if own_dated is None else sa.and_(own <= own_cutoff,
+                                                                          own_dated)
+            own_undated = own.is_(None) if own_dated is None else sa.or_(own.is_(None),
+                                                                          sa.not_(own_dated))
+            return (sa.or_(sa.and_(none, own_due), known),
+                    sa.or_(sa.and_(none, own_undated), doubtful))
         if related.when_none == "act":
-            return sa.or_(sa.not_(sa.exists().where(*joins)), known), doubtful
-        return known, sa.or_(sa.not_(sa.exists().where(*joins)), doubtful)
+            return sa.or_(none, known), doubtful
+        return known, sa.or_(none, doubtful)
 
     def related_value(self, related: RelatedAge) -> ColumnElement[Any]:
         """The newest (or oldest) related date of the row, as text.
 
         NULL when there is none, and when a related row has no date (or, on SQLite, one that
-        is no ISO date): the age is then unknown, as the selection has it.
+        is no ISO date): the age is then unknown, as the selection has it.  With no related
+        rows and a ``fallback``, the row's own date.
         """
         joins, column, _last = self._related_rows(related)
         take = sa.func.max if related.take == "newest" else sa.func.min
@@ -318,8 +329,12 @@ class SelectionCompiler:
         unknown = column.is_(None) if dated is None else sa.or_(column.is_(None),
                                                                 sa.not_(dated))
         value = sa.select(sa.type_coerce(take(column), sa.String)).where(*joins)
-        return sa.case((sa.exists().where(*joins, unknown), sa.null()),
-                       else_=value.scalar_subquery())
+        cases: list[tuple[ColumnElement[bool], Any]] = [
+            (sa.exists().where(*joins, unknown), sa.null())]
+        if related.fallback is not None:
+            cases.append((sa.not_(sa.exists().where(*joins)),
+                          sa.type_coerce(self.column(related.fallback), sa.String)))
+        return sa.case(*cases, else_=value.scalar_subquery())
 
     def _related_rows(self, related: RelatedAge) -> tuple[
             list[ColumnElement[bool]], KeyedColumnElement[Any], Reflected]:
