@@ -1,18 +1,20 @@
 """Phase two of validation: every rule, hold and retention against the live store.
 
-Checked: the store is configured and reachable, the table exists and has a primary key, every
-named column exists, age columns hold dates or times, filter values fit their columns, and each
-action's options fit the table (types, lengths, nullability, uniqueness).  Every problem is
-reported with the file and line of the key it concerns; nothing is written anywhere.
+Checked: the store is configured and reachable (its problems are the config's, at
+``[stores.NAME]`` when the caller says where that is), the table exists (else the nearest
+spelling the store has is suggested) and has a primary key, every named column exists, age
+columns hold dates or times, filter values fit their columns, and each action's options fit
+the table (types, lengths, nullability, uniqueness).  Every problem is reported with the file
+and line of the key it concerns; nothing is written anywhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import date, datetime
 
 from retentiond.actions import action_for
-from retentiond.errors import Problem, StoreError
+from retentiond.errors import ConfigError, Problem, StoreError
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, NotOf, Op
 from retentiond.policy.model import (
     Hold,
@@ -23,22 +25,30 @@ from retentiond.policy.model import (
     Source,
     UseOwn,
 )
+from retentiond.policy.strict import did_you_mean
+from retentiond.policy.wording import brief
 from retentiond.stores.base import ColumnInfo, ColumnKind, ForeignKey, Store, TableSchema
 from retentiond.stores.registry import Stores
 from retentiond.stores.values import value_fits
 
 Path = tuple[str | int, ...]
 Entry = Rule | Hold | Retention
+StoreProblem = Callable[[str, str, str], Problem]
+"""``(store, what, fix)`` -> the problem, pinned where the store is configured."""
 _TIME_KINDS = {ColumnKind.DATE, ColumnKind.DATETIME}
 
 
 def validate_live(
     policies: PolicySet, stores: Stores, *, pseudonym_key: bool = True,
+    store_problem: StoreProblem | None = None, away: Collection[str] = (),
 ) -> list[Problem]:
     """Every problem of the policy set against the live stores (empty when all is well).
 
     ``pseudonym_key`` says whether settings name a pseudonym key; without one, every
-    pseudonymize rule is a problem (it could never run).
+    pseudonymize rule is a problem (it could never run).  A store that cannot be opened or
+    reached is one problem made by ``store_problem`` (at the config's ``[stores.NAME]``); without
+    it, at the first entry's ``store`` key.  Entries on the stores named in ``away`` (known to
+    be unreachable: a run records their rules as failed) are not checked.
     """
     problems = [] if pseudonym_key else _keyless(policies)
     failed: set[str] = set()
@@ -48,7 +58,7 @@ def validate_live(
 
         def problem(path: Path, what: str, fix: str, *, entry: Entry = entry,
                     source: Source = source) -> Problem:
-            return Problem(source.file, source.line_of(path), entry.id, what, fix)
+            return Problem(source.file, source.line_of(path), entry.id, brief(what), fix)
 
         if entry.store not in stores:
             known = ", ".join(stores.names) or "none"
@@ -56,32 +66,56 @@ def validate_live(
                                                 f"(configured: {known})",
                                     f"add [stores.{entry.store}] to the config file"))
             continue
-        if entry.store in failed:
+        if entry.store in failed or entry.store in away:
             continue
         try:
             store = stores.get(entry.store)
             store.ping()
-            table = store.schema(entry.table)
-        except StoreError as exc:
+        except (StoreError, ConfigError) as exc:
             failed.add(entry.store)
-            problems.append(problem(("store",), f"store {entry.store!r}: {exc.what}", exc.fix))
+            what = f"store {entry.store!r}: {exc.what}"
+            problems.append(store_problem(entry.store, what, exc.fix) if store_problem else
+                            problem(("store",), what, exc.fix))
             continue
-        if table is None:
-            problems.append(problem(("table",), f"table {entry.table!r} does not exist in store "
-                                                f"{entry.store!r}",
-                                    "check the table name (and schema) in the rule"))
+        try:
+            table = store.schema(entry.table)
+            if table is None:
+                problems.append(problem(("table",), f"table {entry.table!r} does not exist in "
+                                                    f"store {entry.store!r}",
+                                        _spelling(store, entry.table)))
+                continue
+        except StoreError as exc:
+            problems.append(problem(("table",), f"store {entry.store!r}: {exc.what}", exc.fix))
             continue
         if isinstance(entry, Rule):
             problems.extend(problem(path, what, fix)
-                            for path, what, fix in _capable(entry, store))
-            if entry.age.related is not None:
-                try:
-                    _path, found = related_path(store, entry.table, entry.age.related)
-                except StoreError as exc:
-                    found = [(("age", "related"), f"store {entry.store!r}: {exc.what}", exc.fix)]
-                problems.extend(problem(path, what, fix) for path, what, fix in found)
+                            for path, what, fix in _rule_in_store(entry, store))
         problems.extend(problem(path, what, fix) for path, what, fix in _check(entry, table))
     return problems
+
+
+def _rule_in_store(rule: Rule, store: Store) -> Iterator[tuple[Path, str, str]]:
+    """What the rule needs of its store besides its table: capabilities, related rows."""
+    yield from _capable(rule, store)
+    if rule.age.related is not None:
+        try:
+            _keys, found = related_path(store, rule.table, rule.age.related)
+        except StoreError as exc:
+            found = [(("age", "related"), f"store {rule.store!r}: {exc.what}", exc.fix)]
+        yield from found
+
+
+def _spelling(store: Store, table: str) -> str:
+    """How to fix a table name the store does not have: the nearest one it has, if any."""
+    schema, _, name = table.rpartition(".")
+    names = store.table_names(schema or None)
+    same = [found for found in names if found.lower() == name.lower()]
+    nearest = same[0] if same else did_you_mean(name, names)
+    if nearest is None:
+        return "check the table name (and schema) in the rule"
+    spelt = f"{schema}.{nearest}" if schema else nearest
+    return (f"did you mean {spelt!r}? write it as the store spells it"
+            + (" (table names are case-sensitive)" if same else ""))
 
 
 def _keyless(policies: PolicySet) -> list[Problem]:
