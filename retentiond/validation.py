@@ -16,7 +16,15 @@ from datetime import date, datetime
 from retentiond.actions import action_for
 from retentiond.errors import ConfigError, Problem, StoreError
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, NotOf, Op
-from retentiond.policy.model import Hold, PolicySet, Retention, Rule, Source
+from retentiond.policy.model import (
+    Hold,
+    PolicySet,
+    Related,
+    Retention,
+    Rule,
+    Source,
+    UseOwn,
+)
 from retentiond.policy.strict import did_you_mean
 from retentiond.policy.wording import brief
 from retentiond.stores.base import ColumnInfo, ColumnKind, ForeignKey, Store, TableSchema
@@ -81,9 +89,20 @@ def validate_live(
             continue
         if isinstance(entry, Rule):
             problems.extend(problem(path, what, fix)
-                            for path, what, fix in _capable(entry, store))
+                            for path, what, fix in _rule_in_store(entry, store))
         problems.extend(problem(path, what, fix) for path, what, fix in _check(entry, table))
     return problems
+
+
+def _rule_in_store(rule: Rule, store: Store) -> Iterator[tuple[Path, str, str]]:
+    """What the rule needs of its store besides its table: capabilities, related rows."""
+    yield from _capable(rule, store)
+    if rule.age.related is not None:
+        try:
+            _keys, found = related_path(store, rule.table, rule.age.related)
+        except StoreError as exc:
+            found = [(("age", "related"), f"store {rule.store!r}: {exc.what}", exc.fix)]
+        yield from found
 
 
 def _spelling(store: Store, table: str) -> str:
@@ -174,7 +193,10 @@ def _check(entry: Entry, table: TableSchema) -> Iterator[tuple[Path, str, str]]:
             yield (("table",), f"table {table.name!r} has no primary key, so its rows cannot be "
                                "acted on one by one and audited",
                    "add a primary key to the table, or remove the rule")
-        yield from _time_column(table, entry.age.column, ("age", "column"))
+        if entry.age.column is not None:
+            yield from _time_column(table, entry.age.column, ("age", "column"))
+        if isinstance(entry.age.when_none, UseOwn):
+            yield from _time_column(table, entry.age.when_none.use, ("age", "when_none", "use"))
         for finding in action_for(entry.action).check(table):
             yield finding.path, finding.what, finding.fix
         for kind, column in entry.subjects.items():
@@ -185,6 +207,42 @@ def _check(entry: Entry, table: TableSchema) -> Iterator[tuple[Path, str, str]]:
         yield from _time_column(table, entry.column, ("column",))
     if entry.where is not None:
         yield from _filter(entry.where, table, ("where",))
+
+
+def related_path(store: Store, table: str, related: Related,
+                 ) -> tuple[tuple[ForeignKey, ...], list[tuple[Path, str, str]]]:
+    """The foreign keys from ``table`` out to the related rows, and what is wrong on the way.
+
+    Every hop must be a real foreign key of the live store (its columns ``via``, in that
+    order, referencing the previous table), and the related column a date or time.
+    """
+    keys: list[ForeignKey] = []
+    parent = table
+    hops = related.path
+    for number, hop in enumerate(hops):
+        where: Path = ("age", "related") if number == len(hops) - 1 else (
+            "age", "related", "through", number)
+        child = store.schema(hop.table)
+        if child is None:
+            return (), [((*where, "table"), f"table {hop.table!r} does not exist in the store",
+                         "name the table of the related rows (and its schema)")]
+        wanted = tuple(hop.via)
+        found = [fk for fk in child.references
+                 if fk.ref_table == parent and fk.columns == wanted]
+        if not found:
+            known = ", ".join(f"({', '.join(fk.columns)})" for fk in child.references
+                              if fk.ref_table == parent) or "none"
+            return (), [((*where, "via"),
+                         f"table {hop.table!r} has no foreign key ({', '.join(wanted)}) -> "
+                         f"{parent!r} (its keys to {parent!r}: {known})",
+                         f"name the columns of a foreign key of {hop.table!r} referencing "
+                         f"{parent!r}, or add that key to the schema")]
+        keys.append(found[0])
+        parent = hop.table
+    last = store.schema(parent)
+    problems = [] if last is None else list(
+        _time_column(last, related.column, ("age", "related", "column")))
+    return tuple(keys), problems
 
 
 def _time_column(table: TableSchema, column: str, path: Path) -> Iterator[tuple[Path, str, str]]:

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from retentiond.ledger.chain import jsonable
+from retentiond.policy.model import Age
 from retentiond.run.engine import RulePlan
 from retentiond.stores.base import Key, Reached
 
@@ -182,11 +183,39 @@ def plan_table(plans: Sequence[RulePlan]) -> Listing:
     return listing
 
 
+def _related_words(age: Age) -> str:
+    """Where an age from related rows comes from, and what no related rows mean."""
+    related = age.related
+    if related is None:
+        return str(age.column)
+    hops = " -> ".join(f"{hop.table}({', '.join(hop.via)})" for hop in related.path)
+    none = ("are due" if age.when_none == "act" else "are kept" if age.when_none == "keep"
+            else f"are aged on {age.when_none.use}")
+    return (f"from related rows: the {related.take} {related.table}.{related.column} "
+            f"via {hops}; rows with none {none}")
+
+
+def _age_name(age: Age) -> str:
+    """What the rows with no age lack."""
+    related = age.related
+    if related is None:
+        return f"no {age.column} (a missing date keeps the record)"
+    undated = f"a related {related.table} row with no {related.column}"
+    if age.when_none == "act":
+        return f"{undated} (doubt keeps the record)"
+    if age.when_none == "keep":
+        return f"no {related.table} rows, or {undated} (doubt keeps the record)"
+    return (f"no {related.table} rows and no {age.when_none.use}, or {undated} "
+            "(doubt keeps the record)")
+
+
 def plan_details(plan: RulePlan) -> Group:
     """Everything else one rule's plan says: promise, action, guards, reach, samples, brake."""
     lines: list[Text] = [Text(f"{plan.rule.id}", style="bold"),
                          Text(f"  promise: {plan.rule.description}"),
                          Text(f"  does:    {plan.action}")]
+    if plan.rule.age.related is not None:
+        lines.append(Text(f"  age:     {_related_words(plan.rule.age)}"))
     if plan.error:
         lines.append(Text(f"  error:   {plan.error} (nothing would be done)", style="red"))
         return Group(*lines)
@@ -203,8 +232,8 @@ def plan_details(plan: RulePlan) -> Group:
         lines.append(Text(f"  done:    {_count(plan.census.done)} rows need no change "
                           "(already rewritten, or nothing to rewrite)"))
     if plan.census and plan.census.null_age:
-        lines.append(Text(f"  kept:    {_count(plan.census.null_age)} rows have no "
-                          f"{plan.rule.age.column} (a missing date keeps the record)"))
+        lines.append(Text(f"  kept:    {_count(plan.census.null_age)} rows have "
+                          f"{_age_name(plan.rule.age)}"))
     lines.extend(Text(f"  reaches: {_rows(r.rows)} of {r.table} {_reach_words(r)}, "
                       f"of {_count(r.population)}") for r in plan.reached)
     if plan.samples:

@@ -60,6 +60,8 @@ def cross_check(
         if retention.where is None:
             guards[retention.store, retention.table, retention.column].append(retention)
     for rule in active:
+        if rule.age.column is None:  # aged on related rows: no retention measures those
+            continue
         for retention in guards.get((rule.store, rule.table, rule.age.column), ()):
             problem = _outlived(rule, retention, where)
             if problem is not None:
@@ -90,7 +92,7 @@ def _contradictions(active: Sequence[Rule], where: dict[str, Source]) -> list[Pr
     groups: dict[tuple[str, str, str, str], list[Rule]] = defaultdict(list)
     for rule in active:
         records = rule.where.model_dump_json() if rule.where is not None else ""
-        groups[rule.store, rule.table, rule.age.column, records].append(rule)
+        groups[rule.store, rule.table, rule.age.described, records].append(rule)
     reported: set[str] = set()
     problems = []
     for group in groups.values():

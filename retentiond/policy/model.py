@@ -61,16 +61,80 @@ Timezone = Annotated[str, AfterValidator(_timezone)]
 Cron = Annotated[str, AfterValidator(_cron)]
 
 
+class Hop(StrictModel):
+    """One foreign key on the way to related rows.
+
+    ``table``'s columns ``via`` reference the rows one step nearer the rule's table.
+    """
+
+    table: TableName
+    via: Annotated[list[Identifier], Field(min_length=1)]
+
+
+class Related(Hop):
+    """``{table: invoices, via: [customer_id], column: issued_at, take: newest}``.
+
+    The age of a record is the newest (or oldest) ``column`` of the rows of ``table`` that
+    reference it through the foreign key ``via``; ``through`` lists the tables in between,
+    nearest first, for a longer path (``invoice_lines -> invoices -> customers``).  A NULL
+    (or, on SQLite, a value that is not an ISO date) among those rows puts the age in doubt,
+    whichever end is taken, and doubt keeps the record.
+    """
+
+    column: Identifier
+    take: Literal["newest", "oldest"] = "newest"
+    through: list[Hop] = Field(default_factory=list, exclude_if=lambda v: not v)
+
+    @property
+    def path(self) -> tuple[Hop, ...]:
+        """Every hop from the rule's table outwards, the related table last."""
+        return (*self.through, Hop(table=self.table, via=self.via))
+
+
+class UseOwn(StrictModel):
+    """``when_none: {use: created_at}``: with no related rows, the table's own date column."""
+
+    use: Identifier
+
+
 class Age(StrictModel):
     """``{column: submitted_at, older_than: 12 months, timezone: UTC}``.
 
     ``timezone`` is the clock of the calendar arithmetic and the zone in which naive
-    date/time values of the column are read.
+    date/time values of the column are read.  Instead of a ``column`` of its own, a record's
+    age may come from ``related`` rows (see :class:`Related`); ``when_none`` says what a
+    record with no related rows at all is: ``keep`` (no age: never due, the default) or
+    ``act`` (due, as "an account with no login" is), or ``{use: column}``, a date column of
+    the table's own (a customer who never bought anything is as old as its sign-up).
     """
 
-    column: Identifier
+    column: Identifier | None = None
+    related: Related | None = Field(default=None, exclude_if=lambda v: v is None)
     older_than: PeriodField
     timezone: Timezone = "UTC"
+    when_none: Literal["keep", "act"] | UseOwn = Field(default="keep",
+                                                       exclude_if=lambda v: v == "keep")
+
+    @model_validator(mode="after")
+    def _one(self) -> Age:
+        if self.column is None and self.related is None:
+            raise ValueError("'column' is missing: an age is a date column of the table, or "
+                             "the newest or oldest date of 'related' rows; add 'column:' "
+                             "(or 'related:')")
+        if self.column is not None and self.related is not None:
+            raise ValueError("both 'column' and 'related' are given; keep the one the age is "
+                             "measured on")
+        if self.related is None and self.when_none != "keep":
+            raise ValueError("'when_none' is for ages from 'related' rows; remove it, or "
+                             "measure the age on 'related' rows")
+        return self
+
+    @property
+    def described(self) -> str:
+        """The age in words: ``submitted_at``, or ``newest invoices.issued_at``."""
+        if self.related is None:
+            return str(self.column)
+        return f"{self.related.take} {self.related.table}.{self.related.column}"
 
 
 class Schedule(StrictModel):

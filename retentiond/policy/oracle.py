@@ -14,6 +14,9 @@ The semantics it models:
 - A row is *matched* when the rule's filter is TRUE (NULL and FALSE both fail) and its age is
   at or before the cutoff; a row whose filter passes but whose age is NULL counts as
   ``null_age`` and is never matched.
+- An age from related rows is the newest (or oldest) date of the rows the foreign-key path
+  reaches from the row; a NULL among them makes it NULL (``null_age``), and so does having
+  none, unless the rule acts on rows with none (then the row is due whatever the cutoff).
 - A hold protects the rows its filter does not reject (no filter: every row); a minimum
   retention protects the rows its filter does not reject whose own age is after its cutoff or
   NULL.  A filter that is NULL (unknown) protects: doubt keeps the record.
@@ -383,15 +386,60 @@ class Guards:
 
 
 @dataclass(frozen=True)
+class RelatedAge:
+    """An age from related rows: the newest or oldest ``column`` of the rows ``hops`` reach.
+
+    ``hops`` lead from the rule's table outwards, each the child table and its referencing
+    columns.  A NULL among those rows leaves the age unknown (``null_age``); no rows at all is
+    ``null_age`` too, unless ``when_none`` is ``act``: then the row is due.
+    """
+
+    hops: tuple[tuple[str, tuple[str, ...]], ...]
+    column: str
+    take: Literal["newest", "oldest"] = "newest"
+    when_none: Literal["keep", "act"] = "keep"
+    fallback: str | None = None
+    """With no related rows, the row's own column ``fallback`` is its age (when given)."""
+
+    def rows(self, schema: Schema, tables: Tables, table: str, row: Row) -> list[Row]:
+        """The related rows of ``row`` of ``table``: the rows at the end of the hops."""
+        level, parent = [row], table
+        for child, columns in self.hops:
+            reference = next(link.reference for link in schema.referencing(parent)
+                             if link.reference.table == child
+                             and link.reference.columns == columns)
+            level = [found for found in tables.get(child, ())
+                     if any(reference.refers(found, p) for p in level)]
+            parent = child
+        return level
+
+
+@dataclass(frozen=True)
 class Decree:
     """What a rule says, reduced to what decides rows: table, filter, age, cutoff, action."""
 
     table: str
-    age_column: str
+    age_column: str | None
     cutoff: Moment
     where: Filter | None = None
     action: Literal["delete", "quarantine"] = "delete"
     delete_children: bool = False
+    related: RelatedAge | None = None
+    """Instead of ``age_column``: the age comes from related rows."""
+
+    def age(self, schema: Schema, tables: Tables, row: Row) -> tuple[object, bool]:
+        """The row's age (None: unknown) and whether it is due whatever its age."""
+        if self.related is None:
+            return row[str(self.age_column)], False
+        dates = [r[self.related.column]
+                 for r in self.related.rows(schema, tables, self.table, row)]
+        if not dates:
+            if self.related.fallback is not None:
+                return row[self.related.fallback], False
+            return None, self.related.when_none == "act"
+        if any(d is None for d in dates):
+            return None, False
+        return (max if self.related.take == "newest" else min)(dates), False  # type: ignore[type-var]
 
 
 def span_of(period: object) -> Span:
@@ -414,11 +462,16 @@ def from_policy(policies: PolicySet, rule: Rule, as_of: datetime) -> tuple[Decre
     action = rule.action.type
     if action not in {"delete", "quarantine"}:
         raise ValueError(f"the oracle models delete and quarantine, not {action!r}")
+    related = rule.age.related
     decree = Decree(
         table=rule.table, age_column=rule.age.column,
         cutoff=moment_before(span_of(rule.age.older_than), as_of, rule.age.timezone),
         where=rule.where, action="delete" if action == "delete" else "quarantine",
-        delete_children=getattr(rule.action, "on_children", "refuse") == "delete")
+        delete_children=getattr(rule.action, "on_children", "refuse") == "delete",
+        related=None if related is None else RelatedAge(
+            tuple((hop.table, tuple(hop.via)) for hop in related.path), related.column,
+            related.take, "act" if rule.age.when_none == "act" else "keep",
+            getattr(rule.age.when_none, "use", None)))
     holds = tuple(Hold(h.id, h.table, h.where) for h in policies.holds
                   if h.store == rule.store and in_force(h.expires, as_of))
     retains = tuple(Retain(r.id, r.table, r.column,
@@ -520,12 +573,12 @@ def decide(schema: Schema, tables: Tables, decree: Decree, guards: Guards) -> De
     for row in tables.get(decree.table, ()):
         key = own.key(row)
         passing = True if decree.where is None else evaluate(decree.where, row)
-        age = row[decree.age_column]
+        age, due_anyway = decree.age(schema, tables, row)
         if passing is not True:
             status[key] = "filtered"
-        elif age is None:
+        elif age is None and not due_anyway:
             status[key] = "null_age"
-        elif not decree.cutoff.reached_by(age):
+        elif not due_anyway and not decree.cutoff.reached_by(age):
             status[key] = "young"
         elif guards.held(own.places(row), row):
             status[key] = "held"

@@ -33,11 +33,10 @@ from retentiond.holds.exemptions import Exemption
 from retentiond.holds.table import day_after
 from retentiond.ledger.chain import AuditLedger, Kind, canonical, jsonable
 from retentiond.policy.filters import AllOf, Condition, Filter
-from retentiond.policy.model import Hold, Retention, Rule
+from retentiond.policy.model import Hold, Retention, Rule, UseOwn
 from retentiond.policy.periods import Cutoff, Period, zone
 from retentiond.run.engine import Engine
 from retentiond.stores.base import (
-    AgeBound,
     Census,
     ColumnKind,
     Key,
@@ -171,7 +170,8 @@ def explain(
         except RetentionError as exc:
             prepared[rule.id] = exc
     context = _Context(schema, key, key_filter(schema, key), as_of, holds, retentions)
-    columns = [*{r.age.column: None for r in rules},
+    columns = [*{r.age.column: None for r in rules if r.age.column is not None},
+               *{r.age.when_none.use: None for r in rules if isinstance(r.age.when_none, UseOwn)},
                *{r.column: None for r in retentions.values()}]
     with live.reader() as reader:
         values = _values(reader, schema, table=table, key=key, columns=columns)
@@ -205,19 +205,20 @@ class _Context:
                 values: Mapping[str, object] | None,
                 exempt: Mapping[str, Exemption] | None = None) -> Verdict:
         start = Verdict(rule.id, rule.description, rule.action.type, rule.enabled, "error", "",
-                        age_column=rule.age.column)
+                        age_column=rule.age.described)
         if values is None:
             return dataclasses.replace(start, decision="absent",
                                        reason="no such record in the table now")
         if isinstance(selection, RetentionError):
             return dataclasses.replace(start, reason=f"cannot be explained: {selection}")
-        age = values.get(rule.age.column)
-        age = age if isinstance(age, date) else None
-        keep_until = _due(age, rule.age.older_than, rule.age.timezone) if age else None
         where = self.key_where if rule.where is None else AllOf(all=[rule.where, self.key_where])
         try:
+            age = self._age(reader, rule, selection, values)
+            keep_until = _due(age, rule.age.older_than, rule.age.timezone) if age else None
             wide = reader.census(dataclasses.replace(
-                selection, where=where, age=AgeBound(rule.age.column, END_OF_TIME), pending=()))
+                selection, where=where, age=dataclasses.replace(selection.age,
+                                                                cutoff=END_OF_TIME),
+                pending=()))
             real = reader.census(dataclasses.replace(selection, where=where))
         except RetentionError as exc:
             return dataclasses.replace(start, reason=f"cannot be explained: {exc}")
@@ -234,6 +235,19 @@ class _Context:
         return dataclasses.replace(start, decision=decision, reason=reason, matches=matches,
                                    age=age, keep_until=keep_until, act_at=act_at,
                                    protected_by=protections)
+
+    def _age(self, reader: Reader, rule: Rule, selection: Selection,
+             values: Mapping[str, object]) -> date | None:
+        """The record's own age, or the newest (oldest) date of its related rows."""
+        related = selection.age.related
+        if related is None:
+            age = values.get(str(rule.age.column))
+            return age if isinstance(age, date) else None
+        value = reader.related_age(self.schema.name, self.key, related)
+        # Read as text: a bare ISO day is a DATE column's value, anything longer a time.
+        day = isinstance(value, str) and len(value.strip()) == len("YYYY-MM-DD")
+        age = _stored_time(value, ColumnKind.DATE if day else ColumnKind.DATETIME)
+        return age if isinstance(age, date) else None
 
     def _protections(self, selection: Selection, wide: Census, values: Mapping[str, object],
                      exempt: Mapping[str, Exemption]) -> Iterator[Protection]:
@@ -264,30 +278,38 @@ class _Context:
                                  "and must not be removed or changed with it", None)
 
 
+def _no_date(rule: Rule) -> str:
+    related = rule.age.related
+    if related is None:
+        return f"it has no {rule.age.column}, and a missing date keeps the record"
+    own = f" and no {rule.age.when_none.use}" if isinstance(rule.age.when_none, UseOwn) else ""
+    return (f"its age comes from related rows, and it has no {related.table} rows{own}, or "
+            f"one with no {related.column}: doubt keeps the record")
+
+
 def _decide(rule: Rule, census: Census, *, matches: bool, keep_until: datetime | None,
             protections: Sequence[Protection]) -> tuple[str, str]:
+    since = _since(rule, keep_until)
     verbs = action_for(rule.action).verbs
     names = {kind: ", ".join(p.id for p in protections if p.kind == kind)
              for kind in ("hold", "retention", "blocker", "restore")}
     if not matches:
         return "not selected", "the rule does not select it: its filter does not match"
     if census.null_age:
-        return "no date", (f"it has no {rule.age.column}, and a missing date keeps the "
-                           "record")
+        return "no date", _no_date(rule)
     if census.eligible:
-        return "act", (f"due since {_day(keep_until)} and nothing protects it: the next run "
+        return "act", (f"due {since} and nothing protects it: the next run "
                        f"will {verbs.present} it")
     if census.held and names["restore"] and not names["hold"]:
         restores = "; ".join(p.reason for p in protections if p.kind == "restore")
-        return "exempt", f"{restores}; it has been due since {_day(keep_until)}"
+        return "exempt", f"{restores}; it has been due {since}"
     if census.held:
-        return "held", (f"kept by legal hold {names['hold']}; it has been due since "
-                        f"{_day(keep_until)}")
+        return "held", f"kept by legal hold {names['hold']}; it has been due {since}"
     if census.protected:
         return "retained", (f"kept by minimum retention {names['retention']}; it has been "
-                            f"due under this rule since {_day(keep_until)}")
+                            f"due under this rule {since}")
     if census.blocked:
-        return "blocked", f"kept: {names['blocker']}; it has been due since {_day(keep_until)}"
+        return "blocked", f"kept: {names['blocker']}; it has been due {since}"
     if census.done:
         return "done", f"nothing to do: it is already {verbs.past}"
     reason = f"the rule keeps it until {_day(keep_until)}"
@@ -303,6 +325,14 @@ def _kept(protection: Protection) -> str:
             "restore": "exempt as restored, by"}
     until = f" until {_day(protection.until)}" if protection.until else " with no end known"
     return f"{what[protection.kind]} {protection.id}{until}"
+
+
+def _since(rule: Rule, keep_until: datetime | None) -> str:
+    """Since when a due record has been due: its age's day, or why it is due without one."""
+    related = rule.age.related
+    if keep_until is None and related is not None and rule.age.when_none == "act":
+        return f"because it has no related {related.table} rows (when_none: act)"
+    return f"since {_day(keep_until)}"
 
 
 def _day(moment: datetime | None) -> str:

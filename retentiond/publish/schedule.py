@@ -357,7 +357,7 @@ def rule_view(rule: Rule) -> ScheduledRule:
                 else f"every {rule.schedule.every}")
     return ScheduledRule(
         id=rule.id, description=_one_line(rule.description), period=str(rule.age.older_than),
-        age_column=rule.age.column, timezone=rule.age.timezone, action=rule.action.type,
+        age_column=rule.age.described, timezone=rule.age.timezone, action=rule.action.type,
         outcome=action.outcome, details=action.describe(),
         applies_to=which_records(rule.where, values=True), runs=runs, enabled=rule.enabled)
 

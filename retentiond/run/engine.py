@@ -29,11 +29,13 @@ from retentiond.stores.base import (
     Key,
     Reach,
     Reached,
+    RelatedAge,
     Selection,
+    Store,
     TableSchema,
 )
 from retentiond.stores.registry import Stores
-from retentiond.validation import check_rule
+from retentiond.validation import check_rule, related_path
 
 log = structlog.get_logger("retentiond.run.engine")
 
@@ -158,7 +160,7 @@ class Engine:
             raise SchemaChanged(rule.store, f"table {rule.table!r} changed since the rule was "
                                 f"validated: {problems[0]}", "run 'retentiond validate'")
         action = action_for(rule.action)
-        bound = AgeBound(rule.age.column, cutoff(rule.age.older_than, as_of, rule.age.timezone))
+        bound = self._bound(rule, store, as_of)
 
         def guards_of(name: str) -> tuple[Guard, ...]:
             return self.guards(rule.store, name, as_of=as_of)
@@ -172,6 +174,24 @@ class Engine:
                               guards=(*guards_of(rule.table), *exempt), blockers=reach.blockers,
                               pending=action.pending(table, rule.id))
         return Prepared(selection=selection, reaches=reach.reaches, table=table)
+
+    @staticmethod
+    def _bound(rule: Rule, store: Store, as_of: datetime) -> AgeBound:
+        """The rule's age at ``as_of``: its own column, or the foreign keys to related rows."""
+        moment = cutoff(rule.age.older_than, as_of, rule.age.timezone)
+        related = rule.age.related
+        if related is None:
+            return AgeBound(str(rule.age.column), moment)
+        path, problems = related_path(store, rule.table, related)
+        if problems or not path:
+            what = problems[0][1] if problems else "no path to the related rows"
+            raise SchemaChanged(rule.store, f"the related rows of rule {rule.id!r} changed "
+                                f"since it was validated: {what}", "run 'retentiond validate'")
+        none = rule.age.when_none
+        return AgeBound(related.column, moment, related=RelatedAge(
+            path, related.column, take=related.take,
+            when_none="act" if none == "act" else "keep",
+            fallback=None if isinstance(none, str) else none.use))
 
     def guards(self, store: str, table: str, *, as_of: datetime) -> tuple[Guard, ...]:
         """Every hold and minimum retention protecting rows of ``store.table`` at ``as_of``."""

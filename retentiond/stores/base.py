@@ -178,11 +178,39 @@ class TableSchema:
 
 
 @dataclass(frozen=True)
+class RelatedAge:
+    """An age taken from related rows: the newest or oldest ``column`` of some rows.
+
+    The rows are those at the end of ``path``, foreign keys from the rule's table outwards
+    (each key's ``ref_table`` is the previous one's ``table``).
+    A NULL or undated value among those rows leaves the age in doubt (never due).  With no
+    related rows, ``when_none`` decides: ``keep`` (no age, never due) or ``act`` (due); or,
+    when ``fallback`` names one, the row's own date column is its age.
+    """
+
+    path: tuple[ForeignKey, ...]
+    column: str
+    take: Literal["newest", "oldest"] = "newest"
+    when_none: Literal["keep", "act"] = "keep"
+    fallback: str | None = None
+
+    @property
+    def table(self) -> str:
+        """The table whose dates are aggregated."""
+        return self.path[-1].table
+
+
+@dataclass(frozen=True)
 class AgeBound:
-    """``column <= cutoff`` (on the column's own kind: date, naive local or aware time)."""
+    """``column <= cutoff`` (on the column's own kind: date, naive local or aware time).
+
+    With ``related``, the age is not the row's own ``column`` but the newest or oldest date
+    of the rows referencing it (``column`` then names the related table's column).
+    """
 
     column: str
     cutoff: Cutoff
+    related: RelatedAge | None = None
 
 
 @dataclass(frozen=True)
@@ -364,6 +392,16 @@ class Reader(ABC):
         parser takes (SQLite: ``'yesterday'`` in a DATE column), and the caller decides what
         such a value means.  ``explain`` reads only a record's dates this way.
         """
+
+    def related_age(self, table: str, key: Key, related: RelatedAge) -> object:
+        """The newest (or oldest) date, as text, of the rows related to one record.
+
+        None when it has none.  Only stores that follow foreign keys can; others raise
+        StoreError.
+        """
+        del key, related
+        raise StoreError(table, "this store cannot follow related rows",
+                         "measure the rule's age on a column of its own table")
 
 
 Row = tuple[Key, tuple[object, ...]]

@@ -17,7 +17,15 @@ from enum import StrEnum
 
 from retentiond.errors import StoreError
 from retentiond.policy.semantics import Row, evaluate, protects
-from retentiond.stores.base import AgeBound, Blocker, Census, Guard, Key, Selection
+from retentiond.stores.base import (
+    AgeBound,
+    Blocker,
+    Census,
+    ForeignKey,
+    Guard,
+    Key,
+    Selection,
+)
 
 Related = Callable[[str], Iterable[Row]]
 """The records of another table of the same store, for blockers that follow references."""
@@ -74,7 +82,7 @@ class Evaluator:
         """What ``selection`` makes of ``record``."""
         if selection.where is not None and evaluate(selection.where, record) is not True:
             return Verdict(Status.FILTERED)
-        when = due(selection.age, record.get(selection.age.column))
+        when = self._due(selection, record)
         if when is None:
             return Verdict(Status.UNDATED)
         if not when:
@@ -121,6 +129,42 @@ class Evaluator:
                         key=self._key)
         yield from chosen[:limit] if limit is not None else chosen
 
+    def _due(self, selection: Selection, record: Row) -> bool | None:
+        """Whether the record's age is due; None when it has none (or it is in doubt).
+
+        From related rows: the newest is at or before the cutoff when every one is, the
+        oldest when any one is; a related row with no date makes the age unknown.
+        """
+        bound = selection.age
+        related = bound.related
+        if related is None:
+            return due(bound, record.get(bound.column))
+        rows = self._follow(related.path, selection.table, record)
+        if not rows:
+            if related.fallback is not None:
+                return due(bound, record.get(related.fallback))
+            return True if related.when_none == "act" else None
+        whens = [due(bound, row.get(related.column)) for row in rows]
+        if None in whens:
+            return None
+        return all(whens) if related.take == "newest" else any(whens)
+
+    def _follow(self, path: Iterable[ForeignKey], table: str, record: Row) -> list[Row]:
+        """The rows at the end of ``path`` that reference ``record``, hop by hop."""
+        if self._related is None:
+            raise StoreError(self._store, f"table {table!r} has references it cannot follow",
+                             "report it: a store with references must give their records")
+        level: list[Row] = [record]
+        for fk in path:
+            wanted = {tuple(parent.get(c) for c in fk.ref_columns) for parent in level}
+            # A NULL reference references nothing, as in SQL.
+            level = [child for child in self._related(fk.table)
+                     if None not in (ref := tuple(child.get(c) for c in fk.columns))
+                     and ref in wanted]
+            if not level:
+                break
+        return level
+
     def _protects(self, guard: Guard, record: Row) -> bool:
         if guard.within:
             return True  # partitions of a store that has none: doubt keeps the record
@@ -134,18 +178,9 @@ class Evaluator:
 
     def _blocks(self, blocker: Blocker, table: str, record: Row) -> bool:
         """Whether a record at the end of the blocker's path references this one."""
-        if self._related is None:
-            raise StoreError(self._store, f"table {table!r} has references it cannot follow",
-                             "report it: a store with references must give their records")
-        level: list[Row] = [record]
-        for fk in blocker.path:
-            wanted = {tuple(parent.get(c) for c in fk.ref_columns) for parent in level}
-            # A NULL reference references nothing, as in SQL.
-            level = [child for child in self._related(fk.table)
-                     if None not in (ref := tuple(child.get(c) for c in fk.columns))
-                     and ref in wanted]
-            if not level:
-                return False
+        level = self._follow(blocker.path, table, record)
+        if not level:
+            return False
         if blocker.guards is None:
             return True
         return any(self._protects(guard, child) for child in level for guard in blocker.guards)

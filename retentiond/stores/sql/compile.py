@@ -28,6 +28,7 @@ from retentiond.stores.base import (
     NotPseudonym,
     NotTruncated,
     PendingCheck,
+    RelatedAge,
     Selection,
     TableSchema,
 )
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement, KeyedColumnElement
 
     from retentiond.policy.filters import Filter
+    from retentiond.policy.periods import Cutoff
     from retentiond.stores.sql._common import Family
     from retentiond.stores.sql.reflect import Reflected
 
@@ -100,8 +102,13 @@ class SelectionCompiler:
 
     def selection(self, selection: Selection) -> Compiled:
         """The selection's filter, age bound, guards, blockers and pending checks as expressions."""
-        age, cutoff = self._age(selection.age)
-        dated = self._dated(age)
+        if selection.age.related is not None:
+            due, undated = self._related_age(selection.age.cutoff, selection.age.related)
+        else:
+            age, cutoff = self._age(selection.age)
+            dated = self._dated(age)
+            due = age <= cutoff if dated is None else sa.and_(age <= cutoff, dated)
+            undated = age.is_(None) if dated is None else sa.or_(age.is_(None), sa.not_(dated))
         guards = [(guard, self._protects(guard)) for guard in selection.guards]
         holds = [p for g, p in guards if g.kind == "hold"]
         retentions = [p for g, p in guards if g.kind == "retention"]
@@ -111,8 +118,8 @@ class SelectionCompiler:
             table=self._reflected.table,
             schema=self._schema,
             passing=self._filter(selection.where) if selection.where is not None else sa.true(),
-            due=age <= cutoff if dated is None else sa.and_(age <= cutoff, dated),
-            undated=age.is_(None) if dated is None else sa.or_(age.is_(None), sa.not_(dated)),
+            due=due,
+            undated=undated,
             guards=guards,
             held=sa.or_(*holds) if holds else sa.false(),
             retained=sa.or_(*retentions) if retentions else sa.false(),
@@ -260,17 +267,101 @@ class SelectionCompiler:
 
     def _age(self, bound: AgeBound) -> tuple[KeyedColumnElement[Any], date | datetime]:
         column = self.column(bound.column)
-        info = self._schema.columns[bound.column]
+        return column, self._cutoff(self._schema, bound.column, bound.cutoff)
+
+    def _cutoff(self, schema: TableSchema, name: str, cutoff: Cutoff) -> date | datetime:
+        """The cutoff as column ``name`` of ``schema`` compares: a day, wall clock or instant."""
+        info = schema.columns[name]
         if info.kind is ColumnKind.DATE:
-            return column, bound.cutoff.day
+            return cutoff.day
         if info.kind is ColumnKind.DATETIME:
-            return column, bound.cutoff.aware if info.timezone else bound.cutoff.local
+            return cutoff.aware if info.timezone else cutoff.local
         raise StoreError(
             self._store,
-            f"age column {bound.column!r} of {self._schema.name!r} is {info.type_name}, "
+            f"age column {name!r} of {schema.name!r} is {info.type_name}, "
             "not a date or a timestamp",
             "choose a DATE or TIMESTAMP column as the rule's age",
         )
+
+    def _related_age(self, cutoff: Cutoff, related: RelatedAge,
+                     ) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+        """``due`` and ``undated`` of an age taken from related rows, as correlated subqueries.
+
+        The age is ``max`` (newest) or ``min`` (oldest) of the related column over the rows
+        the foreign-key path joins to this one.  SQL's aggregates skip NULLs; here a NULL (or
+        an undated SQLite value) among the rows leaves the age in doubt instead, so that an
+        invoice with no date never lets its customer look older than it is.  With no related
+        rows, ``when_none`` decides: undated (keep) or due (act).
+        """
+        joins, column, last = self._related_rows(related)
+        bound = self._cutoff(last.schema, related.column, cutoff)
+        take = sa.func.max if related.take == "newest" else sa.func.min
+        age = sa.select(take(column)).where(*joins).scalar_subquery()
+        dated = self._dated(column)
+        unknown = column.is_(None) if dated is None else sa.or_(column.is_(None),
+                                                                sa.not_(dated))
+        doubtful = sa.exists().where(*joins, unknown)
+        known = sa.and_(sa.not_(doubtful), age <= bound)
+        none = sa.not_(sa.exists().where(*joins))
+        if related.fallback is not None:
+            own, own_cutoff = self._age(AgeBound(related.fallback, cutoff))
+            own_dated = self._dated(own)
+            own_due = own <= own_cutoff if own_dated is None else sa.and_(own <= own_cutoff,
+                                                                          own_dated)
+            own_undated = own.is_(None) if own_dated is None else sa.or_(own.is_(None),
+                                                                          sa.not_(own_dated))
+            return (sa.or_(sa.and_(none, own_due), known),
+                    sa.or_(sa.and_(none, own_undated), doubtful))
+        if related.when_none == "act":
+            return sa.or_(none, known), doubtful
+        return known, sa.or_(none, doubtful)
+
+    def related_value(self, related: RelatedAge) -> ColumnElement[Any]:
+        """The newest (or oldest) related date of the row, as text.
+
+        NULL when there is none, and when a related row has no date (or, on SQLite, one that
+        is no ISO date): the age is then unknown, as the selection has it.  With no related
+        rows and a ``fallback``, the row's own date.
+        """
+        joins, column, _last = self._related_rows(related)
+        take = sa.func.max if related.take == "newest" else sa.func.min
+        dated = self._dated(column)
+        unknown = column.is_(None) if dated is None else sa.or_(column.is_(None),
+                                                                sa.not_(dated))
+        value = sa.select(sa.type_coerce(take(column), sa.String)).where(*joins)
+        cases: list[tuple[ColumnElement[bool], Any]] = [
+            (sa.exists().where(*joins, unknown), sa.null())]
+        if related.fallback is not None:
+            cases.append((sa.not_(sa.exists().where(*joins)),
+                          sa.type_coerce(self.column(related.fallback), sa.String)))
+        return sa.case(*cases, else_=value.scalar_subquery())
+
+    def _related_rows(self, related: RelatedAge) -> tuple[
+            list[ColumnElement[bool]], KeyedColumnElement[Any], Reflected]:
+        """The join conditions from this row out along the path, the related column, its table.
+
+        The tables on the way are aliased ``age_{depth}``: a path back into the rule's own
+        table (replies to a comment) is never mistaken for the enclosing row.
+        """
+        if self._lookup is None:
+            raise StoreError(self._store, "an age from related rows needs the other tables")
+        joins: list[ColumnElement[bool]] = []
+        previous: sa.FromClause = self._table
+        last: Reflected | None = None
+        for depth, fk in enumerate(related.path):
+            last = self._lookup(fk.table)
+            alias = last.table.alias(f"age_{depth}")
+            joins.extend(alias.c[c] == previous.c[r]
+                         for c, r in zip(fk.columns, fk.ref_columns, strict=True))
+            if fk.within:
+                joins.append(in_partitions(alias, fk.within))
+            previous = alias
+        if last is None:
+            raise StoreError(self._store, "an age from related rows needs a foreign key")
+        if related.column not in last.schema.columns:
+            raise StoreError(self._store, f"table {last.schema.name!r} has no column "
+                             f"{related.column!r}", "check the rule (retentiond validate)")
+        return joins, previous.c[related.column], last
 
     def _filter(self, where: Filter) -> ColumnElement[bool]:
         if isinstance(where, AllOf):

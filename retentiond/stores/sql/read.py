@@ -14,6 +14,7 @@ from retentiond.stores.base import (
     Reached,
     ReachEffect,
     Reader,
+    RelatedAge,
     Selection,
     reach_order,
 )
@@ -49,7 +50,7 @@ class SqlReader(Session, Reader):
         statement = sa.select(
             population.label("population"),
             *(sa.func.sum(sa.case((c, 1), else_=0)).label(label) for label, c in sums.items()),
-        ).where(compiled.passing, sa.or_(compiled.due, compiled.undated))
+        ).select_from(table).where(compiled.passing, sa.or_(compiled.due, compiled.undated))
         with self._parts.errors(f"cannot count {selection.table!r}"):
             row = self.connection.execute(statement).mappings().one()
         counts = {str(label): int(value or 0) for label, value in row.items()}
@@ -146,3 +147,13 @@ class SqlReader(Session, Reader):
         width = len(schema.primary_key)
         return {**dict(zip(schema.primary_key, row[:width], strict=True)),
                 **dict(zip(columns, row[width:], strict=True))}
+
+    def related_age(self, table: str, key: Key, related: RelatedAge) -> object:
+        """The newest (or oldest) related date of the record, as text; None when it has none."""
+        compiler = self.compiler(table)
+        schema = self.table(table).schema
+        statement = sa.select(compiler.related_value(related)).select_from(
+            self.table(table).table).where(
+            *(compiler.column(c) == v for c, v in zip(schema.primary_key, key, strict=True)))
+        with self._parts.errors(f"cannot read the related rows of {table!r}"):
+            return self.connection.execute(statement).scalar()

@@ -24,6 +24,7 @@ from retentiond.stores.base import (
     ColumnKind,
     Key,
     Reach,
+    RelatedAge,
     Removal,
     Row,
     Selection,
@@ -121,7 +122,8 @@ class SqlWriter(Session, Writer):
         if after is not None:
             statement = statement.where(after_key(keys, after, self._parts.family))
         # SQLite's writer holds the database lock: its rows cannot change under a batch.
-        if self._parts.family != "sqlite" and (lock or not self._rechecks()):
+        locked = self._parts.family != "sqlite" and (lock or not self._rechecks())
+        if locked:
             statement = statement.with_for_update()
         width = len(keys)
         plain = all(compiled.schema.columns[c.name].kind in _PLAIN_KINDS for c in keys + values)
@@ -136,9 +138,34 @@ class SqlWriter(Session, Writer):
                                  f"read as its column's type ({type(exc).__name__})",
                                  "correct the stored value, then run the rule again",
                                  detail=str(exc)) from None
+        if locked and rows and selection.age.related is not None:
+            self._lock_related(selection.table, selection.age.related,
+                               [row[:width] for row in rows])
         if not values:  # each row is its key already
             return [(row, ()) for row in rows]
         return [(row[:width], row[width:]) for row in rows]
+
+    def _lock_related(self, table: str, related: RelatedAge, keys: Sequence[Key]) -> None:
+        """Lock every row an age from related rows was read from, until the batch ends.
+
+        The claim locks the claimed rows; the act then takes them by key.  An invoice re-dated
+        or issued in between would go unseen, and a customer no longer due be deleted.  So
+        every row on the path is locked FOR UPDATE too: existing ones cannot change, and new
+        ones cannot be added, since their foreign key must share-lock a locked parent.
+        """
+        key_columns = self._key_columns(table)
+        previous: sa.FromClause = self.table(table).table
+        joined: sa.FromClause = previous
+        for depth, fk in enumerate(related.path):
+            alias = self.table(fk.table).table.alias(f"lock_{depth}")
+            joined = joined.join(alias, sa.and_(*(
+                alias.c[c] == previous.c[r]
+                for c, r in zip(fk.columns, fk.ref_columns, strict=True))))
+            previous = alias
+        with self._parts.errors(f"cannot lock the rows related to {table!r}"):
+            for chunk in chunks(keys, len(key_columns)):
+                self.connection.execute(sa.select(sa.literal(1)).select_from(joined).where(
+                    self._key_in(key_columns, chunk)).with_for_update()).all()
 
     def remove(
         self, table: str, keys: Sequence[Key], reaches: Sequence[Reach], *,
