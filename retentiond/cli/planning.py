@@ -44,8 +44,11 @@ def validate(app: App, *, offline: bool) -> None:
             policies = app.validated(stores)
             for warning in schema_warnings(policies, stores):
                 click.echo(f"warning: {warning}", err=True)
+    mapped = policies.data_map
+    also = (f" and a data map of {len(mapped.tables)} tables for {len(mapped.subjects)} "
+            "subject kinds") if mapped else ""
     click.echo(f"ok: {len(policies.rules)} rules, {len(policies.holds)} holds, "
-               f"{len(policies.retentions)} minimum retentions are valid")
+               f"{len(policies.retentions)} minimum retentions{also} are valid")
 
 
 def show_plan(app: App, rule_ids: tuple[str, ...], as_of_text: str | None, *,

@@ -152,8 +152,9 @@ class Erase(StrictModel):
     def _one_effect(self) -> Erase:
         rewrites = [o for o in (self.anonymize, self.pseudonymize) if o is not None]
         if self.delete and (rewrites or self.keep is not None):
-            raise ValueError("'delete' removes the rows; it takes no 'keep', 'anonymize' or "
-                             "'pseudonymize'")
+            raise ValueError("'delete' removes the rows, so 'keep', 'anonymize' and "
+                             "'pseudonymize' have nothing to act on; give 'delete' alone, or "
+                             "keep or rewrite the rows instead")
         if not self.delete and not rewrites and self.keep is None:
             raise ValueError("say what erasing does: 'delete', 'anonymize', 'pseudonymize', "
                              "or 'keep' with the exception that allows it")
