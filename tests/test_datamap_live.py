@@ -21,6 +21,8 @@ from retentiond.ledger.state import StateDB
 from retentiond.stores.paths import PathError, follow_from
 
 STAMP = {"sqlite": "DATETIME", "postgresql": "TIMESTAMP", "mariadb": "DATETIME"}
+INTEGER = {"mariadb": "INTEGER(11)"}
+"""How a backend names an INTEGER column's type where it is not ``INTEGER``."""
 SHOP = [
     "CREATE TABLE customers (id INTEGER PRIMARY KEY, email VARCHAR(80) NOT NULL UNIQUE, "
     "name VARCHAR(80), closed_at {stamp})",
@@ -185,7 +187,7 @@ LIVE_CASES = [
                       "      anonymize:\n        billing_name: {strategy: constant, value: x}\n"
                       "        customer_id: mask"),
                  "customer_id: mask", "data map app.invoices",
-                 "mask needs a text column; 'customer_id' is INTEGER; use constant, nullify or "
+                 "mask needs a text column; 'customer_id' is {integer}; use constant, nullify or "
                  "generalize", id="mask-on-an-integer"),
     pytest.param(swap("      anonymize: {billing_name: {strategy: constant, value: erased}}",
                       "      anonymize: {billing_name: nullify}"),
@@ -201,19 +203,20 @@ LIVE_CASES = [
 
 
 @pytest.mark.parametrize(("text", "needle", "subject", "message"), LIVE_CASES)
-def test_a_map_that_does_not_fit_the_store_is_one_line_with_file_and_line(
-        shop, text, needle, subject, message):
+def test_a_map_that_does_not_fit_the_store_is_one_line_with_file_and_line(  # noqa: PLR0917
+        shop, db, text, needle, subject, message):
     """Unknown tables and columns, paths off the foreign keys, unfit strategies: exit 2."""
     path = shop.write(text)
 
     result = shop.cli("validate")
 
     where = f"{path}:{line_of(text, needle)}: {subject}: "
-    assert (2, [f"error: {where}{message}", "1 problem(s); nothing was run"]) == (
+    said = message.format(integer=INTEGER.get(db.kind, "INTEGER"))
+    assert (2, [f"error: {where}{said}", "1 problem(s); nothing was run"]) == (
         result.returncode, result.stderr.splitlines())
 
 
-def test_a_strategy_that_does_not_fit_a_column_of_a_rewrite_is_refused(shop):
+def test_a_strategy_that_does_not_fit_a_column_of_a_rewrite_is_refused(shop, db):
     """Hashing (pseudonymizing) an integer, with a key configured: its line, and what fits."""
     key = shop.root / "pseudonym.key"
     key.write_text("k" * 64, encoding="utf-8")
@@ -226,14 +229,18 @@ def test_a_strategy_that_does_not_fit_a_column_of_a_rewrite_is_refused(shop):
     result = shop.cli("validate")
 
     assert (2, [f"error: {path}:{line_of(text, 'customer_id: customers')}: data map "
-                "app.invoices: pseudonyms are text; 'customer_id' is INTEGER; pseudonymize text "
-                "columns", "1 problem(s); nothing was run"]) == (
+                "app.invoices: pseudonyms are text; 'customer_id' is "
+                f"{INTEGER.get(db.kind, 'INTEGER')}; pseudonymize text columns",
+                "1 problem(s); nothing was run"]) == (
         result.returncode, result.stderr.splitlines())
 
 
 def test_a_subject_hold_keeps_the_rows_its_paths_reach(shop, db):
-    """hold add --subject customer=7 keeps the lines of 7's invoices and orders from a rule
-    that maps no subject; 8's lines go; a line whose path is in doubt (NULL) stays."""
+    """A subject hold keeps the lines its paths reach from a rule that maps no subject.
+
+    ``hold add --subject customer=7``: the lines of 7's invoices and of 7's orders stay; 8's
+    go; a line whose path is in doubt (a NULL on the way) stays.
+    """
     placed = shop.cli("hold", "add", "--subject", f"customer={CUSTOMER}", "--reason",
                       "Complaint by customer 7.")
     hold = placed.stdout.split()[2]
@@ -252,7 +259,8 @@ def test_without_the_hold_the_same_rule_deletes_those_rows(shop, db):
     assert [6] == [row[0] for row in db.rows("invoice_lines")]
 
 
-def test_a_path_is_followed_on_the_live_schema(shop, sql_store):
+@pytest.mark.usefixtures("shop")
+def test_a_path_is_followed_on_the_live_schema(sql_store):
     """Both paths of the lines end at customer_id; a step off the keys names the step."""
     ways = [follow_from(sql_store.schema, "invoice_lines", way)
             for way in (("invoice_id", "customer_id"), ("order_id", "customer_id"))]
@@ -296,7 +304,7 @@ rules:
 
 
 def test_a_path_round_a_foreign_key_cycle_ends_and_holds(db, backend, tmp_path):
-    """people -> addresses -> people: a path round the cycle validates and holds; no loop.
+    """People -> addresses -> people: a path round the cycle validates and holds; no loop.
 
     Person 2's addresses are held (21; 20 is also still someone's home), person 1's spare
     address goes (11; 10 is still their home, so its deletion is blocked).
@@ -329,7 +337,7 @@ def test_a_path_round_a_foreign_key_cycle_ends_and_holds(db, backend, tmp_path):
 
 
 def test_explain_names_the_subject_hold_on_a_row_it_reaches(shop):
-    """explain of a held line names the hold and its reason, as for any hold."""
+    """`explain` of a held line names the hold and its reason, as for any hold."""
     hold = shop.cli("hold", "add", "--subject", f"customer={CUSTOMER}", "--reason",
                     "Complaint by customer 7.").stdout.split()[2]
 
