@@ -29,7 +29,7 @@ the data map maps the kind to, through the paths too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -283,3 +283,69 @@ def _unerased(entry: TableMap, source: Source) -> Iterator[Problem]:
                       f"erasure leaves personal column(s) {', '.join(left)} as they are",
                       f"{erase.effect} them too, or state with 'keep:' the exception that "
                       "needs them")
+
+
+TableKey = tuple[str, str]
+"""A table by (store, table)."""
+
+
+@dataclass(frozen=True)
+class ErasureStep:
+    """One table of an erasure: the ways to the subject's rows and what erasing does there."""
+
+    store: str
+    table: str
+    ways: tuple[Way, ...]
+    erase: Erase
+    personal: Mapping[str, Category]
+    cycle: tuple[str, ...] = ()
+    """Where foreign keys among the mapped tables make a cycle through this table: the tables
+    of that cycle, by name (this one included).  No order of them satisfies every key, so
+    whoever carries out the erasure must break the cycle (a reference set NULL first)."""
+
+
+def erasure_plan_for(
+    data_map: DataMap, kind: str, references: Mapping[TableKey, Collection[TableKey]],
+) -> tuple[ErasureStep, ...]:
+    """The tables erasing a subject of ``kind`` acts on, children before parents.
+
+    ``references`` gives, for a table, the tables its foreign keys point at (from the live
+    schema).  A table comes before every mapped table it references, so deleting a child
+    never waits on its parent; where the keys make a cycle, the cycle's tables come together,
+    by name, and say so.  Ties go by store and table name: the plan is the same every time.
+    """
+    mapped = {(t.store, t.table): t for t in data_map.tables if kind in t.subject}
+    parents = {node: {p for p in references.get(node, ()) if p in mapped} for node in mapped}
+    reach = {node: _reachable(node, parents) for node in mapped}
+    groups = {frozenset({node} | {o for o in reach[node] if node in reach[o]})
+              for node in mapped}
+    children = {node: {c for c in mapped if node in parents[c]} for node in mapped}
+    steps: list[ErasureStep] = []
+    placed: set[TableKey] = set()
+    while groups:
+        # A group is ready when every mapped table referencing it from outside is placed; the
+        # groups (a cycle, or a table on its own) reference each other without a cycle.
+        ready = min((g for g in groups if all(c in placed or c in g for n in g
+                                              for c in children[n])), key=min)
+        groups.remove(ready)
+        group = sorted(ready)
+        cyclic = len(group) > 1 or group[0] in parents[group[0]]
+        for node in group:
+            entry = mapped[node]
+            steps.append(ErasureStep(entry.store, entry.table, entry.subject[kind], entry.erase,
+                                     entry.personal,
+                                     tuple(t for _, t in group) if cyclic else ()))
+            placed.add(node)
+    return tuple(steps)
+
+
+def _reachable(start: TableKey, parents: Mapping[TableKey, set[TableKey]]) -> set[TableKey]:
+    """Every table reached from ``start`` along references (``start`` only through a cycle)."""
+    seen: set[TableKey] = set()
+    todo = list(parents[start])
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(parents[node])
+    return seen

@@ -6,10 +6,12 @@ No store is needed here; the checks against live tables are in ``tests/test_data
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from retentiond.actions.anonymize import Constant, Nullify
 from retentiond.errors import PolicyError
-from retentiond.policy.datamap import Category
+from retentiond.policy.datamap import Category, erasure_plan_for
 from retentiond.policy.loader import load_policies
 
 MAP = """\
@@ -195,3 +197,84 @@ def test_once_kinds_are_declared_a_rule_maps_only_declared_kinds(tmp_path):
              "it under 'subjects:' or correct its spelling")] == problems_of(
         tmp_path, {"map.yaml": MAP, "rules.yaml": rule})
     assert () == load_policies(write(tmp_path / "alone", {"rules.yaml": rule})).data_map.tables
+
+
+SHOP = """\
+subjects:
+  customer: A customer
+  employee: Someone who works here
+data_map:
+  - {store: app, table: customers, subject: {customer: id}, erase: delete}
+  - {store: app, table: orders, subject: {customer: customer_id}, erase: delete}
+  - store: app
+    table: invoices
+    subject: {customer: customer_id}
+    erase: {keep: "business record: tax law"}
+  - store: app
+    table: invoice_lines
+    subject: {customer: [[invoice_id, customer_id], [order_id, customer_id]]}
+    erase: delete
+  - {store: app, table: people, subject: {customer: [home_address_id, owner_id]}, erase: delete}
+  - {store: app, table: addresses, subject: {customer: owner_id}, erase: delete}
+  - {store: app, table: staff, subject: {employee: id}, erase: delete}
+"""
+REFERENCES = {
+    ("app", "orders"): [("app", "customers")],
+    ("app", "invoices"): [("app", "customers"), ("app", "ledger_accounts")],  # not mapped
+    ("app", "invoice_lines"): [("app", "invoices"), ("app", "orders")],
+    ("app", "people"): [("app", "addresses")],
+    ("app", "addresses"): [("app", "people"), ("app", "customers")],
+    ("app", "staff"): [("app", "staff")],
+}
+"""The shop's foreign keys: a diamond (lines -> invoices, orders -> customers), a cycle
+(people <-> addresses) and a table that references itself."""
+
+
+def test_an_erasure_plan_puts_children_before_parents_and_a_cycle_together(tmp_path):
+    """Children come before parents; the tables of a cycle come together and say so.
+
+    Lines before invoices and orders (they reference both), customers last; ties go by name.
+    """
+    mapped = load_policies(write(tmp_path, {"shop.yaml": SHOP})).data_map
+
+    plan = erasure_plan_for(mapped, "customer", REFERENCES)
+
+    assert [("addresses", "delete", ("addresses", "people")),
+            ("people", "delete", ("addresses", "people")), ("invoice_lines", "delete", ()),
+            ("invoices", "keep", ()), ("orders", "delete", ()), ("customers", "delete", ())] == [
+        (s.table, s.erase.effect, s.cycle) for s in plan]
+    assert (("invoice_id", "customer_id"), ("order_id", "customer_id")) == plan[2].ways
+    assert [("staff", ("staff",))] == [(s.table, s.cycle) for s in
+                                       erasure_plan_for(mapped, "employee", REFERENCES)]
+    assert () == erasure_plan_for(mapped, "visitor", REFERENCES)
+
+
+TABLES = [f"t{n}" for n in range(7)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(edges=st.lists(st.tuples(st.sampled_from(TABLES), st.sampled_from(TABLES)), max_size=20))
+def test_every_plan_orders_each_reference_outside_a_cycle_child_first(tmp_path_factory, edges):
+    """Any foreign keys at all: each table once, a child before its parent, or both in a cycle.
+
+    The tables of a cycle are adjacent and each names the cycle; the plan always ends.
+    """
+    text = "subjects: {s: a subject}\ndata_map:\n" + "".join(
+        f"  - {{store: app, table: {t}, subject: {{s: id}}, erase: delete}}\n" for t in TABLES)
+    mapped = load_policies(write(tmp_path_factory.mktemp("p"), {"m.yaml": text})).data_map
+    references: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for child, parent in edges:
+        references.setdefault(("app", child), []).append(("app", parent))
+
+    plan = erasure_plan_for(mapped, "s", references)
+
+    position = {s.table: n for n, s in enumerate(plan)}
+    cycle = {s.table: set(s.cycle) for s in plan}
+    assert sorted(TABLES) == sorted(position)
+    assert [] == [(c, p) for c, p in edges
+                  if position[c] > position[p] and p not in cycle[c]]
+    assert [] == [(c, p) for c, p in edges if c == p and c not in cycle[c]]
+    assert [] == [s.table for s in plan if s.cycle and sorted(
+        position[t] for t in s.cycle) != list(range(min(position[t] for t in s.cycle),
+                                                    min(position[t] for t in s.cycle)
+                                                    + len(s.cycle)))]
