@@ -155,11 +155,14 @@ def test_the_shops_map_validates(shop):
                                                    result.stderr)
 
 
-def swap(old, new):
-    """DATA_MAP + LINES_RULE with ``old`` (once in it) replaced by ``new``."""
+def swap(old, new, *more):
+    """DATA_MAP + LINES_RULE with ``old`` (once in it) replaced by ``new``, and so on."""
     text = DATA_MAP + LINES_RULE
-    assert 1 == text.count(old), old
-    return text.replace(old, new)
+    pairs = [(old, new), *zip(more[::2], more[1::2], strict=True)]
+    for before, after in pairs:
+        assert 1 == text.count(before), before
+        text = text.replace(before, after)
+    return text
 
 
 LIVE_CASES = [
@@ -190,7 +193,9 @@ LIVE_CASES = [
                  "declared foreign keys ending at the subject's id", id="path-end-missing"),
     pytest.param(swap("      anonymize: {billing_name: {strategy: constant, value: erased}}",
                       "      anonymize:\n        billing_name: {strategy: constant, value: x}\n"
-                      "        customer_id: mask"),
+                      "        customer_id: mask",
+                      "personal: {billing_name: identity}",
+                      "personal: {billing_name: identity, customer_id: identity}"),
                  "customer_id: mask", "data map app.invoices",
                  "mask needs a text column; 'customer_id' is {integer}; use constant, nullify or "
                  "generalize", id="mask-on-an-integer"),
@@ -228,7 +233,9 @@ def test_a_strategy_that_does_not_fit_a_column_of_a_rewrite_is_refused(shop, db)
     with shop.config.open("a", encoding="utf-8") as config:
         config.write(f'\n[pseudonymize]\nkey_id = "k1"\n\n[pseudonymize.keys.k1]\nfile = "{key}"\n')
     text = swap("      anonymize: {billing_name: {strategy: constant, value: erased}}",
-                "      pseudonymize:\n        billing_name: names\n        customer_id: customers")
+                "      pseudonymize:\n        billing_name: names\n        customer_id: customers",
+                "personal: {billing_name: identity}",
+                "personal: {billing_name: identity, customer_id: identity}")
     path = shop.write(text)
 
     result = shop.cli("validate")

@@ -275,6 +275,14 @@ def data_map_problems(data_map: DataMap, rules: Sequence[Rule],
 
 def _unerased(entry: TableMap, source: Source) -> Iterator[Problem]:
     erase = entry.erase
+    for key, columns in (("anonymize", erase.anonymized), ("pseudonymize", erase.pseudonymized)):
+        for column in columns:
+            if column not in entry.personal:
+                yield Problem(source.file, source.line_of(("erase", key, column)),
+                              f"data map {entry.name}",
+                              f"erasure would {key} {column!r}, which is not listed as personal",
+                              f"add it under 'personal:' with its category ({column}: "
+                              "contact, identity, ...), or leave it as it is")
     if erase.effect in {"delete", "keep"}:
         return
     left = [c for c in entry.personal if c not in {*erase.anonymized, *erase.pseudonymized}]

@@ -278,3 +278,15 @@ def test_every_plan_orders_each_reference_outside_a_cycle_child_first(tmp_path_f
         position[t] for t in s.cycle) != list(range(min(position[t] for t in s.cycle),
                                                     min(position[t] for t in s.cycle)
                                                     + len(s.cycle)))]
+
+
+def test_an_erasure_rewrites_only_columns_listed_as_personal(tmp_path):
+    """A rewritten column missing from ``personal:`` is named at its own line."""
+    text = swap("anonymize: {billing_name: {strategy: constant, value: erased}}",
+                "anonymize:\n        billing_name: {strategy: constant, value: erased}\n"
+                "        notes: nullify")
+
+    assert [("map.yaml", 18, "data map app.invoices",
+             "erasure would anonymize 'notes', which is not listed as personal; add it under "
+             "'personal:' with its category (notes: contact, identity, ...), or leave it as "
+             "it is")] == problems_of(tmp_path, {"map.yaml": text})
