@@ -4,6 +4,9 @@ Precedence, highest first: environment (``RETENTIOND_STATE_URL``, nested with ``
 ``RETENTIOND_STORES__APP__URL``), then the TOML file (``/etc/retentiond/retentiond.toml``
 unless ``--config`` names another), then the defaults below.
 
+Relative paths in the file (``policy_dir``, key and password files, the checkpoint file, the
+witness directory, SQLite URLs) are read from the file's directory, not the working directory.
+
 Secrets never live in this file: a store's password comes from ``password_file`` or from a
 systemd credential (``password_credential``, read from ``$CREDENTIALS_DIRECTORY``), and is
 never printed or logged (:func:`masked_url`).
@@ -18,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -27,18 +30,21 @@ from pydantic import (
     Field,
     SerializeAsAny,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 from sqlalchemy.engine import URL, make_url
 
 from retentiond.errors import ConfigError
 from retentiond.policy.cron import crontab
+from retentiond.policy.strict import SUGGESTION, with_suggestions
 from retentiond.stores.kinds import StoreSettings, store_settings
 
 DEFAULT_CONFIG = Path("/etc/retentiond/retentiond.toml")
@@ -65,6 +71,11 @@ class LogFormat(StrEnum):
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _did_you_mean(cls, data: object, handler: ValidatorFunctionWrapHandler) -> Self:
+        return with_suggestions(cls, data, handler)  # type: ignore[no-any-return]
+
 
 class SecretSource(_Frozen):
     """Where a secret lives: a file, or a systemd credential (``LoadCredential=``)."""
@@ -83,7 +94,9 @@ class SecretSource(_Frozen):
             if not directory:
                 raise ConfigError(f"credential {self.credential!r} is named but "
                                   "$CREDENTIALS_DIRECTORY is not set",
-                                  "run under systemd with LoadCredential=, or use 'file'")
+                                  "run under systemd with LoadCredential=; outside it, set "
+                                  "CREDENTIALS_DIRECTORY to a directory holding the file "
+                                  f"{self.credential!r} (see deploy/README.md); or use 'file'")
             path = Path(directory) / self.credential
         assert path is not None  # noqa: S101 - guaranteed by the check above
         try:
@@ -200,6 +213,11 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _did_you_mean(cls, data: object, handler: ValidatorFunctionWrapHandler) -> Self:
+        return with_suggestions(cls, data, handler)  # type: ignore[no-any-return]
+
     @field_validator("stores", mode="before")
     @classmethod
     def _store_kinds(cls, value: object) -> object:
@@ -222,21 +240,26 @@ class Settings(BaseSettings):
         return value.lower()
 
 
+def settings_file(config: Path | None = None) -> Path | None:
+    """The TOML file settings are read from: ``config``, else the default file if it exists."""
+    path = config if config is not None else DEFAULT_CONFIG
+    return path if path.is_file() else None
+
+
 def load_settings(config: Path | None = None) -> Settings:
     """Load settings from ``config`` (or the default file, if it exists) and the environment.
 
     An explicitly named file must exist; the default one may be absent (environment only).
-    Every mistake becomes a one-line :class:`ConfigError` naming the file.
+    Relative paths in the file are taken from the file's directory.  Every mistake becomes a
+    one-line :class:`ConfigError` naming the file (and the line, when it is in the file).
     """
-    path = config if config is not None else DEFAULT_CONFIG
-    if config is not None and not path.is_file():
+    if config is not None and not config.is_file():
         raise ConfigError(
-            f"config file {path} does not exist",
+            f"config file {config} does not exist",
             "check the --config path (an example is deploy/retentiond.toml)",
         )
-    toml_file = path if path.is_file() else None
-    if toml_file is not None:
-        _check_toml_syntax(toml_file)
+    toml_file = settings_file(config)
+    data = {} if toml_file is None else anchored(_read_toml(toml_file), toml_file.absolute().parent)
 
     class _FromFile(Settings):
         @classmethod
@@ -248,20 +271,20 @@ def load_settings(config: Path | None = None) -> Settings:
             dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files by design
             file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-            if toml_file is not None:
-                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
-            return tuple(sources)
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, data))
 
     try:
         loaded = _FromFile()
     except ValidationError as exc:
         error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
+        located = tuple(str(part) for part in error["loc"])
+        hint = (error.get("ctx") or {}).get(SUGGESTION)
         raise ConfigError(
-            f"{where}: {_plain(error)}",
-            "fix the setting in the config file or the RETENTIOND_* environment",
+            f"{'.'.join(located)}: {_plain(error)}",
+            ("" if hint is None else f"did you mean {hint!r}? ")
+            + "fix the setting in the config file or the RETENTIOND_* environment",
             file=toml_file,
+            line=setting_line(setting_lines(toml_file), *located) if toml_file else None,
         ) from None
     return Settings.model_validate(loaded.model_dump())
 
@@ -273,10 +296,10 @@ def _plain(error: Any) -> str:  # noqa: ANN401 - pydantic's ErrorDetails is a Ty
     return message.removeprefix("Value error, ")
 
 
-def _check_toml_syntax(path: Path) -> None:
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            tomllib.load(handle)
+            return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         # Python 3.11 keeps the position only in the message: "... (at line 3, column 12)".
         found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
@@ -291,6 +314,89 @@ def _check_toml_syntax(path: Path) -> None:
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", "check the file's permissions",
                           file=path) from None
+
+
+_PATH_KEYS = frozenset({"file", "verify_key"})
+"""Keys holding a path besides those named ``*_file`` and ``*_dir``."""
+_URL_KEYS = frozenset({"url", "plan_url", "state_url"})
+
+
+def anchored(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``data`` read from a TOML file in ``base``, each relative path in it taken from ``base``.
+
+    Paths are the values of keys named ``file``, ``verify_key``, ``*_file`` and ``*_dir``, and
+    the file of a SQLite URL (``url``, ``plan_url``, ``state_url``); the rest is as it was.
+    """
+    found: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            found[key] = anchored(value, base)
+        elif isinstance(value, str) and (key in _PATH_KEYS or key.endswith(("_file", "_dir"))):
+            found[key] = str(base / value) if value and not Path(value).is_absolute() else value
+        elif isinstance(value, str) and key in _URL_KEYS:
+            found[key] = _anchored_url(value, base)
+        else:
+            found[key] = value
+    return found
+
+
+def _anchored_url(url: str, base: Path) -> str:
+    """A SQLite URL with a relative file (``sqlite:///state.db``) made absolute from ``base``."""
+    scheme, separator, rest = url.partition(":///")
+    if not separator or scheme.partition("+")[0] != "sqlite":
+        return url
+    uri = rest.startswith("file:")
+    path, question, query = rest.removeprefix("file:").partition("?")
+    if not path or path.startswith("/") or path == ":memory:":
+        return url
+    return f"{scheme}:///{'file:' if uri else ''}{base / path}{question}{query}"
+
+
+_HEADER = re.compile(r"^\s*\[(?!\[)(?P<key>[^\]]+)\]\s*(#.*)?$")
+_KEY = re.compile(r"^\s*(?P<key>(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')"
+                  r"(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+_PART = re.compile(r"[A-Za-z0-9_-]+|\"([^\"]*)\"|'([^']*)'")
+
+
+def setting_lines(path: Path) -> dict[tuple[str, ...], int]:
+    """Where each table and key of the TOML file ``path`` is (1-based lines), by its dotted path.
+
+    ``{("stores", "app"): 12, ("stores", "app", "url"): 13, ...}``: a problem of a setting is
+    pinned to its line.  Read line by line, as written; empty when the file cannot be read.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    in_string = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        quotes = line.count('"""') + line.count("'''")
+        if in_string:
+            in_string = quotes % 2 == 0
+            continue
+        in_string = quotes % 2 == 1
+        header, key = _HEADER.match(line), _KEY.match(line)
+        if header is not None:
+            table = _parts(header["key"])
+            lines.setdefault(table, number)
+        elif key is not None:
+            lines.setdefault((*table, *_parts(key["key"])), number)
+    return lines
+
+
+def _parts(dotted: str) -> tuple[str, ...]:
+    return tuple(next((g for g in found.groups() if g is not None), found.group(0))
+                 for found in _PART.finditer(dotted))
+
+
+def setting_line(lines: dict[tuple[str, ...], int], *located: str) -> int | None:
+    """The line of the setting at ``located`` or, if it is not written, of its nearest table."""
+    for end in range(len(located), 0, -1):
+        if located[:end] in lines:
+            return lines[located[:end]]
+    return None
 
 
 def masked_url(url: str | URL) -> str:

@@ -1,21 +1,25 @@
 """Phase two of validation: every rule, hold and retention against the live store.
 
-Checked: the store is configured and reachable, the table exists and has a primary key, every
-named column exists, age columns hold dates or times, filter values fit their columns, and each
-action's options fit the table (types, lengths, nullability, uniqueness).  Every problem is
-reported with the file and line of the key it concerns; nothing is written anywhere.
+Checked: the store is configured and reachable (its problems are the config's, at
+``[stores.NAME]`` when the caller says where that is), the table exists (else the nearest
+spelling the store has is suggested) and has a primary key, every named column exists, age
+columns hold dates or times, filter values fit their columns, and each action's options fit
+the table (types, lengths, nullability, uniqueness).  Every problem is reported with the file
+and line of the key it concerns; nothing is written anywhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import date, datetime
 
 from retentiond.actions import ActionOptions, DeleteOptions, action_for
-from retentiond.errors import Problem, StoreError
+from retentiond.errors import ConfigError, Problem, StoreError
 from retentiond.policy.datamap import DataMap, TableMap
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, NotOf, Op
 from retentiond.policy.model import Hold, PolicySet, Retention, Rule, Source
+from retentiond.policy.strict import did_you_mean
+from retentiond.policy.wording import brief
 from retentiond.stores.base import ColumnInfo, ColumnKind, ForeignKey, Store, TableSchema
 from retentiond.stores.paths import PathError, follow
 from retentiond.stores.registry import Stores
@@ -23,16 +27,22 @@ from retentiond.stores.values import value_fits
 
 Path = tuple[str | int, ...]
 Entry = Rule | Hold | Retention
+StoreProblem = Callable[[str, str, str], Problem]
+"""``(store, what, fix)`` -> the problem, pinned where the store is configured."""
 _TIME_KINDS = {ColumnKind.DATE, ColumnKind.DATETIME}
 
 
 def validate_live(
     policies: PolicySet, stores: Stores, *, pseudonym_key: bool = True,
+    store_problem: StoreProblem | None = None, away: Collection[str] = (),
 ) -> list[Problem]:
     """Every problem of the policy set against the live stores (empty when all is well).
 
     ``pseudonym_key`` says whether settings name a pseudonym key; without one, every
-    pseudonymize rule is a problem (it could never run).
+    pseudonymize rule is a problem (it could never run).  A store that cannot be opened or
+    reached is one problem made by ``store_problem`` (at the config's ``[stores.NAME]``); without
+    it, at the first entry's ``store`` key.  Entries on the stores named in ``away`` (known to
+    be unreachable: a run records their rules as failed) are not checked.
     """
     problems = [] if pseudonym_key else _keyless(policies)
     failed: set[str] = set()
@@ -42,7 +52,7 @@ def validate_live(
 
         def problem(path: Path, what: str, fix: str, *, entry: Entry = entry,
                     source: Source = source) -> Problem:
-            return Problem(source.file, source.line_of(path), entry.id, what, fix)
+            return Problem(source.file, source.line_of(path), entry.id, brief(what), fix)
 
         if entry.store not in stores:
             known = ", ".join(stores.names) or "none"
@@ -50,38 +60,48 @@ def validate_live(
                                                 f"(configured: {known})",
                                     f"add [stores.{entry.store}] to the config file"))
             continue
-        if entry.store in failed:
+        if entry.store in failed or entry.store in away:
             continue
         try:
             store = stores.get(entry.store)
             store.ping()
-            table = store.schema(entry.table)
-        except StoreError as exc:
+        except (StoreError, ConfigError) as exc:
             failed.add(entry.store)
-            problems.append(problem(("store",), f"store {entry.store!r}: {exc.what}", exc.fix))
+            what = f"store {entry.store!r}: {exc.what}"
+            problems.append(store_problem(entry.store, what, exc.fix) if store_problem else
+                            problem(("store",), what, exc.fix))
             continue
-        if table is None:
-            problems.append(problem(("table",), f"table {entry.table!r} does not exist in store "
-                                                f"{entry.store!r}",
-                                    "check the table name (and schema) in the rule"))
+        try:
+            table = store.schema(entry.table)
+            if table is None:
+                problems.append(problem(("table",), f"table {entry.table!r} does not exist in "
+                                                    f"store {entry.store!r}",
+                                        _spelling(store, entry.table)))
+                continue
+        except StoreError as exc:
+            problems.append(problem(("table",), f"store {entry.store!r}: {exc.what}", exc.fix))
             continue
         if isinstance(entry, Rule):
             problems.extend(problem(path, what, fix)
                             for path, what, fix in _capable(entry, store))
         problems.extend(problem(path, what, fix) for path, what, fix in _check(entry, table))
-    problems.extend(_data_map(policies.data_map, stores, failed, pseudonym_key=pseudonym_key))
+    problems.extend(_data_map(policies.data_map, stores, failed, pseudonym_key=pseudonym_key,
+                              store_problem=store_problem, away=away))
     return problems
 
 
-def _data_map(data_map: DataMap, stores: Stores, failed: set[str], *,
-              pseudonym_key: bool) -> Iterator[Problem]:
-    """Every mapped table against its live store: columns, paths, strategies, the key."""
+def _data_map(data_map: DataMap, stores: Stores, failed: set[str], *, pseudonym_key: bool,
+              store_problem: StoreProblem | None, away: Collection[str]) -> Iterator[Problem]:
+    """Every mapped table against its live store: columns, paths, strategies, the key.
+
+    Stores that failed for the entries before, or are known to be away, are not read again.
+    """
     for entry, source in data_map.located():
         name = f"data map {entry.name}"
 
         def problem(path: Path, what: str, fix: str, *, source: Source = source,
                     name: str = name) -> Problem:
-            return Problem(source.file, source.line_of(path), name, what, fix)
+            return Problem(source.file, source.line_of(path), name, brief(what), fix)
 
         if entry.store not in stores:
             known = ", ".join(stores.names) or "none"
@@ -89,19 +109,25 @@ def _data_map(data_map: DataMap, stores: Stores, failed: set[str], *,
                                       f"(configured: {known})",
                           f"add [stores.{entry.store}] to the config file")
             continue
-        if entry.store in failed:
+        if entry.store in failed or entry.store in away:
             continue
         try:
             store = stores.get(entry.store)
             store.ping()
+        except (StoreError, ConfigError) as exc:
+            failed.add(entry.store)
+            what = f"store {entry.store!r}: {exc.what}"
+            yield (store_problem(entry.store, what, exc.fix) if store_problem else
+                   problem(("store",), what, exc.fix))
+            continue
+        try:
             table = store.schema(entry.table)
         except StoreError as exc:
-            failed.add(entry.store)
-            yield problem(("store",), f"store {entry.store!r}: {exc.what}", exc.fix)
+            yield problem(("table",), f"store {entry.store!r}: {exc.what}", exc.fix)
             continue
         if table is None:
             yield problem(("table",), f"table {entry.table!r} does not exist in store "
-                                      f"{entry.store!r}", "check the table name (and schema)")
+                                      f"{entry.store!r}", _spelling(store, entry.table))
             continue
         if not table.primary_key:
             yield problem(("table",), f"table {table.name!r} has no primary key, so a "
@@ -154,6 +180,19 @@ def _erasure(entry: TableMap, table: TableSchema, store: Store, *, pseudonym_key
             # stand right under the erasure's key.
             inner = finding.path[2:] if finding.path[:2] == ("action", "columns") else ()
             yield ("erase", key, *inner), finding.what, finding.fix
+
+
+def _spelling(store: Store, table: str) -> str:
+    """How to fix a table name the store does not have: the nearest one it has, if any."""
+    schema, _, name = table.rpartition(".")
+    names = store.table_names(schema or None)
+    same = [found for found in names if found.lower() == name.lower()]
+    nearest = same[0] if same else did_you_mean(name, names)
+    if nearest is None:
+        return "check the table name (and schema) in the rule"
+    spelt = f"{schema}.{nearest}" if schema else nearest
+    return (f"did you mean {spelt!r}? write it as the store spells it"
+            + (" (table names are case-sensitive)" if same else ""))
 
 
 def _keyless(policies: PolicySet) -> list[Problem]:

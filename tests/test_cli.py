@@ -236,7 +236,7 @@ POLICY_CASES = [
                    "submission.\n    store: app\n    table: mails"),
         "table: mails", DELETE_ID,
         "table 'mails' does not exist in store 'app'; "
-        "check the table name (and schema) in the rule", id="unknown-table",
+        "did you mean 'emails'? write it as the store spells it", id="unknown-table",
     ),
     pytest.param(
         bad_policy("value: gone}", "value: gone}\n        sender: {strategy: nullify}"),
@@ -323,13 +323,14 @@ def test_an_empty_policy_directory_is_bad_input(site, tmp_path):
 
 
 def test_an_unreachable_database_is_one_line_per_store(tmp_path):
-    """A closed port: one problem for the store (not one per entry), at the first entry's store."""
+    """A closed port: one problem for the store (not one per entry), at its ``[stores.app]``."""
     site = make_site(tmp_path, "postgresql+psycopg://retentiond@127.0.0.1:1/app")
+    table = line_of(site.config.read_text(encoding="utf-8"), "[stores.app]")
 
     result = site.run("plan")
 
     code, lines, traceback = refused(result)
-    pattern = (re.escape(f"error: {site.policies / 'emails.yaml'}:4: {DELETE_ID}: store 'app': "
+    pattern = (re.escape(f"error: {site.config}:{table}: store 'app': "
                          "cannot connect to postgresql+psycopg://retentiond@127.0.0.1:1/app: ")
                + r".*Connection refused.*; check stores\.app\.url, its password, and that the "
                  r"server runs and accepts this user")
@@ -348,13 +349,15 @@ def test_a_wrong_password_is_refused_without_showing_it(server, backend, tmp_pat
     url = backend.replace("root@", f"{user}@", 1)
     site = make_site(tmp_path, url, extra=f'password_file = "{tmp_path / "password"}"\n')
 
+    table = line_of(site.config.read_text(encoding="utf-8"), "[stores.app]")
+
     result = site.run("plan")
 
     code, lines, traceback = refused(result)
     output = result.stdout + result.stderr
     assert (2, False, False, False) == (code, traceback, right in output, wrong in output)
     assert re.fullmatch(
-        re.escape(f"error: {site.policies / 'emails.yaml'}:4: {DELETE_ID}: store 'app': "
+        re.escape(f"error: {site.config}:{table}: store 'app': "
                   f"cannot connect to {url}: ") + r".*Access denied for user.*\(1045\); "
                   r"check stores\.app\.url, its password, .*", lines[0]), lines
     assert ["1 problem(s); nothing was run"] == lines[1:]
@@ -395,8 +398,8 @@ def test_an_unknown_config_key_is_bad_input(site):
 
     result = site.run("plan")
 
-    assert (2, [f"error: {site.config}: colour: unknown setting; fix the setting in the config "
-                "file or the RETENTIOND_* environment"], False) == refused(result)
+    assert (2, [f"error: {site.config}:1: colour: unknown setting; fix the setting in the "
+                "config file or the RETENTIOND_* environment"], False) == refused(result)
     assert before == site.digest()
 
 

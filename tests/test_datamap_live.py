@@ -166,10 +166,11 @@ def swap(old, new, *more):
 
 
 LIVE_CASES = [
-    pytest.param(swap("    table: invoice_lines\n    subject", "    table: lines\n    subject"),
-                 "table: lines", "data map app.lines",
-                 "table 'lines' does not exist in store 'app'; check the table name (and "
-                 "schema)", id="unknown-table"),
+    pytest.param(swap("    table: invoice_lines\n    subject",
+                      "    table: invoice_lnes\n    subject"),
+                 "table: invoice_lnes", "data map app.invoice_lnes",
+                 "table 'invoice_lnes' does not exist in store 'app'; did you mean "
+                 "'invoice_lines'? write it as the store spells it", id="unknown-table"),
     pytest.param(swap("personal: {billing_name: identity}",
                       "personal: {billing_name: identity, billing_adress: contact}"),
                  "personal: {billing_name", "data map app.invoices",

@@ -7,8 +7,12 @@
 
 from __future__ import annotations
 
+import base64
+import importlib.util
+import itertools
 import os
 import re
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -17,6 +21,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from retentiond.settings import DEFAULT_CONFIG, load_settings
@@ -209,3 +214,155 @@ def test_status_lists_every_rule(tmp_path):
     rules = ["emails-12-months", "sessions-30-days", "logins-90-days"]
     assert rules == [rule for rule in rules if rule in result.stdout], result.stdout
     assert "disabled" in result.stdout
+
+
+README = DEPLOY / "README.md"
+PRE_ENABLE = "Check everything before you enable it"
+AS_THE_SERVICE = "To check as the service itself runs"
+DEPLOY_RULES = """\
+rules:
+  - id: customers-2-years
+    description: Customers are deleted two years after their last order.
+    store: app
+    table: customers
+    age: {column: last_order_at, older_than: 2 years}
+    action: {type: delete}
+  - id: customers-pseudonymize-1-year
+    description: A customer's address is pseudonymized a year after their last order.
+    store: app
+    table: customers
+    age: {column: last_order_at, older_than: 1 year}
+    action:
+      type: pseudonymize
+      columns:
+        email: {domain: customer-email}
+  - id: contacts-3-years
+    description: CRM contacts are deleted three years after they were last seen.
+    store: crm
+    table: contacts
+    age: {column: seen_at, older_than: 3 years}
+    action: {type: delete}
+"""
+
+
+def readme_block(after: str) -> list[str]:
+    """The lines of the first code block of deploy/README.md after the text ``after``.
+
+    Backslash continuations are joined: each item is one command line as a shell reads it.
+    """
+    text = README.read_text(encoding="utf-8")
+    assert after in text, f"deploy/README.md no longer says {after!r}"
+    found = re.search(r"^```\n(.*?)^```", text[text.index(after):], re.DOTALL | re.MULTILINE)
+    assert found is not None, f"no code block after {after!r}"
+    joined = re.sub(r"\\\n\s*", "", found.group(1))
+    return [line for line in joined.splitlines() if line.strip()]
+
+
+def replaced(text: str, changes: dict[str, str]) -> str:
+    """``text`` with each key replaced by its value; each key must occur (the config changed?)."""
+    for old, new in changes.items():
+        assert old in text, f"{old!r} is no longer in the text"
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.fixture
+def deploy_servers(_admins, tmp_path):
+    """The PostgreSQL and MariaDB servers the shipped config's two stores stand for.
+
+    Made with the suite's own helpers of tests/conftest.py, loaded by path: the module name
+    ``conftest`` may be another directory's when several are collected.
+    """
+    spec = importlib.util.spec_from_file_location("suite_conftest",
+                                                  Path(__file__).with_name("conftest.py"))
+    assert spec is not None
+    assert spec.loader is not None
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    made = {kind: suite.Server(kind, suite._admin(_admins, kind), tmp_path)
+            for kind in ("postgresql", "mariadb")}
+    yield made
+    for server in made.values():
+        server.drop_all()
+
+
+def store_of(server, table: str, password: str) -> tuple[str, str]:
+    """(user, database) of a new database holding ``table`` and a user who may read it."""
+    url = server.database()
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(table)
+    finally:
+        engine.dispose()
+    return server.user(password, select_on=url), str(make_url(url).database)
+
+
+@pytest.mark.postgresql
+@pytest.mark.mariadb
+def test_the_pre_enable_check_runs_as_written_with_the_shipped_config(deploy_servers, tmp_path):
+    """deploy/README.md's pre-enable commands, as written, pass on the shipped config.
+
+    A temporary root stands for ``/etc/retentiond`` and ``/var/lib/retentiond``; the two
+    stores of deploy/retentiond.toml are real databases on this machine's servers, the app's
+    password comes from its credential, the CRM's from its file, and the pseudonym key from
+    its credential: everything the check needs, and only the documented way to give it.
+    """
+    etc, state = tmp_path / "etc" / "retentiond", tmp_path / "var" / "lib" / "retentiond"
+    (etc / "policies").mkdir(parents=True)
+    (etc / "credentials").mkdir(mode=0o700)
+    state.mkdir(parents=True)  # StateDirectory=: systemd makes it before the service starts
+    app_user, app_db = store_of(deploy_servers["postgresql"], "CREATE TABLE customers (id "
+                                "INTEGER PRIMARY KEY, email VARCHAR(200), last_order_at "
+                                "TIMESTAMP)", "apppw")
+    crm_password = secrets.token_hex(8)
+    crm_user, crm_db = store_of(deploy_servers["mariadb"], "CREATE TABLE contacts (id INTEGER "
+                                "PRIMARY KEY, seen_at DATETIME)", crm_password)
+    (etc / "credentials" / "app-db-password").write_text("apppw\n", encoding="utf-8")
+    (etc / "credentials" / "pseudonym-key").write_text(
+        base64.b64encode(secrets.token_bytes(32)).decode() + "\n", encoding="utf-8")
+    (etc / "crm.password").write_text(crm_password + "\n", encoding="utf-8")
+    (etc / "policies" / "customers.yaml").write_text(DEPLOY_RULES, encoding="utf-8")
+    (etc / "retentiond.toml").write_text(replaced(CONFIG.read_text(encoding="utf-8"), {
+        "/etc/retentiond": str(etc),
+        "/var/lib/retentiond/": f"{state}/",
+        "retentiond@db.internal/app": f"{app_user}@127.0.0.1:5432/{app_db}",
+        "retentiond@crm.internal/crm": f"{crm_user}@127.0.0.1:3306/{crm_db}",
+    }), encoding="utf-8")
+    program = str(Path(sys.executable).parent / "retentiond")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("RETENTIOND_") and k != "CREDENTIALS_DIRECTORY"}
+    commands = readme_block(PRE_ENABLE)
+
+    results, made = [], []
+    for line in commands:
+        results.append(subprocess.run(
+            ["sh", "-c", replaced(line, {"/etc/retentiond": str(etc), INSTALLED: program})],
+            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False))
+        made.append(sorted(p.name for p in state.iterdir()))
+
+    assert (["validate", "plan"], [0] * len(commands)) == (
+        [line.split()[-1] for line in commands],
+        [result.returncode for result in results]), [result.stderr for result in results]
+    assert ("ok: 3 rules, 0 holds, 0 minimum retentions are valid\n", "", []) == (
+        results[0].stdout, results[0].stderr, made[0])  # the check wrote nothing
+    assert [] == [line for result in results for line in result.stderr.splitlines()
+                  if line.startswith("error:") or "Traceback" in line]
+
+
+def test_the_check_as_the_service_loads_what_the_unit_loads():
+    """The README's systemd-run check gives the unit's user, state directory and credentials."""
+    command = readme_block(AS_THE_SERVICE)
+    properties: dict[str, list[str]] = {}
+    words = command[0].split() if len(command) == 1 else []
+    for flag, value in itertools.pairwise(words):
+        if flag == "-p":
+            key, _, setting = value.partition("=")
+            properties.setdefault(key, []).append(setting)
+    directives = service_directives()
+
+    assert 1 == len(command), command
+    assert (["systemd-run", "--pipe"], [INSTALLED, "--config", str(DEFAULT_CONFIG), "validate"]
+            ) == (words[:2], words[-4:])
+    assert {key: directives[key] for key in ("DynamicUser", "StateDirectory", "LoadCredential")
+            } == properties

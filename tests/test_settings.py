@@ -258,7 +258,8 @@ def test_password_credential_without_credentials_directory_is_a_config_error():
 
     assert (
         "password_credential 'app-db' is set but $CREDENTIALS_DIRECTORY is not",
-        "run under systemd with LoadCredential=, or use password_file",
+        "run under systemd with LoadCredential=; outside it, set CREDENTIALS_DIRECTORY to a "
+        "directory holding the file 'app-db' (see deploy/README.md); or use password_file",
     ) == (caught.value.what, caught.value.fix)
 
 
@@ -291,3 +292,82 @@ def test_settings_are_frozen(tmp_path):
 
     assert [True, True, True] == refused
     assert isinstance(loaded, Settings)
+
+
+@pytest.mark.parametrize(("text", "line", "what", "fix"), [
+    pytest.param("policydir = 'x'\n", 1, "policydir: unknown setting", "did you mean "
+                 "'policy_dir'? ", id="top-level"),
+    pytest.param('[stores.app]\nurl = "sqlite://"\npasword_file = "p"\n', 3,
+                 "stores.app.pasword_file: unknown setting", "did you mean 'password_file'? ",
+                 id="in-a-store"),
+    pytest.param("[defaults]\nmax_row = 5\n", 2, "defaults.max_row: unknown setting",
+                 "did you mean 'max_rows'? ", id="in-defaults"),
+    pytest.param("[audit]\nsigning_key = { fiel = 'k' }\n", 2,
+                 "audit.signing_key.fiel: unknown setting", "did you mean 'file'? ",
+                 id="inline-table"),
+    pytest.param('colour = "blue"\n', 1, "colour: unknown setting", "", id="nothing-close"),
+])
+def test_an_unknown_setting_suggests_the_nearest_one_at_its_line(tmp_path, text, line, what,
+                                                                 fix):
+    """A misspelt setting: its line in the file, and the nearest setting of that table."""
+    path = config_file(tmp_path, text)
+
+    error = config_error(path)
+
+    assert (path, line, what, fix + "fix the setting in the config file or the RETENTIOND_* "
+            "environment") == (error.file, error.line, error.what, error.fix)
+
+
+def test_relative_paths_are_taken_from_the_config_files_directory(tmp_path, monkeypatch):
+    """Paths and SQLite files written relative are read from the file's directory.
+
+    Not from the working directory; absolute ones, URLs of servers and the environment's
+    values are left as they are.
+    """
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("RETENTIOND_POLICY_DIR", "from-env")
+    path = config_file(tmp_path, """\
+policy_dir = "policies"
+state_url = "sqlite:///var/state.db"
+
+[stores.app]
+url = "sqlite:///data/app.db?mode=rw"
+password_file = "secrets/app"
+plan_url = "sqlite:////abs/app.db"
+
+[stores.crm]
+url = "postgresql+psycopg://crm@db/crm"
+
+[pseudonymize]
+key_id = "k1"
+
+[pseudonymize.keys.k1]
+file = "keys/k1"
+
+[audit]
+signing_key = { file = "keys/signing" }
+verify_key = "keys/verify.pub"
+checkpoint_file = "../checkpoint"
+witness_dir = "/srv/witness"
+""")
+
+    loaded = load_settings(path)
+
+    assert {
+        "policy_dir": Path("from-env"),
+        "state_url": f"sqlite:///{tmp_path}/var/state.db",
+        "app": (f"sqlite:///{tmp_path}/data/app.db?mode=rw", tmp_path / "secrets/app",
+                "sqlite:////abs/app.db"),
+        "crm": "postgresql+psycopg://crm@db/crm",
+        "keys": (tmp_path / "keys/k1", tmp_path / "keys/signing", tmp_path / "keys/verify.pub"),
+        "places": (tmp_path / "../checkpoint", Path("/srv/witness")),
+    } == {
+        "policy_dir": loaded.policy_dir,
+        "state_url": loaded.state_url,
+        "app": (loaded.stores["app"].url, loaded.stores["app"].password_file,
+                loaded.stores["app"].plan_url),
+        "crm": loaded.stores["crm"].url,
+        "keys": (loaded.pseudonymize.keys["k1"].file, loaded.audit.signing_key.file,
+                 loaded.audit.verify_key),
+        "places": (loaded.audit.checkpoint_file, loaded.audit.witness_dir),
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from retentiond.errors import Problem
 from retentiond.policy.loader import load_policies
 from retentiond.stores.registry import Stores
 from retentiond.stores.sql import SqlStoreSettings
@@ -395,6 +396,40 @@ retain:
     for: 10 years
     where: {{column: status, value: closed}}
 """
+
+
+def test_an_unreachable_store_is_pinned_where_the_caller_says(check, tmp_path):
+    """With ``store_problem``, a store's problem is made there (the config's ``[stores.NAME]``)."""
+    config = tmp_path / "retentiond.toml"
+
+    found = check({"people.yaml": RULE}, url=f"sqlite:///{tmp_path}/missing.db",
+                  store_problem=lambda _store, what, fix: Problem(config, 7, None, what, fix))
+
+    assert [(config, 7, None, "store 'app': cannot connect to ")] == [
+        seen(problem, "store 'app': cannot connect to ") for problem in found]
+
+
+@pytest.mark.parametrize(("table", "fix"), [
+    pytest.param("invoice", "did you mean 'Invoice'? write it as the store spells it (table "
+                 "names are case-sensitive)", id="other-case"),
+    pytest.param("invoices", "did you mean 'Invoice'? write it as the store spells it",
+                 id="misspelt"),
+    pytest.param("receipts", "check the table name (and schema) in the rule", id="far-off"),
+])
+def test_a_table_spelt_otherwise_is_named_with_the_real_spelling(check, db, tmp_path, table,
+                                                                  fix):
+    """``table: invoice`` where the table is ``Invoice``: not a driver error, the name to write."""
+    db.run(f'CREATE TABLE "Invoice" (id INTEGER PRIMARY KEY, issued_at {STAMP[db.kind]})'
+           if db.kind != "mariadb" else
+           f"CREATE TABLE `Invoice` (id INTEGER PRIMARY KEY, issued_at {STAMP[db.kind]})")
+    text = swap(swap(RULE, "table: people", f"table: {table}"), "column: created_at",
+                "column: issued_at")
+
+    found = check({"invoices.yaml": text})
+
+    assert [(tmp_path / "policies" / "invoices.yaml", line_of(text, "table:"), RULE_ID,
+             f"table {table!r} does not exist in store 'app'", fix)] == [
+        (p.file, p.line, p.subject, p.what, p.fix) for p in found]
 
 
 @pytest.mark.usefixtures("people")

@@ -13,7 +13,15 @@ from pathlib import Path
 import click
 
 from retentiond import __version__
-from retentiond.cli.app import EXIT_BAD_INPUT, App
+from retentiond.cli.app import (
+    CONFIG_HELP,
+    CONFIG_PATH,
+    EXIT_BAD_INPUT,
+    POLICIES_HELP,
+    POLICY_DIR,
+    App,
+    accept_global_options,
+)
 from retentiond.cli.enforcing import run
 from retentiond.cli.explaining import explain_command
 from retentiond.cli.holding import hold
@@ -29,13 +37,14 @@ from retentiond.logs import configure_logging
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="retentiond")
-@click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
-              help="Config file (default /etc/retentiond/retentiond.toml).")
-@click.option("--policies", "policy_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Policy directory, overriding policy_dir from the config.")
+@click.option("--config", type=CONFIG_PATH, help=CONFIG_HELP)
+@click.option("--policies", "policy_dir", type=POLICY_DIR, help=POLICIES_HELP)
 @click.pass_context
 def cli(ctx: click.Context, config: Path | None, policy_dir: Path | None) -> None:
-    """retentiond: enforce retention rules on data stores, with holds and an audit log."""
+    """retentiond: enforce retention rules on data stores, with holds and an audit log.
+
+    --config and --policies may come before the command or after it.
+    """
     configure_logging()
     ctx.obj = App(config=config, policy_dir=policy_dir)
 
@@ -43,6 +52,7 @@ def cli(ctx: click.Context, config: Path | None, policy_dir: Path | None) -> Non
 for command in (validate, plan, run, audit, quarantine, daemon, status, schedule, hold,
                 explain_command, state):
     cli.add_command(command)
+accept_global_options(cli)
 
 
 def main() -> None:

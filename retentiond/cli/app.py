@@ -20,7 +20,7 @@ from retentiond.policy.model import PolicySet
 from retentiond.policy.periods import utc_now
 from retentiond.run.engine import Engine
 from retentiond.run.runtime import Setup
-from retentiond.settings import Settings
+from retentiond.settings import DEFAULT_CONFIG, Settings, settings_file
 from retentiond.stores.registry import Stores
 
 EXIT_OK = 0
@@ -30,6 +30,12 @@ EXIT_BAD_INPUT = 2
 """Config, policies or a store are wrong; nothing was changed."""
 EXIT_STOPPED = 3
 """SIGTERM or SIGINT stopped ``run --once``: the batch in flight finished, the rest waits."""
+
+
+CONFIG_PATH = click.Path(path_type=Path, dir_okay=False)
+CONFIG_HELP = f"Config file (default {DEFAULT_CONFIG})."
+POLICY_DIR = click.Path(path_type=Path, file_okay=False)
+POLICIES_HELP = "Policy directory, overriding policy_dir from the config."
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -51,8 +57,19 @@ class App:
     setup: Setup = field(init=False)
 
     def __post_init__(self) -> None:
-        self.setup = Setup(self.config, self.policy_dir, clock=self.clock,
-                           loaded=_configure_logging)
+        self.use(config=self.config, policy_dir=self.policy_dir)
+
+    def use(self, *, config: Path | None, policy_dir: Path | None) -> None:
+        """Read the settings from ``config`` and the policies from ``policy_dir`` (when read)."""
+        self.config, self.policy_dir = config, policy_dir
+        self.setup = Setup(config, policy_dir, clock=self.clock, loaded=self._loaded)
+
+    def _loaded(self, settings: Settings) -> None:
+        _configure_logging(settings)
+        if self.config is None and settings_file(None) is None:
+            click.echo(f"note: {DEFAULT_CONFIG} does not exist, so only the defaults and "
+                       "RETENTIOND_* variables apply; pass --config FILE, or install one there "
+                       "(deploy/README.md)", err=True)
 
     @property
     def settings(self) -> Settings:
@@ -112,6 +129,36 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def accept_global_options(command: click.Command) -> None:
+    """Let ``--config`` and ``--policies`` follow every command below ``command`` as well.
+
+    ``retentiond validate --config X`` reads X as ``retentiond --config X validate`` does:
+    each subcommand gets both options, which set the App the group made.
+    """
+    for sub in getattr(command, "commands", {}).values():
+        sub.params.extend([
+            click.Option(["--config"], type=CONFIG_PATH, expose_value=False,
+                         callback=_use_config, help=CONFIG_HELP + " Also before the command."),
+            click.Option(["--policies"], type=POLICY_DIR, expose_value=False,
+                         callback=_use_policies, help=POLICIES_HELP),
+        ])
+        accept_global_options(sub)
+
+
+def _use_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        app = ctx.find_object(App)
+        if app is not None:
+            app.use(config=value, policy_dir=app.policy_dir)
+
+
+def _use_policies(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        app = ctx.find_object(App)
+        if app is not None:
+            app.use(config=app.config, policy_dir=value)
 
 
 def parse_as_of(value: str | None) -> datetime:

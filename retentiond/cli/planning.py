@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Any
@@ -21,7 +22,8 @@ from retentiond.cli.app import (
     rule_option,
 )
 from retentiond.cli.render import plan_details, plan_table, plan_to_dict
-from retentiond.errors import PolicyError
+from retentiond.errors import ConfigError, PolicyError, Problem
+from retentiond.policy.model import PolicySet
 from retentiond.run.release import (
     ReleaseEffect,
     check_releasable,
@@ -33,22 +35,84 @@ from retentiond.validation import schema_warnings
 
 @click.command()
 @click.option("--offline", is_flag=True,
-              help="Check the policy files only, without connecting to any store.")
+              help="Check the config and policy files only: no store, state database, key or "
+                   "credential is touched.")
+@json_option
 @pass_app
-def validate(app: App, *, offline: bool) -> None:
-    """Check every policy file, then every rule against its live store."""
-    if offline:
-        policies = app.policies()
-    else:
-        with app.stores() as stores:
-            policies = app.validated(stores)
-            for warning in schema_warnings(policies, stores):
-                click.echo(f"warning: {warning}", err=True)
+def validate(app: App, *, offline: bool, as_json: bool) -> None:
+    """Check everything a run and the daemon need, writing nothing.
+
+    The config, every policy file, every rule against its live store, the pseudonym and
+    signing keys, the credentials, a writable state database and lease directory.  Exit 2
+    with one line per problem.
+    """
+    policies, problems, warnings = _preflight(app, offline=offline, as_json=as_json)
+    if as_json:
+        click.echo(json.dumps({
+            "ok": not problems,
+            **({} if policies is None else {"rules": len(policies.rules),
+                                            "holds": len(policies.holds),
+                                            "retentions": len(policies.retentions),
+                                            **_mapped(policies)}),
+            "problems": [_problem_to_dict(p) for p in problems],
+            "warnings": [_problem_to_dict(w) for w in warnings]}, indent=2))
+        if problems:
+            sys.exit(EXIT_BAD_INPUT)
+        return
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if problems or policies is None:
+        raise PolicyError(problems)
     mapped = policies.data_map
     also = (f" and a data map of {len(mapped.tables)} tables for {len(mapped.subjects)} "
             "subject kinds") if mapped else ""
     click.echo(f"ok: {len(policies.rules)} rules, {len(policies.holds)} holds, "
                f"{len(policies.retentions)} minimum retentions{also} are valid")
+
+
+def _preflight(app: App, *, offline: bool, as_json: bool,
+               ) -> tuple[PolicySet | None, list[Problem], list[Problem]]:
+    """(The policies if they could be read, every problem, every warning) of ``validate``.
+
+    A config error is the only problem there can be (raised as it is, unless ``as_json``).
+    """
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    policies: PolicySet | None = None
+    try:
+        app.settings  # noqa: B018 - read first: without settings nothing else can be checked
+    except ConfigError as exc:
+        if not as_json:
+            raise
+        return None, [Problem(exc.file, exc.line, None, exc.what, exc.fix)], []
+    try:
+        if offline:
+            policies = app.policies()
+        else:
+            with app.stores() as stores:
+                policies = app.validated(stores)
+                warnings = schema_warnings(policies, stores)
+    except PolicyError as exc:
+        problems.extend(exc.problems)
+    if not offline:
+        if policies is None:
+            with contextlib.suppress(PolicyError):
+                policies = app.policies()  # valid in shape: its keys can be checked
+        problems.extend(app.setup.preflight(policies))
+    return policies, problems, warnings
+
+
+def _mapped(policies: PolicySet) -> dict[str, int]:
+    """What ``validate --json`` says of the data map: nothing when there is none."""
+    mapped = policies.data_map
+    return {"data_map_tables": len(mapped.tables),
+            "subject_kinds": len(mapped.subjects)} if mapped else {}
+
+
+def _problem_to_dict(problem: Problem) -> dict[str, object]:
+    return {"file": None if problem.file is None else str(problem.file), "line": problem.line,
+            "rule": problem.subject, "message": problem.what, "fix": problem.fix,
+            "text": str(problem)}
 
 
 def show_plan(app: App, rule_ids: tuple[str, ...], as_of_text: str | None, *,

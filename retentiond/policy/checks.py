@@ -10,10 +10,11 @@ before a whole-table minimum retention on the same column has passed could never
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from itertools import combinations
+from functools import lru_cache
 
 from retentiond.actions import action_for
 from retentiond.errors import Problem
@@ -29,7 +30,16 @@ _REFERENCES = tuple(datetime(*day, tzinfo=UTC) for day in
 
 def _longer_or_equal(first: Period, second: Period) -> bool:
     """Whether ``first`` reaches at least as far back as ``second`` from every reference day."""
-    return all(first.before(day) <= second.before(day) for day in _REFERENCES)
+    return all(a <= b for a, b in zip(_cutoffs(first), _cutoffs(second), strict=True))
+
+
+@lru_cache(maxsize=1024)
+def _cutoffs(period: Period) -> tuple[datetime, ...]:
+    """``period`` counted back from each reference day, once per distinct period.
+
+    Thousands of rules share a handful of periods.
+    """
+    return tuple(period.before(day) for day in _REFERENCES)
 
 
 def cross_check(
@@ -45,8 +55,12 @@ def cross_check(
     active = [rule for rule in rules if rule.enabled]  # a disabled rule acts on nothing
     problems.extend(_contradictions(active, where))
     problems.extend(order_problems(rules, where))
+    guards: dict[tuple[str, str, str], list[Retention]] = defaultdict(list)
+    for retention in retentions:  # only a whole-table retention can outlive a rule
+        if retention.where is None:
+            guards[retention.store, retention.table, retention.column].append(retention)
     for rule in active:
-        for retention in retentions:
+        for retention in guards.get((rule.store, rule.table, rule.age.column), ()):
             problem = _outlived(rule, retention, where)
             if problem is not None:
                 problems.append(problem)
@@ -80,7 +94,7 @@ def _contradictions(active: Sequence[Rule], where: dict[str, Source]) -> list[Pr
     reported: set[str] = set()
     problems = []
     for group in groups.values():
-        for first, second in combinations(group, 2):
+        for first, second in _candidates(group):
             if first.id in reported and second.id in reported:
                 continue
             problem = _contradiction(first, second, where)
@@ -88,6 +102,30 @@ def _contradictions(active: Sequence[Rule], where: dict[str, Source]) -> list[Pr
                 reported.add(str(problem.subject))
                 problems.append(problem)
     return problems
+
+
+def _candidates(group: Sequence[Rule]) -> Iterator[tuple[Rule, Rule]]:
+    """The pairs of ``group`` that can contradict, in the order of declaration.
+
+    Only a pair where one rule removes rows, or both rewrite a column, can: 2,000 rules on
+    the same records rewriting each its own column are never compared with each other.
+    """
+    actions = [action_for(rule.action) for rule in group]
+    removers = [index for index, action in enumerate(actions) if action.removes_rows]
+    touching: dict[str, list[int]] = defaultdict(list)
+    for index, action in enumerate(actions):
+        for column in set(action.touched_columns()):
+            touching[column].append(index)
+    for index, action in enumerate(actions):
+        if action.removes_rows:
+            later: Iterable[int] = range(index + 1, len(group))
+        else:
+            partners = set(removers[bisect_right(removers, index):])
+            for column in set(action.touched_columns()):
+                indices = touching[column]
+                partners.update(indices[bisect_right(indices, index):])
+            later = sorted(partners)
+        yield from ((group[index], group[other]) for other in later)
 
 
 def _contradiction(a: Rule, b: Rule, where: dict[str, Source]) -> Problem | None:

@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from retentiond.errors import PolicyError, Problem
 from retentiond.policy.checks import cross_check
 from retentiond.policy.datamap import DataMap, SubjectKind, TableMap, data_map_problems
 from retentiond.policy.model import Hold, PolicyFile, PolicySet, Retention, Rule, Source
-from retentiond.policy.screen import Refusal, screened
+from retentiond.policy.screen import Refusal, decoded, loaded
+from retentiond.policy.strict import SUGGESTION
+from retentiond.policy.wording import brief, shown
 
 PATTERNS = ("*.yaml", "*.yml")
 _KINDS = {"rules": "rule", "holds": "hold", "retain": "retention"}
@@ -107,40 +109,9 @@ def _policy_files(directory: Path) -> list[Path]:
 
 
 def _load_file(path: Path, problems: list[Problem]) -> tuple[PolicyFile, CommentedMap] | None:
-    try:
-        content = screened(path.read_bytes())
-    except OSError as exc:
-        problems.append(Problem(path, None, None, f"cannot read: {exc.strerror}",
-                                "check the file and its permissions"))
-        return None
-    if isinstance(content, Refusal):
-        problems.append(Problem(path, content.line, None, content.what, content.fix))
-        return None
-    try:
-        raw = YAML(typ="rt").load(content)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = min(mark.line + 1, max(content.count("\n"), 1)) if mark is not None else None
-        what = (exc.problem or exc.context or "invalid YAML").strip()
-        fix = ("remove or rename one of the duplicate keys" if "duplicate key" in what
-               else "fix the YAML syntax")
-        problems.append(Problem(path, line, None, f"YAML: {what}", fix))
-        return None
-    except ValueError as exc:  # ruamel builds dates itself and lets 2027-02-30 escape
-        line, written = _bad_date(content)
-        problems.append(Problem(path, line, None, f"YAML: {written or 'a date'}: {exc}",
-                                "write a real calendar date as YYYY-MM-DD"))
-        return None
-    except YAMLError as exc:  # the text is in memory: no OSError or decoding error here
-        problems.append(Problem(path, None, None, f"cannot read: {exc}", "fix the file"))
-        return None
-    if raw is None:
-        problems.append(Problem(path, 1, None, "the file is empty",
-                                "add rules, holds or retain entries, or remove the file"))
-        return None
-    if not isinstance(raw, CommentedMap):
-        problems.append(Problem(path, 1, None, "a policy file must be a mapping",
-                                "start with 'rules:', 'holds:' or 'retain:'"))
+    raw = _document(path)
+    if isinstance(raw, Problem):
+        problems.append(raw)
         return None
     try:
         parsed = PolicyFile.model_validate(plain(raw))
@@ -153,6 +124,52 @@ def _load_file(path: Path, problems: list[Problem]) -> tuple[PolicyFile, Comment
                                 "add rules, holds or retain entries, or remove the file"))
         return None
     return parsed, raw
+
+
+def _document(path: Path) -> CommentedMap | Problem:
+    """The file's YAML mapping, read once and screened on the way, or what is wrong with it."""
+    try:
+        content = decoded(path.read_bytes())
+    except OSError as exc:
+        return Problem(path, None, None, f"cannot read: {exc.strerror}",
+                       "check the file and its permissions")
+    if isinstance(content, Refusal):
+        return Problem(path, content.line, None, content.what, content.fix)
+    try:
+        raw = loaded(content)
+    except MarkedYAMLError as exc:
+        return _syntax_problem(path, content, exc)
+    except ValueError as exc:  # ruamel builds dates itself and lets 2027-02-30 escape
+        line, written = _bad_date(content)
+        return Problem(path, line, None, f"YAML: {written or 'a date'}: {exc}",
+                       "write a real calendar date as YYYY-MM-DD")
+    except ReaderError as exc:  # control characters: YAML text may not hold them raw
+        line = content.count("\n", 0, max(exc.position, 0)) + 1
+        return Problem(path, line, None,
+                       f"YAML: the character U+{exc.character:04X} is not allowed in YAML text",
+                       'remove it, or write it as an escape in double quotes ("\\x07")')
+    except YAMLError as exc:  # the text is in memory: no OSError or decoding error here
+        return Problem(path, None, None, f"cannot read: {brief(str(exc))}", "fix the file")
+    if isinstance(raw, Refusal):
+        return Problem(path, raw.line, None, raw.what, raw.fix)
+    if raw is None:
+        return Problem(path, 1, None, "the file is empty",
+                       "add rules, holds or retain entries, or remove the file")
+    if not isinstance(raw, CommentedMap):
+        return Problem(path, 1, None, "a policy file must be a mapping",
+                       "start with 'rules:', 'holds:' or 'retain:'")
+    return raw
+
+
+def _syntax_problem(path: Path, content: str, exc: MarkedYAMLError) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    line = min(mark.line + 1, max(content.count("\n"), 1)) if mark is not None else None
+    what = (exc.problem or exc.context or "invalid YAML").strip()
+    duplicate = _DUPLICATE.match(what)  # the message quotes both values, aliases expanded
+    if duplicate:
+        what = f"found duplicate key {shown(duplicate.group(1))}"
+    fix = "remove or rename one of the duplicate keys" if duplicate else "fix the YAML syntax"
+    return Problem(path, line, None, f"YAML: {brief(what)}", fix)
 
 
 _DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
@@ -208,7 +225,12 @@ def _problems_from(path: Path, raw: CommentedMap, exc: ValidationError) -> Itera
     for error in exc.errors():
         node, line, trail = _locate(raw, error["loc"])
         subject = _subject(raw, error["loc"])
-        yield Problem(path, line, subject, *_explain(error, node, trail))
+        what, fix = _explain(error, node, trail)
+        yield Problem(path, line, subject, brief(what), fix)
+
+
+_DUPLICATE = re.compile(r'^found duplicate key "(.*?)" with value ', re.DOTALL)
+_ID_LENGTH = 80
 
 
 def _locate(raw: CommentedMap, loc: tuple[Any, ...]) -> tuple[Any, int, list[str]]:
@@ -262,7 +284,8 @@ def _subject(raw: CommentedMap, loc: tuple[Any, ...]) -> str | None:
         entries = raw.get(loc[0])
         if isinstance(entries, CommentedSeq) and loc[1] < len(entries):
             entry = entries[loc[1]]
-            if isinstance(entry, CommentedMap) and isinstance(entry.get("id"), str):
+            named = isinstance(entry, CommentedMap) and isinstance(entry.get("id"), str)
+            if named and 0 < len(entry["id"]) <= _ID_LENGTH and entry["id"].isprintable():
                 return str(entry["id"])
         return f"{_KINDS[loc[0]]} #{loc[1] + 1}"
     return None
@@ -276,7 +299,9 @@ def _explain(error: Any, node: Any, trail: list[str]) -> tuple[str, str]:  # noq
         return ("an empty filter would match every record",
                 "remove 'where' or give it at least one condition")
     if kind == "extra_forbidden":
-        return f"unknown key {field!r}", "remove it or correct its spelling"
+        hint = error.get("ctx", {}).get(SUGGESTION)
+        return f"unknown key {field!r}", (f"did you mean {hint!r}? correct its spelling" if hint
+                                          else "remove it or correct its spelling")
     if kind == "missing":
         return f"{field!r} is missing", f"add '{field}:'"
     if kind == "too_short" and "where" in trail:

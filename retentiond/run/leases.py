@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from retentiond.errors import AuditError, LeaseError
+from retentiond.ledger.access import lease_directory
 from retentiond.ledger.state import StateDB
 
 _NAMESPACE = 0x72746E64  # "rtnd": keeps our advisory keys apart from the application's
@@ -168,5 +169,5 @@ def leases_for(state: StateDB) -> Leases:
     database = state.engine.url.database
     if database and database != ":memory:":
         path = Path(database)
-        return FileLeases(path.with_name(path.name + ".leases"), beside=path)
+        return FileLeases(lease_directory(path), beside=path)
     return LocalLeases()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from retentiond.actions import action_for
 from retentiond.clock import SYSTEM_CLOCK, Clock
-from retentiond.errors import PolicyError, RetentionError, StoreError, StoreUnavailable
+from retentiond.errors import PolicyError, Problem, RetentionError, StoreError, StoreUnavailable
 from retentiond.holds.exemptions import StateExemptions
 from retentiond.holds.scope import StateHolds
 from retentiond.keyring import Keyring
@@ -27,7 +27,8 @@ from retentiond.policy.loader import load_policies
 from retentiond.run.engine import Engine
 from retentiond.run.entrance import Enforcer
 from retentiond.run.leases import Leases, leases_for
-from retentiond.settings import Settings, load_settings
+from retentiond.run.preflight import ConfigPlaces, preflight
+from retentiond.settings import Settings, load_settings, settings_file
 from retentiond.stores import open_store
 from retentiond.stores.registry import Stores
 from retentiond.validation import validate_live
@@ -54,6 +55,7 @@ class Setup:
         self.clock = clock
         self._loaded = loaded
         self._settings: Settings | None = None
+        self._places: ConfigPlaces | None = None
 
     def anew(self) -> Setup:
         """A setup of the same files on the same clock, to be read afresh (a reload)."""
@@ -67,6 +69,13 @@ class Setup:
             if self._loaded is not None:
                 self._loaded(self._settings)
         return self._settings
+
+    @property
+    def places(self) -> ConfigPlaces:
+        """The config file the settings came from, and the line of each of its settings."""
+        if self._places is None:
+            self._places = ConfigPlaces.of(settings_file(self.config))
+        return self._places
 
     def policies(self) -> PolicySet:
         """The policy set, validated in shape (phase one)."""
@@ -82,11 +91,8 @@ class Setup:
         """
         policies = self.policies() if policies is None else policies
         problems = validate_live(policies, stores,
-                                 pseudonym_key=self.settings.pseudonymize.key_id is not None)
-        if away:
-            store_of = {entry.id: entry.store for entries in (
-                policies.rules, policies.holds, policies.retentions) for entry in entries}
-            problems = [p for p in problems if store_of.get(p.subject or "") not in away]
+                                 pseudonym_key=self.settings.pseudonymize.key_id is not None,
+                                 store_problem=self._store_problem, away=away)
         if problems:
             raise PolicyError(problems)
         return policies
@@ -101,6 +107,18 @@ class Setup:
             except StoreUnavailable as exc:
                 away[name] = exc
         return away
+
+    def _store_problem(self, store: str, what: str, fix: str) -> Problem:
+        """A store that cannot be opened or reached: its ``[stores.NAME]`` in the config."""
+        return self.places.problem(("stores", store), what, fix)
+
+    def preflight(self, policies: PolicySet | None) -> list[Problem]:
+        """What would stop a run or the daemon besides the policies and stores.
+
+        Keys, the state database, the lease directory, the checkpoint places; nothing is
+        written.
+        """
+        return preflight(self.settings, self.places, policies)
 
     def open_stores(self) -> Stores:
         """The configured stores (each connects when first used); the caller closes them."""

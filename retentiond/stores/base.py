@@ -529,6 +529,11 @@ class Store(ABC):
         """How the store's partitioned tables nest (none, for a store without partitions)."""
         return Partitions()
 
+    def table_names(self, schema: str | None = None) -> tuple[str, ...]:
+        """The names of the tables (of ``schema``), as the store spells them; to suggest one."""
+        del schema
+        return ()
+
     @abstractmethod
     def forget(self, table: str | None = None) -> None:
         """Drop what is cached of ``table`` (or of every table), so it is reflected anew."""

@@ -16,12 +16,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails
 
 from retentiond.errors import ConfigError
+from retentiond.policy.strict import with_suggestions
 
 if TYPE_CHECKING:
     from retentiond.stores.base import Store
@@ -36,6 +43,11 @@ class StoreSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: str = DEFAULT_KIND
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _did_you_mean(cls, data: object, handler: ValidatorFunctionWrapHandler) -> Self:
+        return with_suggestions(cls, data, handler)  # type: ignore[no-any-return]
 
 
 SettingsT = TypeVar("SettingsT", bound=StoreSettings)

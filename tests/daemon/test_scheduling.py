@@ -121,7 +121,7 @@ def test_a_schedule_setting_that_is_not_cron_is_a_config_error(tmp_path, monkeyp
     config.write_text(f'policy_dir = "{tmp_path}"\n{setting}\n', encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
-    assert str(caught.value).startswith(f"{config}: {name}: "), str(caught.value)
+    assert str(caught.value).startswith(f"{config}:3: {name}: "), str(caught.value)
 
 
 # -- catch-up ----------------------------------------------------------------------------------

@@ -49,6 +49,28 @@ HOSTILE = {
         (ROW + "    where: {column: customer_id, op: in, value: ["
          + ", ".join(str(i) for i in range(70000)) + "]}\n").encode(), 8,
         "70,000 values in one list, over the limit of 1,000"),
+    "a control character": (b"rules:\n  - id: r\x07\n", 2,
+                            "the character U+0007 is not allowed in YAML text"),
+    "a duplicate key of 729 aliased values": (
+        b"rules:\nrules:\n- &b\n  - &a [x, x, x, x, x, x, x, x, x]\n"
+        + b"  - *a\n" * 8 + b"- *b\n" * 8, 2, "found duplicate key 'rules'; remove or rename"),
+    "a 70,000-character id": (
+        RULE.format(period="1 day", zone="").replace("r1", "R" * 70000).encode(), 2,
+        "rule #1: id: '" + "R" * 60 + "... is not an id"),
+    "an id with a line break and a terminal escape": (
+        RULE.format(period="1 day", zone="").replace("r1", '"a\\nb\\e[31m"').encode(), 2,
+        "rule #1: id: 'a\\nb\\x1b[31m' is not an id"),
+    "a key with a line break and a terminal escape": (
+        (ROW + '    subjects: {"k\\n\\e[31m": "bad col"}\n').encode(), 8,
+        "r1: k \\x1b[31m: 'bad col' is not a plain identifier"),
+    "a 70,000-character value for an integer column": (
+        (ROW + f'    where: {{column: customer_id, value: "{"A" * 70000}"}}\n').encode(), 8,
+        "r1: '" + "A" * 60 + "... is not a"),
+    "a mapping as a mapping key": (
+        b"? {rules: [{action: {type: delete}, id: r1}]}\n", 1,
+        "a list or mapping is used as a mapping key"),
+    "an alias of a list as a mapping key": (
+        b"rules:\n- &k [x]\n- {*k : 1}\n", 3, "a list or mapping is used as a mapping key"),
     "a file over 1 MiB": ((ROW + "#" * (1024 * 1024) + "\n").encode(), None,
                           "over the limit of 1,048,576"),
 }
@@ -78,5 +100,6 @@ def test_a_hostile_policy_file_is_one_error_line_and_exit_2(tmp_path, name):
     assert (2, 1) == (result.returncode, len(errors)), result.stderr[-2000:]
     assert errors[0].startswith(f"error: {where}: "), errors[0][:300]
     assert what in errors[0]
+    assert len(errors[0]) < 1000
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "state.db").exists()

@@ -573,3 +573,21 @@ def test_sources_point_at_every_entry_and_nested_key(tmp_path):
         "complaint-4711": ("full.yaml", 42),
         "invoices-tax": ("full.yaml", 51),
     } == lines
+
+
+@pytest.mark.parametrize(("text", "key", "fix"), [
+    pytest.param(after_older_than("olderthan: 3 days"), "olderthan",
+                 "did you mean 'older_than'? correct its spelling", id="age"),
+    pytest.param(BASE + "    descripton: again\n", "descripton",
+                 "did you mean 'description'? correct its spelling", id="rule"),
+    pytest.param(anonymize(["email: {strategy: mask, keep_lst: 2}"]), "keep_lst",
+                 "did you mean 'keep_last'? correct its spelling", id="strategy-option"),
+    pytest.param(BASE + "    colour: red\n", "colour", "remove it or correct its spelling",
+                 id="nothing-close"),
+])
+def test_an_unknown_key_suggests_the_nearest_known_one(tmp_path, text, key, fix):
+    """A misspelt key names the key of that place it is closest to (difflib), if one is close."""
+    found = problems_of(tmp_path, {"policy.yaml": text})
+
+    assert [(f"unknown key {key!r}", fix)] == [
+        (problem.what, problem.fix) for problem in found if "unknown key" in problem.what]

@@ -141,9 +141,12 @@ def test_an_unknown_kind_is_one_config_error_naming_the_setting(tmp_path):
     """A kind no installed package provides: exit 2, the setting named, the kinds there are."""
     config, _ = _world(tmp_path)
 
+    line = next(number for number, text in enumerate(
+        config.read_text(encoding="utf-8").splitlines(), start=1) if text.startswith("kind"))
+
     result = _cli(dict(os.environ), config, "validate")
 
     assert 2 == result.returncode
-    assert result.stderr.startswith(f"error: {config}: stores.app.kind: store kind 'memory' "
+    assert result.stderr.startswith(f"error: {config}:{line}: stores.app.kind: store kind 'memory' "
                                     "is not installed (installed: sql)"), result.stderr
     assert "Traceback" not in result.stderr

@@ -52,7 +52,10 @@ class ReflectionCache:
         with self._errors(f"cannot reflect table {table!r}"):
             schema, name = split_name(table)
             inspector = sa.inspect(connection)
-            if not inspector.has_table(name, schema=schema):
+            if not inspector.has_table(name, schema=schema) or (
+                    # SQLite finds 'invoice' for a table 'Invoice', then cannot reflect it.
+                    self._family == "sqlite"
+                    and name not in inspector.get_table_names(schema=schema)):
                 return None
             foreign_keys = self._schema_foreign_keys(connection, inspector, schema)
             reflected = reflect_table(connection, inspector, self._family, table, foreign_keys,

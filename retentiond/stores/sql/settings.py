@@ -67,7 +67,9 @@ class SqlStoreSettings(StoreSettings):
                 raise ConfigError(
                     f"password_credential {self.password_credential!r} is set but "
                     "$CREDENTIALS_DIRECTORY is not",
-                    "run under systemd with LoadCredential=, or use password_file",
+                    "run under systemd with LoadCredential=; outside it, set "
+                    "CREDENTIALS_DIRECTORY to a directory holding the file "
+                    f"{self.password_credential!r} (see deploy/README.md); or use password_file",
                 )
             path = Path(directory) / self.password_credential
         if path is None:

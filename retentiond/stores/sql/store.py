@@ -25,6 +25,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from retentiond.errors import StoreError
@@ -105,6 +106,12 @@ class SqlStore(Store):
         with self.engines.connect(self.engine, plan=False) as connection:
             reflected = self._reflections.reflected(connection, table)
         return reflected.schema if reflected is not None else None
+
+    def table_names(self, schema: str | None = None) -> tuple[str, ...]:
+        """The tables (of ``schema``) as the database spells them."""
+        with (self.engines.connect(self.engine, plan=False) as connection,
+              self.engines.errors("cannot list the tables")):
+            return tuple(sorted(sa.inspect(connection).get_table_names(schema=schema)))
 
     def forget(self, table: str | None = None) -> None:
         """Drop cached reflections: of ``table`` (and every foreign key and partition), or all."""
