@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator
 from datetime import date, datetime
 
-from retentiond.actions import action_for
+from retentiond.actions import ActionOptions, DeleteOptions, action_for
 from retentiond.errors import ConfigError, Problem, StoreError
+from retentiond.policy.datamap import DataMap, TableMap
 from retentiond.policy.filters import AllOf, AnyOf, Condition, Filter, NotOf, Op
 from retentiond.policy.model import (
     Hold,
@@ -28,6 +29,7 @@ from retentiond.policy.model import (
 from retentiond.policy.strict import did_you_mean
 from retentiond.policy.wording import brief
 from retentiond.stores.base import ColumnInfo, ColumnKind, ForeignKey, Store, TableSchema
+from retentiond.stores.paths import PathError, follow
 from retentiond.stores.registry import Stores
 from retentiond.stores.values import value_fits
 
@@ -91,6 +93,8 @@ def validate_live(
             problems.extend(problem(path, what, fix)
                             for path, what, fix in _rule_in_store(entry, store))
         problems.extend(problem(path, what, fix) for path, what, fix in _check(entry, table))
+    problems.extend(_data_map(policies.data_map, stores, failed, pseudonym_key=pseudonym_key,
+                              store_problem=store_problem, away=away))
     return problems
 
 
@@ -103,6 +107,98 @@ def _rule_in_store(rule: Rule, store: Store) -> Iterator[tuple[Path, str, str]]:
         except StoreError as exc:
             found = [(("age", "related"), f"store {rule.store!r}: {exc.what}", exc.fix)]
         yield from found
+
+
+def _data_map(data_map: DataMap, stores: Stores, failed: set[str], *, pseudonym_key: bool,
+              store_problem: StoreProblem | None, away: Collection[str]) -> Iterator[Problem]:
+    """Every mapped table against its live store: columns, paths, strategies, the key.
+
+    Stores that failed for the entries before, or are known to be away, are not read again.
+    """
+    for entry, source in data_map.located():
+        name = f"data map {entry.name}"
+
+        def problem(path: Path, what: str, fix: str, *, source: Source = source,
+                    name: str = name) -> Problem:
+            return Problem(source.file, source.line_of(path), name, brief(what), fix)
+
+        if entry.store not in stores:
+            known = ", ".join(stores.names) or "none"
+            yield problem(("store",), f"store {entry.store!r} is not configured "
+                                      f"(configured: {known})",
+                          f"add [stores.{entry.store}] to the config file")
+            continue
+        if entry.store in failed or entry.store in away:
+            continue
+        try:
+            store = stores.get(entry.store)
+            store.ping()
+        except (StoreError, ConfigError) as exc:
+            failed.add(entry.store)
+            what = f"store {entry.store!r}: {exc.what}"
+            yield (store_problem(entry.store, what, exc.fix) if store_problem else
+                   problem(("store",), what, exc.fix))
+            continue
+        try:
+            table = store.schema(entry.table)
+        except StoreError as exc:
+            yield problem(("table",), f"store {entry.store!r}: {exc.what}", exc.fix)
+            continue
+        if table is None:
+            yield problem(("table",), f"table {entry.table!r} does not exist in store "
+                                      f"{entry.store!r}", _spelling(store, entry.table))
+            continue
+        if not table.primary_key:
+            yield problem(("table",), f"table {table.name!r} has no primary key, so a "
+                                      "subject's rows cannot be erased one by one and audited",
+                          "add a primary key to the table")
+        for path, what, fix in _mapped(entry, table, store, pseudonym_key=pseudonym_key):
+            yield problem(path, what, fix)
+
+
+def _mapped(entry: TableMap, table: TableSchema, store: Store, *, pseudonym_key: bool,
+            ) -> Iterator[tuple[Path, str, str]]:
+    for column in entry.personal:
+        if column not in table.columns:
+            yield ("personal", column), _missing(table, column), _choose(table)
+    for kind, ways in entry.subject.items():
+        for way in ways:
+            try:
+                follow(store.schema, table, way)
+            except PathError as exc:
+                yield (("subject", kind), f"subject {kind!r}: {exc}",
+                       "name a column of the table, or a path along its declared foreign "
+                       "keys ending at the subject's id")
+    yield from _erasure(entry, table, store, pseudonym_key=pseudonym_key)
+
+
+def _erasure(entry: TableMap, table: TableSchema, store: Store, *, pseudonym_key: bool,
+             ) -> Iterator[tuple[Path, str, str]]:
+    """What the erasure's strategies need that the table or the store does not have."""
+    erase = entry.erase
+    options: list[tuple[str, ActionOptions]] = [
+        (key, found) for key, found in (("anonymize", erase.anonymize),
+                                        ("pseudonymize", erase.pseudonymize))
+        if found is not None]
+    if erase.delete:
+        options.append(("delete", DeleteOptions()))
+    for key, found in options:
+        action = action_for(found)
+        missing = action.needs - store.capabilities
+        if missing:
+            yield (("erase",), f"store {entry.store!r} (kind {store.kind!r}) cannot "
+                               f"{' or '.join(sorted(missing))}, which erasing by {key} needs",
+                   "erase by something this store can do, or keep the rows with 'keep:'")
+            continue
+        if action.needs_pseudonym_key and not pseudonym_key:
+            yield (("erase", key), f"{action.verbs.gerund} needs a key, and the config "
+                                   "names none",
+                   "set [pseudonymize] key_id and [pseudonymize.keys.<id>] file or credential")
+        for finding in action.check(table):
+            # An action's findings point into a rule's 'action: columns:'; here the columns
+            # stand right under the erasure's key.
+            inner = finding.path[2:] if finding.path[:2] == ("action", "columns") else ()
+            yield ("erase", key, *inner), finding.what, finding.fix
 
 
 def _spelling(store: Store, table: str) -> str:

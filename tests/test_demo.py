@@ -307,6 +307,16 @@ def demo_cli(config, *args):
                           capture_output=True, text=True, check=False)
 
 
+def test_the_demo_config_finds_the_example_policies_wherever_it_is_run_from(tmp_path):
+    """Relative paths in a config are read from its directory: the demo's reach ../policies."""
+    result = subprocess.run([sys.executable, "-m", "retentiond", "--config", str(DEMO_CONFIG),
+                             "validate", "--offline"], capture_output=True, text=True,
+                            check=False, cwd=tmp_path)
+
+    assert (0, "") == (result.returncode, result.stderr)
+    assert result.stdout.startswith("ok: 6 rules")
+
+
 def test_the_demo_enforces_in_the_declared_order(tmp_path):
     """``make demo``'s ``run --once`` starts the rules in the order the daemon runs them.
 
@@ -317,8 +327,8 @@ def test_the_demo_enforces_in_the_declared_order(tmp_path):
     (tmp_path / "pseudonym.key").write_text("k" * 48, encoding="utf-8")
     config = tmp_path / "retentiond.toml"
     config.write_text(DEMO_CONFIG.read_text(encoding="utf-8")
-                      .replace('policy_dir = "policies"', f'policy_dir = "{EXAMPLES}"')
-                      .replace(".demo/", f"{tmp_path}/"), encoding="utf-8")
+                      .replace('policy_dir = "../policies"', f'policy_dir = "{EXAMPLES}"')
+                      .replace("../.demo/", f"{tmp_path}/"), encoding="utf-8")
     assert 0 == demo_cli(config, "audit", "keygen", "--out", str(tmp_path / "keys")).returncode
     plaintext = {row[0] for row in query(tmp_path / "app.db",
                                          "SELECT requester_email FROM support_tickets")}

@@ -47,8 +47,8 @@ def hold() -> None:
 @click.option("--table", metavar="TABLE", help="The table (absent: every table of the store).")
 @click.option("--where", "where", multiple=True, metavar="COLUMN<OP>VALUE", help=WHERE_HELP)
 @click.option("--subject", metavar="KIND=VALUE",
-              help="Every record of this data subject, in every table whose rules map KIND "
-                   "to a column (rules: subjects: {customer: customer_id}).")
+              help="Every record of this data subject, in every table the data map (or a "
+                   "rule's subjects:) maps KIND to, through foreign-key paths too.")
 @click.option("--reason", required=True, help="Why the records are held (kept in the audit log; "
               "name the case, not the person).")
 @click.option("--case", "case", metavar="ID", help="The case or matter the hold belongs to.")

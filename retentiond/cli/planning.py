@@ -52,7 +52,8 @@ def validate(app: App, *, offline: bool, as_json: bool) -> None:
             "ok": not problems,
             **({} if policies is None else {"rules": len(policies.rules),
                                             "holds": len(policies.holds),
-                                            "retentions": len(policies.retentions)}),
+                                            "retentions": len(policies.retentions),
+                                            **_mapped(policies)}),
             "problems": [_problem_to_dict(p) for p in problems],
             "warnings": [_problem_to_dict(w) for w in warnings]}, indent=2))
         if problems:
@@ -62,8 +63,11 @@ def validate(app: App, *, offline: bool, as_json: bool) -> None:
         click.echo(f"warning: {warning}", err=True)
     if problems or policies is None:
         raise PolicyError(problems)
+    mapped = policies.data_map
+    also = (f" and a data map of {len(mapped.tables)} tables for {len(mapped.subjects)} "
+            "subject kinds") if mapped else ""
     click.echo(f"ok: {len(policies.rules)} rules, {len(policies.holds)} holds, "
-               f"{len(policies.retentions)} minimum retentions are valid")
+               f"{len(policies.retentions)} minimum retentions{also} are valid")
 
 
 def _preflight(app: App, *, offline: bool, as_json: bool,
@@ -96,6 +100,13 @@ def _preflight(app: App, *, offline: bool, as_json: bool,
                 policies = app.policies()  # valid in shape: its keys can be checked
         problems.extend(app.setup.preflight(policies))
     return policies, problems, warnings
+
+
+def _mapped(policies: PolicySet) -> dict[str, int]:
+    """What ``validate --json`` says of the data map: nothing when there is none."""
+    mapped = policies.data_map
+    return {"data_map_tables": len(mapped.tables),
+            "subject_kinds": len(mapped.subjects)} if mapped else {}
 
 
 def _problem_to_dict(problem: Problem) -> dict[str, object]:

@@ -28,6 +28,17 @@ class HoldSource(ABC):
     def active(self, store: str, table: str, at: datetime) -> Iterable[Hold]:
         """Holds in force on ``store.table`` at ``at``."""
 
+    def guards(self, store: str, table: str, at: datetime, within: tuple[str, ...] = (),
+               ) -> Iterable[Guard]:
+        """The guards of the holds in force on ``store.table`` at ``at``.
+
+        ``within``: the leaf partitions they cover (empty: the whole table).  By default each
+        hold's filter is its guard; a source whose holds reach rows through foreign keys says
+        more (:class:`~retentiond.holds.scope.StateHolds`).
+        """
+        return (Guard(kind="hold", id=hold.id, where=hold.where, within=within)
+                for hold in self.active(store, table, at))
+
     def exemptions(self, store: str, table: str, rule: str, at: datetime,
                    ) -> Iterable[Exemption]:
         """Restored rows of ``store.table`` exempt from ``rule`` at ``at``; none by default.
@@ -68,11 +79,10 @@ def guards_for(
     seen: set[str] = set()
     for name, within in (partitions or Partitions()).scopes(table):
         for source in sources:
-            for hold in source.active(store, name, as_of):
-                if hold.id not in seen:
-                    seen.add(hold.id)
-                    guards.append(Guard(kind="hold", id=hold.id, where=hold.where,
-                                        within=within))
+            for guard in source.guards(store, name, as_of, within):
+                if guard.id not in seen:
+                    seen.add(guard.id)
+                    guards.append(guard)
         for retention in policies.retentions_on(store, name):
             bound = AgeBound(retention.column,
                              cutoff(retention.period, as_of, retention.timezone))

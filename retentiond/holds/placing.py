@@ -33,6 +33,7 @@ from retentiond.ledger.chain import AuditLedger, Entry, Kind, canonical
 from retentiond.ledger.state import StateDB, holds
 from retentiond.policy.filters import AllOf, Condition, Filter
 from retentiond.policy.model import PolicySet
+from retentiond.stores.paths import PathError, follow_from
 from retentiond.stores.registry import Stores
 from retentiond.stores.values import typed_value
 
@@ -133,25 +134,28 @@ def _check_subject(request: HoldRequest, subject: Subject, policies: PolicySet |
     if not targets:
         where = f" on {request.store}{'.' + request.table if request.table else ''}" \
             if request.store else ""
-        refuse(f"no rule maps the subject {subject.kind!r}{where}, so the hold would hold "
-               "nothing", f"add 'subjects: {{{subject.kind}: <column>}}' to the rules of the "
-               "tables that hold such records, or hold with --store, --table and --where")
+        refuse(f"neither the data map nor a rule maps the subject {subject.kind!r}{where}, so "
+               "the hold would hold nothing", f"map the kind in the data map ('subject: "
+               f"{{{subject.kind}: <column>}}' of the tables that hold such records), or hold "
+               "with --store, --table and --where")
         return
-    for store, table, column in targets:
+    for target in targets:
+        store, table = target.store, target.table
         if store not in stores:
-            refuse(f"store {store!r} of a rule mapping {subject.kind!r} is not configured",
-                   "fix the config or the rule")
-            continue
-        schema = stores.get(store).schema(table)
-        info = schema.columns.get(column) if schema is not None else None
-        if info is None:
-            refuse(f"the rules map {subject.kind!r} to {store}.{table}.{column}, which does "
-                   "not exist", "fix 'subjects' in the rule (and run 'retentiond validate')")
+            refuse(f"store {store!r}, where {subject.kind!r} is mapped, is not configured",
+                   "fix the config, the data map or the rule")
             continue
         try:
-            typed_value(info, subject.value)
+            followed = follow_from(stores.get(store).schema, table, target.way)
+        except PathError as exc:
+            refuse(f"{subject.kind!r} is mapped in {store}.{table} through "
+                   f"{' -> '.join(target.way)}, which does not fit the schema: {exc}",
+                   "fix the data map or the rule (and run 'retentiond validate')")
+            continue
+        try:
+            typed_value(followed.table.columns[followed.column], subject.value)
         except ValueError as exc:
-            refuse(f"{exc}, where rules map {subject.kind!r} in {store}.{table}",
+            refuse(f"{exc}, where {subject.kind!r} is mapped in {store}.{table}",
                    "give the subject's value as that column holds it")
 
 

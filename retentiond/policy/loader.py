@@ -20,6 +20,7 @@ from ruamel.yaml.reader import ReaderError
 
 from retentiond.errors import PolicyError, Problem
 from retentiond.policy.checks import cross_check
+from retentiond.policy.datamap import DataMap, SubjectKind, TableMap, data_map_problems
 from retentiond.policy.model import Hold, PolicyFile, PolicySet, Retention, Rule, Source
 from retentiond.policy.screen import Refusal, decoded, loaded
 from retentiond.policy.strict import SUGGESTION
@@ -40,11 +41,13 @@ def load_policies(directory: Path) -> PolicySet:
     holds: list[Hold] = []
     retentions: list[Retention] = []
     sources: list[tuple[str, Source]] = []
+    mapped = _Mapped()
     for path in files:
         loaded = _load_file(path, problems)
         if loaded is None:
             continue
         parsed, raw = loaded
+        mapped.add(path, parsed, raw, problems)
         entries: list[tuple[str, Sequence[Rule | Hold | Retention]]] = [
             ("rules", parsed.rules), ("holds", parsed.holds), ("retain", parsed.retain)]
         for key, declared in entries:
@@ -55,9 +58,42 @@ def load_policies(directory: Path) -> PolicySet:
         retentions.extend(parsed.retain)
     sources.sort(key=lambda item: (str(item[1].file), item[1].line))
     problems.extend(cross_check(rules, holds, retentions, sources))
+    data_map = mapped.data_map()
+    problems.extend(data_map_problems(data_map, rules, dict(sources)))
     if problems:
         raise PolicyError(problems)
-    return PolicySet(tuple(rules), tuple(holds), tuple(retentions), dict(sources))
+    return PolicySet(tuple(rules), tuple(holds), tuple(retentions), dict(sources), data_map)
+
+
+class _Mapped:
+    """The data map as it is gathered from the files, with where each part is declared."""
+
+    def __init__(self) -> None:
+        self.subjects: dict[str, SubjectKind] = {}
+        self.kind_sources: dict[str, Source] = {}
+        self.tables: list[TableMap] = []
+        self.table_sources: list[Source] = []
+
+    def add(self, path: Path, parsed: PolicyFile, raw: CommentedMap,
+            problems: list[Problem]) -> None:
+        for kind, declared in parsed.subjects.items():
+            source = Source(path, raw["subjects"].lc.key(kind)[0] + 1)
+            earlier = self.kind_sources.get(kind)
+            if earlier is not None:
+                problems.append(Problem(path, source.line, f"subject {kind}",
+                                        f"subject kind {kind!r} is already declared at "
+                                        f"{earlier.file}:{earlier.line}",
+                                        "declare each kind once"))
+                continue
+            self.subjects[kind] = declared
+            self.kind_sources[kind] = source
+        self.tables.extend(parsed.data_map)
+        self.table_sources.extend(_source_of(path, raw["data_map"][index])
+                                  for index in range(len(parsed.data_map)))
+
+    def data_map(self) -> DataMap:
+        return DataMap(dict(self.subjects), tuple(self.tables), dict(self.kind_sources),
+                       tuple(self.table_sources))
 
 
 def _policy_files(directory: Path) -> list[Path]:
@@ -82,7 +118,8 @@ def _load_file(path: Path, problems: list[Problem]) -> tuple[PolicyFile, Comment
     except ValidationError as exc:
         problems.extend(_problems_from(path, raw, exc))
         return None
-    if not (parsed.rules or parsed.holds or parsed.retain):
+    if not (parsed.rules or parsed.holds or parsed.retain or parsed.subjects
+            or parsed.data_map):
         problems.append(Problem(path, 1, None, "the file declares nothing",
                                 "add rules, holds or retain entries, or remove the file"))
         return None
@@ -233,6 +270,16 @@ _TAGS = _union_tags(PolicyFile.__pydantic_core_schema__) | {
 
 
 def _subject(raw: CommentedMap, loc: tuple[Any, ...]) -> str | None:
+    if len(loc) >= 2 and loc[0] == "data_map" and isinstance(loc[1], int):  # noqa: PLR2004
+        entries = raw.get("data_map")
+        entry = entries[loc[1]] if isinstance(entries, CommentedSeq) and loc[1] < len(
+            entries) else None
+        if isinstance(entry, CommentedMap) and isinstance(entry.get("store"), str) \
+                and isinstance(entry.get("table"), str):
+            return f"data map {entry['store']}.{entry['table']}"
+        return f"data map #{loc[1] + 1}"
+    if len(loc) >= 2 and loc[0] == "subjects":  # noqa: PLR2004
+        return f"subject {loc[1]}"
     if len(loc) >= 2 and loc[0] in _KINDS and isinstance(loc[1], int):  # noqa: PLR2004
         entries = raw.get(loc[0])
         if isinstance(entries, CommentedSeq) and loc[1] < len(entries):

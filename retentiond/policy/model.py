@@ -6,6 +6,8 @@ A policy file holds up to three lists::
     holds:    records no rule may touch (litigation, complaints), until released or expired
     retain:   records no rule may touch before a minimum age (tax law, recordkeeping)
 
+and the data map (``subjects:`` and ``data_map:``, :mod:`retentiond.policy.datamap`).
+
 Holds beat every rule and add up; of several minimum retentions the longest wins, because
 each one is a guard of its own.  Where a record's standing is in doubt it is kept.
 """
@@ -21,10 +23,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from retentiond.actions import AnyActionOptions
 from retentiond.policy.cron import crontab
+from retentiond.policy.datamap import DataMap, KindName, SubjectKind, TableMap, described
 from retentiond.policy.filters import Filter, Identifier, TableName
 from retentiond.policy.periods import PeriodField, zone
 from retentiond.policy.strict import StrictModel
@@ -238,11 +241,16 @@ class Retention(StrictModel):
 
 
 class PolicyFile(StrictModel):
-    """One YAML file: any of the three lists, at least one entry in all."""
+    """One YAML file: any of the three lists and the data map, at least one entry in all."""
 
     rules: list[Rule] = Field(default_factory=list)
     holds: list[Hold] = Field(default_factory=list)
     retain: list[Retention] = Field(default_factory=list)
+    subjects: dict[KindName, Annotated[SubjectKind, BeforeValidator(described)]] = Field(
+        default_factory=dict)
+    """The kinds of data subject (:mod:`retentiond.policy.datamap`)."""
+    data_map: list[TableMap] = Field(default_factory=list)
+    """Where each kind's rows are, what is personal, what erasure does."""
 
 
 @dataclass(frozen=True)
@@ -271,6 +279,8 @@ class PolicySet:
     retentions: tuple[Retention, ...]
     sources: Mapping[str, Source]
     """Source of each entry, by id."""
+    data_map: DataMap = field(default_factory=DataMap)
+    """The subject kinds and the mapped tables (:mod:`retentiond.policy.datamap`)."""
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id (KeyError when absent)."""
@@ -290,6 +300,8 @@ class PolicySet:
     @property
     def digest(self) -> str:
         """A digest of the whole set, for the audit record of a run."""
-        entries = [e.model_dump(mode="json", by_alias=True)
-                   for e in (*self.rules, *self.holds, *self.retentions)]
+        entries: list[object] = [e.model_dump(mode="json", by_alias=True)
+                                 for e in (*self.rules, *self.holds, *self.retentions)]
+        if self.data_map:  # an empty map leaves the digests of older policy sets as they were
+            entries.append(self.data_map.dumped())
         return hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()[:16]

@@ -230,6 +230,24 @@ class Guard:
     within: tuple[str, ...] = ()
     """A guard placed on partitions of the table protects only rows in these (leaf) partitions;
     empty: rows anywhere in the table."""
+    through: tuple[Through, ...] = ()
+    """When given, the guard protects only rows that also belong where one of these says (a
+    data subject's rows, reached through the subject's column or a path of foreign keys)."""
+
+
+@dataclass(frozen=True)
+class Through:
+    """A row belongs here when ``where`` holds of the row its references ``path`` lead to.
+
+    ``path`` is a chain of foreign keys from the guarded table up to a parent (an invoice line
+    to its invoice); empty, ``where`` is about the row itself.  Doubt protects: a NULL in a
+    column of ``where``, a NULL reference on the way, or one that leads to no row, and the row
+    belongs.  So the only rows that do not belong are those whose chain ends at a row of which
+    ``where`` is plainly false.
+    """
+
+    where: Filter
+    path: tuple[ForeignKey, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from retentiond.stores.base import (
     Guard,
     Key,
     Selection,
+    Through,
 )
 
 Related = Callable[[str], Iterable[Row]]
@@ -169,12 +170,29 @@ class Evaluator:
         if guard.within:
             return True  # partitions of a store that has none: doubt keeps the record
         covered = protects(guard.where, record)
+        if guard.through:
+            covered = covered and any(self._belongs(t, record) for t in guard.through)
         if guard.kind == "retention":
             if guard.age is None:
                 return True
             young = due(guard.age, record.get(guard.age.column)) is not True
             return covered and young
         return covered
+
+    def _belongs(self, through: Through, record: Row) -> bool:
+        """Whether the record belongs where ``through`` says; doubt (a NULL, no row) belongs."""
+        row: Row | None = record
+        for fk in through.path:
+            if self._related is None:
+                return True  # references it cannot follow: doubt keeps the record
+            wanted = tuple(row.get(c) for c in fk.columns) if row is not None else (None,)
+            if None in wanted:
+                return True
+            row = next((parent for parent in self._related(fk.ref_table)
+                        if tuple(parent.get(c) for c in fk.ref_columns) == wanted), None)
+            if row is None:
+                return True
+        return row is None or protects(through.where, row)
 
     def _blocks(self, blocker: Blocker, table: str, record: Row) -> bool:
         """Whether a record at the end of the blocker's path references this one."""

@@ -70,9 +70,10 @@ def test_bad_holds_are_refused_in_one_line_each_and_nothing_is_placed(site):
          "(or !=, <, <=, >, >=), e.g. customer_id=4711; see 'retentiond --help'"],
         ["error: hold: store 'crm' is not configured (configured: app); name a store of the "
          "config file",
-         "error: hold: no rule maps the subject 'employee' on crm, so the hold would hold "
-         "nothing; add 'subjects: {employee: <column>}' to the rules of the tables that hold "
-         "such records, or hold with --store, --table and --where", "nothing was placed"],
+         "error: hold: neither the data map nor a rule maps the subject 'employee' on crm, so "
+         "the hold would hold nothing; map the kind in the data map ('subject: {employee: "
+         "<column>}' of the tables that hold such records), or hold with --store, --table and "
+         "--where", "nothing was placed"],
         ["error: H-00000000: no hold placed at run time has this id; list them with "
          "'retentiond hold list --all' (holds in policy files are released by editing the "
          "files)", "nothing was released"],

@@ -34,16 +34,33 @@ def test_each_example_file_loads_on_its_own(tmp_path, path):
 
     loaded = load_policies(tmp_path)
 
-    assert {path.name} == {source.file.name for source in loaded.sources.values()}
+    assert {path.name} == declared_in(loaded)
 
 
 def test_the_example_set_loads_as_a_whole():
     """All example files together load: unique ids, no contradictions, no outlived rules."""
     loaded = load_policies(EXAMPLES)
 
-    assert {path.name for path in example_files()} == {
-        source.file.name for source in loaded.sources.values()
-    }
+    assert {path.name for path in example_files()} == declared_in(loaded)
+
+
+def declared_in(loaded):
+    """The names of the files the entries and the data map of ``loaded`` come from."""
+    mapped = loaded.data_map
+    sources = [*loaded.sources.values(), *mapped.kind_sources.values(), *mapped.table_sources]
+    return {source.file.name for source in sources}
+
+
+def test_the_examples_map_every_demo_table_to_the_customer():
+    """The example data map covers the demo's six tables, attachments through their email."""
+    mapped = load_policies(EXAMPLES).data_map
+
+    assert {"customer"} == set(mapped.subjects)
+    assert [("customers", ("id",)), ("emails", ("customer_id",)),
+            ("email_attachments", ("email_id", "customer_id")),
+            ("usage_events", ("customer_id",)), ("invoices", ("customer_id",)),
+            ("support_tickets", ("customer_id",))] == [
+        (table, way) for _store, table, way in mapped.ways("customer")]
 
 
 def test_every_example_rule_describes_its_promise():

@@ -31,6 +31,7 @@ from retentiond.stores.base import (
     RelatedAge,
     Selection,
     TableSchema,
+    Through,
 )
 from retentiond.stores.sql.keeping import DoneTables, key_bit_recorded, key_text, records_bits
 
@@ -237,12 +238,42 @@ class SelectionCompiler:
             dated = self._dated(age)
             young = age > cutoff if dated is None else sa.or_(age > cutoff, sa.not_(dated))
             condition = sa.and_(condition, sa.or_(young, age.is_(None)))
-        elif guard.where is None and not guard.within:
+        elif guard.where is None and not guard.within and not guard.through:
             return sa.true()
         if guard.within:
             condition = sa.and_(condition, in_partitions(self._table, guard.within))
         # A condition that is NULL (a NULL in a filtered column) protects: doubt keeps the record.
-        return sa.func.coalesce(condition, sa.true())
+        protects: ColumnElement[bool] = sa.func.coalesce(condition, sa.true())
+        if guard.through:
+            belongs = [self._belongs(through, f"{guard.id}_{n}")
+                       for n, through in enumerate(guard.through)]
+            protects = sa.and_(protects, sa.or_(*belongs))
+        return protects
+
+    def _belongs(self, through: Through, name: str) -> ColumnElement[bool]:
+        """Whether the row belongs where ``through`` says (never NULL; doubt belongs)."""
+        if not through.path:
+            return sa.func.coalesce(self._filter(through.where), sa.true())
+        if self._lookup is None:
+            raise StoreError(self._store, "a hold through foreign keys needs the other tables")
+        # It belongs unless its chain of references resolves to a row the condition plainly
+        # excludes: a NULL or dangling reference on the way leaves it in doubt, which keeps it.
+        child: sa.FromClause = self._table
+        joins: list[ColumnElement[bool]] = []
+        parent: Reflected | None = None
+        alias: sa.FromClause | None = None
+        for depth, fk in enumerate(through.path):
+            parent = self._lookup(fk.ref_table)
+            alias = parent.table.alias(f"thr_{_plain(name)}_{depth}")
+            joins.extend(alias.c[r] == child.c[c]
+                         for c, r in zip(fk.columns, fk.ref_columns, strict=True))
+            child = alias
+        if parent is None or alias is None:
+            raise StoreError(self._store, "a hold through foreign keys has an empty path")
+        inner = SelectionCompiler(self._store, parent, family=self._family,
+                                  lookup=self._lookup, alias=alias)
+        excluded = sa.not_(sa.func.coalesce(inner.filtered(through.where), sa.true()))
+        return sa.not_(sa.exists().where(sa.and_(*joins, excluded)))
 
     def _dated(self, age: KeyedColumnElement[Any]) -> ColumnElement[bool] | None:
         """Whether an age value can be compared as a time at all; None: whenever it is set.
@@ -363,6 +394,10 @@ class SelectionCompiler:
                              f"{related.column!r}", "check the rule (retentiond validate)")
         return joins, previous.c[related.column], last
 
+    def filtered(self, where: Filter) -> ColumnElement[bool]:
+        """``where`` as an expression over the table (NULL where a filtered column is NULL)."""
+        return self._filter(where)
+
     def _filter(self, where: Filter) -> ColumnElement[bool]:
         if isinstance(where, AllOf):
             return sa.and_(*(self._filter(f) for f in where.all))
@@ -449,6 +484,11 @@ def in_partitions(table: sa.FromClause, partitions: Sequence[str]) -> ColumnElem
     """Rows of ``table`` stored in one of these (leaf) partitions: PostgreSQL's ``tableoid``."""
     oid: ColumnClause[Any] = ColumnClause("tableoid", _selectable=table)
     return oid.in_([sa.func.to_regclass(_quoted(name)) for name in partitions])
+
+
+def _plain(name: str) -> str:
+    """An id as a fragment of an SQL alias: letters, digits and underscores only."""
+    return "".join(c if c.isalnum() else "_" for c in name.lower())
 
 
 def _quoted(name: str) -> str:
