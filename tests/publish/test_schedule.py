@@ -75,7 +75,7 @@ def test_the_json_document_has_stable_keys(shared_world, audience, hold_lists):
     assert ({"as_of", "audience", "backups", "categories", "format", "held_across_tables",
              "policy_set",
              *hold_lists} == set(document))
-    assert ("retentiond-schedule/4", audience) == (document["format"], document["audience"])
+    assert ("retentiond-schedule/5", audience) == (document["format"], document["audience"])
     assert {frozenset({"goes_with", "held", "minimum_retentions", "rules", "store", "table",
                        *({"holds"} if hold_lists else ())})} == {
         frozenset(t) for t in tables}
