@@ -263,13 +263,19 @@ def _promise(column: str, rules: Sequence[Rule],
         rewritten = getattr(rule.action, "columns", None)
         if rewritten is not None and column not in rewritten:
             continue  # an anonymize or pseudonymize rule that leaves this column as it is
-        (partly if rule.where is not None else whole).append(rule.id)
+        if rule.where is not None:
+            partly.append(f"{rule.id} (where)")
+        else:
+            whole.append(rule.id)
     for rule_id, filtered in reached:
-        (partly if filtered else whole).append(f"{rule_id} (with its parent)")
+        if filtered:
+            partly.append(f"{rule_id} (with its parent, where)")
+        else:
+            whole.append(f"{rule_id} (with its parent)")
     if whole:
         return Promise.YES, tuple(whole)
     if partly:
-        return Promise.PARTLY, tuple(f"{r} (where)" for r in partly)
+        return Promise.PARTLY, tuple(partly)
     return Promise.NO, ()
 
 
