@@ -210,3 +210,22 @@ def test_the_internal_schedule_names_the_columns(clinic):
     assert ("- `app.patients`: full_name (identity, found by data map): no retention rule; "
             "phone (contact, found by name: phone): no retention rule, no erasure mapping.") in (
         section.splitlines())
+
+
+def test_a_store_that_cannot_be_read_is_named_not_fatal_to_the_report(clinic):
+    """The report and the schedule name a store they could not read; coverage refuses (2)."""
+    with clinic.config.open("a", encoding="utf-8") as config:
+        config.write(f'\n[stores.gone]\nurl = "sqlite:///{clinic.root}/no-such-dir/x.db"\n')
+    page = clinic.root / "report.html"
+
+    reported = clinic.cli("audit", "report", "--output", str(page))
+    scheduled = clinic.cli("schedule")
+    covered = clinic.cli("coverage")
+
+    assert ((0, True),
+            (0, "warning: store 'gone' could not be read: its personal columns without a "
+                "retention promise are not listed\n"),
+            (2, True)) == (
+        (reported.returncode, "not read: <code>gone</code>" in page.read_text(encoding="utf-8")),
+        (scheduled.returncode, scheduled.stderr),
+        (covered.returncode, covered.stderr.startswith("error: store 'gone': cannot connect")))
