@@ -22,6 +22,7 @@ from retentiond.cli.app import (
     App,
     accept_global_options,
 )
+from retentiond.cli.coverage import coverage_command
 from retentiond.cli.enforcing import run
 from retentiond.cli.explaining import explain_command
 from retentiond.cli.holding import hold
@@ -50,7 +51,7 @@ def cli(ctx: click.Context, config: Path | None, policy_dir: Path | None) -> Non
 
 
 for command in (validate, plan, run, audit, quarantine, daemon, status, schedule, hold,
-                explain_command, state):
+                explain_command, state, coverage_command):
     cli.add_command(command)
 accept_global_options(cli)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from retentiond.cli.app import EXIT_FINDINGS, App, parse_as_of, pass_app
+from retentiond.cli.coverage import gather
 from retentiond.ledger.evidence import auditor_for
 from retentiond.publish.report import Window, build_report, render_report
 from retentiond.publish.schedule import (
@@ -48,11 +49,15 @@ def schedule(app: App, fmt: str, as_of: str | None, output: Path | None, *,
         held = state_holds(engine)
     with app.stores() as stores:  # the reach needs no holds: the policy's own engine will do
         reached, unknown = reached_tables(app.setup.engine(policies, stores), as_of=moment)
+        covered, unread = gather(app, policies, stores, stores.names, tolerant=True)
     for store in unknown:
         click.echo(f"warning: store {store!r} could not be read: the tables its rules reach "
                    "through foreign keys are not listed", err=True)
+    for store in unread:
+        click.echo(f"warning: store {store!r} could not be read: its personal columns without "
+                   "a retention promise are not listed", err=True)
     built = build_schedule(policies, as_of=moment, state_holds=held, reached=reached,
-                           public=public, residual=app.settings.residual)
+                           public=public, residual=app.settings.residual, coverage=covered)
     text = render(built, fmt)
     if output is None:
         click.echo(text, nl=False)
@@ -76,9 +81,12 @@ def report(app: App, since: str | None, until: str | None, output: Path) -> None
     if window.since and window.until and window.since >= window.until:
         raise click.BadParameter("the period ends before it begins", param_hint="--until")
     policies = app.policies()
+    with app.stores() as stores:
+        covered, unread = gather(app, policies, stores, stores.names, tolerant=True)
     with app.ledger() as ledger, read_state(app.settings.state_url) as state:
         built = build_report(ledger, policies, window, state_holds=state_holds(state),
-                             auditor=auditor_for(app.settings.audit, ledger))
+                             auditor=auditor_for(app.settings.audit, ledger),
+                             coverage=covered, unread=unread)
     _write(output, render_report(built))
     acted = sum(t.total for t in built.facts.rules.values())
     click.echo(f"wrote {output}: {acted:,} records acted on, "

@@ -50,6 +50,7 @@ from retentiond.publish.template import colour, colour_order, number
 
 if TYPE_CHECKING:
     from retentiond.ledger.evidence import EvidenceAuditor
+    from retentiond.publish.coverage import Coverage
 
 LISTED = 500
 """At most this many problems, batches and hold events are listed; the rest are counted."""
@@ -482,6 +483,10 @@ class Report:
     rule_order: tuple[str, ...]
     actions: Mapping[str, str]
     """Each rule's action as the policy set states it now."""
+    coverage: Coverage | None = None
+    """The personal columns of the live stores and what covers them; None when not read."""
+    unread: tuple[str, ...] = ()
+    """Stores whose tables could not be read for :attr:`coverage`."""
 
     def tallies(self) -> list[RuleTally]:
         """Each rule's tally in :attr:`rule_order`; an empty one for a rule the period never saw."""
@@ -527,8 +532,13 @@ class Report:
 
 def build_report(ledger: AuditLedger, policies: PolicySet, window: Window, *,
                  state_holds: Sequence[StateHold] = (), now: datetime | None = None,
-                 auditor: EvidenceAuditor | None = None) -> Report:
-    """Read the ledger (one pass, then verification) and the policies into a report."""
+                 auditor: EvidenceAuditor | None = None, coverage: Coverage | None = None,
+                 unread: Sequence[str] = ()) -> Report:
+    """Read the ledger (one pass, then verification) and the policies into a report.
+
+    ``coverage``: the personal columns of the live stores (:mod:`retentiond.publish.coverage`),
+    with ``unread`` the stores that could not be read for it.
+    """
     generated = now or datetime.now(tz=UTC)
     as_of = min(generated, window.until) if window.until else generated
     schedule = build_schedule(policies, as_of=as_of, state_holds=state_holds)
@@ -539,7 +549,8 @@ def build_report(ledger: AuditLedger, policies: PolicySet, window: Window, *,
     order = [r.id for r in policies.rules]
     order += [rule for rule in facts.rules if rule not in order]
     actions = {r.id: r.action.type for r in policies.rules}
-    return Report(window, generated, schedule, facts, check, tuple(holds), tuple(order), actions)
+    return Report(window, generated, schedule, facts, check, tuple(holds), tuple(order), actions,
+                  coverage, tuple(unread))
 
 
 def render_report(report: Report) -> str:

@@ -43,12 +43,16 @@ from retentiond.publish.template import sentence
 
 if TYPE_CHECKING:
     from retentiond.policy.periods import Period
+    from retentiond.publish.coverage import Coverage, TableCoverage
     from retentiond.run.engine import Engine as RuleEngine
     from retentiond.settings import ResidualSettings
 
 
-FORMAT = "retentiond-schedule/4"
+FORMAT = "retentiond-schedule/5"
 """The ``format`` of the JSON document; a change of its keys gets a new number.
+
+5: ``unpromised`` (when the stores were read): per table, how many personal columns lack a
+retention promise or an erasure mapping and their ``categories``; internal: each column's ``gaps``.
 
 4: ``backups`` (``kept_for``, ``archived_wal_kept_for``, ``words``): how long the copies kept for
 recovery keep what was deleted (the ``[residual]`` settings).
@@ -213,6 +217,8 @@ class RetentionSchedule:
     """How long backups are kept (``[residual] backups``); None when not stated."""
     archived_wal: Period | None = None
     """How long archived WAL / binary logs are kept (``[residual] wal``); None when not stated."""
+    coverage: Coverage | None = None
+    """The personal columns of the live stores and what covers them; None when not read."""
 
     @property
     def public(self) -> bool:
@@ -254,6 +260,35 @@ class RetentionSchedule:
         return (f"A record deleted or anonymized here is still in the backups taken before, "
                 f"until they expire: backups are kept for {self.backups}{logs}. So no copy of "
                 f"it remains {longest} after it was deleted or anonymized.")
+
+    def unpromised(self) -> list[tuple[str, str, str]]:
+        """(store, table, words) for each table with personal data lacking a promise.
+
+        The public edition counts the columns of each table and names their categories; the
+        internal one names each column and what it lacks.  Neither holds a value.
+        """
+        if self.coverage is None:
+            return []
+        found = []
+        for table in self.coverage.gaps:
+            gaps = table.gaps
+            if self.public:
+                words = (f"{len(gaps)} column(s) of personal data "
+                         f"({', '.join(sorted({c.category for c in gaps}))}) without both a "
+                         "retention period for every record and a stated erasure.")
+            else:
+                words = "; ".join(f"{c.column} ({c.category}, found by {c.source}): "
+                                  f"{', '.join(c.gaps)}" for c in gaps) + "."
+            found.append((table.store, table.table, words))
+        return found
+
+    def unpromised_words(self) -> str:
+        """The sentence before the list of :meth:`unpromised` (or instead of it)."""
+        if self.coverage is not None and not self.coverage.gaps:
+            return ("Every column of personal data found in our databases has a retention "
+                    "period and a stated erasure.")
+        return ("Personal data for which this schedule does not yet state both how long it is "
+                "kept and what erasing it on request does:")
 
     def lead(self) -> str:
         """The opening paragraph: when the schedule is in force, and how to read it."""
@@ -299,13 +334,15 @@ def build_schedule(policies: PolicySet, *, as_of: datetime,
                    state_holds: Sequence[StateHold] = (),
                    reached: Mapping[tuple[str, str], Sequence[GoesWith]] | None = None,
                    public: bool = False,
-                   residual: ResidualSettings | None = None) -> RetentionSchedule:
+                   residual: ResidualSettings | None = None,
+                   coverage: Coverage | None = None) -> RetentionSchedule:
     """The schedule of ``policies`` at ``as_of``, with the holds in force then.
 
     ``reached``: per (store, table), the rules on other tables whose removals reach it (see
     :func:`reached_tables`); such a table is listed even without rules of its own.
     ``public``: the holds are counted, and nothing else of them is kept (see the module).
     ``residual``: how long backups and WAL archives are kept, which the schedule states.
+    ``coverage``: the personal columns found live (:mod:`retentiond.publish.coverage`).
     """
     reached = reached or {}
     holds = [hold_view(h, source="policy", active=True) for h in policies.holds
@@ -335,7 +372,8 @@ def build_schedule(policies: PolicySet, *, as_of: datetime,
     return RetentionSchedule(as_of, policies.digest, tuple(made), () if public else across,
                              len(across), Audience.PUBLIC if public else Audience.INTERNAL,
                              backups=residual.backups if residual else None,
-                             archived_wal=residual.wal if residual else None)
+                             archived_wal=residual.wal if residual else None,
+                             coverage=coverage)
 
 
 def reached_tables(engine: RuleEngine, *, as_of: datetime,
@@ -501,6 +539,9 @@ def to_json(schedule: RetentionSchedule) -> str:
     }
     if not schedule.public:
         document["holds_across_tables"] = [_hold_json(h) for h in schedule.across]
+    if schedule.coverage is not None:
+        document["unpromised"] = [_unpromised_json(t, public=schedule.public)
+                                  for t in schedule.coverage.gaps]
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -519,6 +560,17 @@ def _table_json(table: TableSchedule, *, public: bool) -> dict[str, Any]:
     return made
 
 
+def _unpromised_json(table: TableCoverage, *, public: bool) -> dict[str, Any]:
+    made: dict[str, Any] = {"store": table.store, "table": table.table,
+                            "columns": len(table.gaps),
+                            "categories": sorted({c.category for c in table.gaps})}
+    if not public:
+        made["gaps"] = [{"column": c.column, "category": c.category, "source": c.source,
+                         "retention": str(c.retention), "rules": list(c.rules),
+                         "erasure": c.erasure, "lacks": list(c.gaps)} for c in table.gaps]
+    return made
+
+
 def _hold_json(hold: HoldView) -> dict[str, Any]:
     return {"id": hold.id, "reason": hold.reason, "case": hold.case, "store": hold.store,
             "table": hold.table, "applies_to": hold.applies_to, "expires": hold.expires,
@@ -532,6 +584,7 @@ def _date_words(moment: datetime | date | str) -> str:
 
 ACROSS = "Legal holds on records of several tables"
 BACKUPS = "Backups"
+UNPROMISED = "Personal data without a retention promise"
 
 
 def _md(text: str) -> str:
@@ -565,6 +618,12 @@ def to_markdown(schedule: RetentionSchedule) -> str:
     elif schedule.held_across:
         lines += ["", f"## {ACROSS}", "", _md(schedule.held_across_words())]
     lines += ["", f"## {BACKUPS}", "", _md(schedule.backups_words())]
+    if schedule.coverage is not None:
+        lines += ["", f"## {UNPROMISED}", "", _md(schedule.unpromised_words())]
+        if schedule.unpromised():
+            lines.append("")
+        lines += [f"- `{store}.{table}`: {_md(words)}"
+                  for store, table, words in schedule.unpromised()]
     return "\n".join(lines) + "\n"
 
 

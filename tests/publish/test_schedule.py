@@ -73,9 +73,9 @@ def test_the_json_document_has_stable_keys(shared_world, audience, hold_lists):
     holds = [h for t in tables for h in t.get("holds", [])]
     retentions = [r for t in tables for r in t["minimum_retentions"]]
     assert ({"as_of", "audience", "backups", "categories", "format", "held_across_tables",
-             "policy_set",
+             "policy_set", "unpromised",
              *hold_lists} == set(document))
-    assert ("retentiond-schedule/4", audience) == (document["format"], document["audience"])
+    assert ("retentiond-schedule/5", audience) == (document["format"], document["audience"])
     assert {frozenset({"goes_with", "held", "minimum_retentions", "rules", "store", "table",
                        *({"holds"} if hold_lists else ())})} == {
         frozenset(t) for t in tables}
