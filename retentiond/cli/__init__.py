@@ -23,6 +23,7 @@ from retentiond.cli.app import (
     accept_global_options,
 )
 from retentiond.cli.enforcing import run
+from retentiond.cli.erasing import erasure
 from retentiond.cli.explaining import explain_command
 from retentiond.cli.holding import hold
 from retentiond.cli.ledger import audit
@@ -50,7 +51,7 @@ def cli(ctx: click.Context, config: Path | None, policy_dir: Path | None) -> Non
 
 
 for command in (validate, plan, run, audit, quarantine, daemon, status, schedule, hold,
-                explain_command, state):
+                explain_command, state, erasure):
     cli.add_command(command)
 accept_global_options(cli)
 

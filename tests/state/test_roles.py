@@ -44,9 +44,11 @@ pytestmark = ROLE_BACKENDS
 
 READ = {"SELECT"}
 DAEMON = {"audit_log": {"SELECT", "INSERT"}, "holds": {"SELECT", "INSERT", "UPDATE"},
-          "restore_exemptions": {"SELECT", "INSERT"}, "retentiond_meta": READ,
+          "restore_exemptions": {"SELECT", "INSERT"}, "erasure_requests": {"SELECT", "INSERT"},
+          "retentiond_meta": READ,
           VERSION_TABLE: READ}
-AUDITOR = {"audit_log": READ, "holds": READ, "restore_exemptions": READ, "retentiond_meta": set(),
+AUDITOR = {"audit_log": READ, "holds": READ, "restore_exemptions": READ,
+           "erasure_requests": READ, "retentiond_meta": set(),
            VERSION_TABLE: READ}
 """Not retentiond_meta: with the digest key a reviewer could test a guessed subject."""
 
