@@ -154,6 +154,8 @@ def test_a_recorded_request_is_audited_with_a_digest_never_the_identity(shop):
                   "--received", "2026-12-01", "--by", "alice", "--note", "by letter")
     made = request_id(out)
     exported = shop.ok("audit", "export", "--format", "jsonl")
+    verified = shop.cli("audit", "verify", "--json")
+    reported = shop.cli("audit", "report", "--output", str(shop.root / "report.html"))
 
     state = StateDB(f"sqlite:///{shop.root}/state.db")
     try:
@@ -165,6 +167,9 @@ def test_a_recorded_request_is_audited_with_a_digest_never_the_identity(shop):
              "received": "2026-12-01", "due": "2026-12-31", "regime": None}] == [
         {k: v for k, v in body.items() if k != "recorded_at"} for body in recorded]
     assert (True, False) == (made in exported, "seven@example.org" in exported)
+    assert ((0, True), 0, False) == (
+        (verified.returncode, json.loads(verified.stdout)["ok"]), reported.returncode,
+        "seven@example.org" in (shop.root / "report.html").read_text(encoding="utf-8"))
     assert "seven@example.org" not in json.dumps(shop.records())
 
 
