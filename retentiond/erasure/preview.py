@@ -231,8 +231,14 @@ def _blocking(blocker: Blocker, step: ErasureStep, engine: Engine) -> str:
     entry = engine.policies.data_map.table(step.store, fk.table)
     if blocker.guards is not None:
         return f"referenced by held rows of {fk.table}"
-    if entry is None:
-        return f"referenced by rows of {fk.table}, which the data map does not map"
+    if entry is None or not set(entry.subject) & set(step_kinds(engine, step)):
+        return f"referenced by rows of {fk.table}, which the data map does not map to the subject"
     if entry.erase.keep is not None:
         return f"referenced by rows of {fk.table} kept as {entry.erase.keep}"
     return f"referenced by rows of {fk.table}, which erasure {entry.erase.effect}s"
+
+
+def step_kinds(engine: Engine, step: ErasureStep) -> tuple[str, ...]:
+    """The subject kinds the data map gives the step's table."""
+    entry = engine.policies.data_map.table(step.store, step.table)
+    return tuple(entry.subject) if entry is not None else ()
