@@ -209,6 +209,18 @@ class ResidualSettings(_Frozen):
     the backups they extend; a replica's WAL is replayed within seconds and not counted."""
 
 
+class ErasureSettings(_Frozen):
+    """How long an erasure request may take: ``[erasure] due_days``, per regime in between.
+
+    ``[erasure.regimes] ccpa = 45`` lets ``erasure record --regime ccpa`` be due 45 days after
+    it was received; a request under no regime is due after ``due_days`` (GDPR's month).
+    """
+
+    due_days: Annotated[int, Field(gt=0, le=3650)] = 30
+    regimes: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")],
+                  Annotated[int, Field(gt=0, le=3650)]] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     """Everything the operator configures; frozen once loaded."""
 
@@ -231,6 +243,7 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     residual: ResidualSettings = Field(default_factory=ResidualSettings)
+    erasure: ErasureSettings = Field(default_factory=ErasureSettings)
 
     @model_validator(mode="wrap")
     @classmethod

@@ -24,6 +24,7 @@ from retentiond.cli.app import (
 )
 from retentiond.cli.coverage import coverage_command
 from retentiond.cli.enforcing import run
+from retentiond.cli.erasing import erasure
 from retentiond.cli.explaining import explain_command
 from retentiond.cli.holding import hold
 from retentiond.cli.ledger import audit
@@ -51,7 +52,7 @@ def cli(ctx: click.Context, config: Path | None, policy_dir: Path | None) -> Non
 
 
 for command in (validate, plan, run, audit, quarantine, daemon, status, schedule, hold,
-                explain_command, state, coverage_command):
+                explain_command, state, coverage_command, erasure):
     cli.add_command(command)
 accept_global_options(cli)
 

@@ -37,6 +37,8 @@ DAEMON_PRIVILEGES: tuple[tuple[str, str, str | None], ...] = (
     ("holds", "UPDATE", "release_reason"),
     ("restore_exemptions", "SELECT", None),
     ("restore_exemptions", "INSERT", None),
+    ("erasure_requests", "SELECT", None),
+    ("erasure_requests", "INSERT", None),
     ("retentiond_meta", "SELECT", None),
     (VERSION_TABLE, "SELECT", None),
 )

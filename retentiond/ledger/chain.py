@@ -52,6 +52,7 @@ class Kind(StrEnum):
     HOLD_PLACED = "hold.placed"
     HOLD_RELEASED = "hold.released"
     COMPACTED = "table.compacted"
+    ERASURE_RECORDED = "erasure.recorded"
 
 
 def canonical(value: object) -> str:

@@ -92,7 +92,7 @@ def vouched(public: Ed25519PublicKey, origin: str, record: Record) -> bool:
     return True
 
 
-WRITTEN_BY_HAND = frozenset({Kind.HOLD_PLACED, Kind.HOLD_RELEASED})
+WRITTEN_BY_HAND = frozenset({Kind.HOLD_PLACED, Kind.HOLD_RELEASED, Kind.ERASURE_RECORDED})
 """Kinds that people write through the CLI, where the daemon's signing key may be out of reach.
 
 Every other kind is written by a run (the daemon or ``run --once``), which holds the key."""

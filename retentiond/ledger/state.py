@@ -122,6 +122,31 @@ UTC) or a timestamp.  Written with the restore's ``batch.outcome`` in one transa
 (:mod:`retentiond.holds.exemptions`); never changed afterwards.
 """
 
+erasure_requests = Table(
+    "erasure_requests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("subject_kind", String(64), nullable=False),
+    Column("subject_value", String(256), nullable=False),
+    Column("regime", String(64)),
+    Column("recorded_by", String(128), nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    Column("received_at", String(32), nullable=False),
+    Column("due_at", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("note", Text),
+    Index("erasure_requests_due", "state", "due_at"),
+)
+"""Requests of data subjects to have their data erased (:mod:`retentiond.erasure`).
+
+``id``: a UUID; ``subject_kind`` and ``subject_value``: the subject, as a subject hold names
+it (the value is kept here only; the ledger has a keyed digest of it); ``regime``: the rules
+the request was made under (``ccpa``), NULL for the default; ``received_at``, ``due_at``:
+ISO dates (UTC); ``recorded_at``: ISO text in UTC; ``state``: ``recorded`` (later steps:
+approved, executed, closed).  Written with its ``erasure.recorded`` ledger record in one
+transaction.
+"""
+
 meta = Table(
     "retentiond_meta",
     metadata,
@@ -132,7 +157,7 @@ meta = Table(
 _ADVISORY_KEY = 0x7265746E  # "retn": serializes ledger appends across replicas
 _SCHEMA_KEY = 0x72736368  # "rsch": serializes schema creation and upgrades across replicas
 
-SCHEMA_REVISION = "3"
+SCHEMA_REVISION = "4"
 """The schema revision this retentiond needs: the newest in ``ledger/migrations/versions``."""
 VERSION_TABLE = "retentiond_alembic_version"
 """Where Alembic records the revision.  Not its default ``alembic_version``: in a database

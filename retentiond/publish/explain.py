@@ -216,7 +216,7 @@ class _Context:
             age = self._age(reader, rule, selection, values)
             keep_until = _due(age, rule.age.older_than, rule.age.timezone) if age else None
             wide = reader.census(dataclasses.replace(
-                selection, where=where, age=dataclasses.replace(selection.age,
+                selection, where=where, age=dataclasses.replace(selection.bound,
                                                                 cutoff=END_OF_TIME),
                 pending=()))
             real = reader.census(dataclasses.replace(selection, where=where))
@@ -239,7 +239,7 @@ class _Context:
     def _age(self, reader: Reader, rule: Rule, selection: Selection,
              values: Mapping[str, object]) -> date | None:
         """The record's own age, or the newest (oldest) date of its related rows."""
-        related = selection.age.related
+        related = selection.bound.related
         if related is None:
             age = values.get(str(rule.age.column))
             return age if isinstance(age, date) else None

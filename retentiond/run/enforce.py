@@ -184,7 +184,7 @@ class RuleRun:
         self._touched = (self.rule.table, *reach_order(prepared.reaches))
         brakes = self.engine.brakes(self.rule)
         self.ledger.append(self.entry(Kind.RUN_START, {
-            "as_of": self.as_of.isoformat(), "cutoff": prepared.selection.age.cutoff.aware,
+            "as_of": self.as_of.isoformat(), "cutoff": prepared.selection.bound.cutoff.aware,
             "policy_set": self.engine.policies.digest, "census": _census(census),
             **({"reach": [{"table": r.table, "effect": r.effect, "rows": r.rows,
                            "population": r.population} for r in reached]} if reached else {}),

@@ -346,15 +346,31 @@ class Blocker:
 
 @dataclass(frozen=True)
 class Selection:
-    """Rows of ``table`` matching ``where`` whose ``age`` is at or before the cutoff."""
+    """Rows of ``table`` matching ``where`` whose ``age`` is at or before the cutoff.
+
+    ``age`` None: no age bound, every row the filter passes is due (an erasure request acts on
+    a subject's rows whatever their age).
+    """
 
     table: str
-    age: AgeBound
+    age: AgeBound | None
     where: Filter | None = None
     guards: tuple[Guard, ...] = ()
     blockers: tuple[Blocker, ...] = ()
     pending: tuple[PendingCheck, ...] = ()
     """Empty: every row is pending (deleting and moving rows cannot be done twice)."""
+    subject: tuple[Through, ...] = ()
+    """When given, only the rows that plainly belong where one of these says (a data subject's
+    rows, through its column or a path of foreign keys).  Unlike a guard's, this belonging is
+    strict: a NULL or dangling reference on the way, or a NULL subject column, is not the
+    subject's row, so an erasure never takes a row it cannot tie to the subject."""
+
+    @property
+    def bound(self) -> AgeBound:
+        """The age bound of a rule's selection; a selection without one has no rule's age."""
+        if self.age is None:
+            raise ValueError(f"the selection of {self.table!r} has no age bound")
+        return self.age
 
 
 @dataclass(frozen=True)

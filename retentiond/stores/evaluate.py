@@ -137,6 +137,8 @@ class Evaluator:
         oldest when any one is; a related row with no date makes the age unknown.
         """
         bound = selection.age
+        if bound is None:  # no age bound: every row is due
+            return True
         related = bound.related
         if related is None:
             return due(bound, record.get(bound.column))

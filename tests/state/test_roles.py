@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
+from contextlib import closing
 
 import pytest
 from sqlalchemy.exc import SQLAlchemyError
@@ -44,9 +46,11 @@ pytestmark = ROLE_BACKENDS
 
 READ = {"SELECT"}
 DAEMON = {"audit_log": {"SELECT", "INSERT"}, "holds": {"SELECT", "INSERT", "UPDATE"},
-          "restore_exemptions": {"SELECT", "INSERT"}, "retentiond_meta": READ,
+          "restore_exemptions": {"SELECT", "INSERT"}, "erasure_requests": {"SELECT", "INSERT"},
+          "retentiond_meta": READ,
           VERSION_TABLE: READ}
-AUDITOR = {"audit_log": READ, "holds": READ, "restore_exemptions": READ, "retentiond_meta": set(),
+AUDITOR = {"audit_log": READ, "holds": READ, "restore_exemptions": READ,
+           "erasure_requests": READ, "retentiond_meta": set(),
            VERSION_TABLE: READ}
 """Not retentiond_meta: with the digest key a reviewer could test a guessed subject."""
 
@@ -277,3 +281,42 @@ def test_only_the_owner_can_upgrade(role_server, tmp_path):
         ": permission denied for schema public; run 'retentiond state upgrade' as the owner "
         "of its tables")
     assert "1" == upgrade_schema(as_role(url, owner)).before
+
+
+VISITORS = POLICY + """\
+subjects:
+  visitor: {description: A visitor (by event id)}
+data_map:
+  - store: app
+    table: events
+    subject: {visitor: id}
+    erase: delete
+"""
+
+
+def test_the_daemon_role_records_erasure_requests_and_the_auditor_previews_them(roles, tmp_path):
+    """'erasure record' works with the daemon's grants; 'list' and 'preview' with the auditor's."""
+    stores = store(tmp_path)
+    with closing(sqlite3.connect(tmp_path / "app.db")) as conn, conn:
+        conn.execute("INSERT INTO events VALUES (1, '2020-01-01'), (2, '2020-01-01')")
+    (tmp_path / "daemon").mkdir()
+    (tmp_path / "auditor").mkdir()
+    daemon = config(tmp_path / "daemon", roles.daemon, stores=stores, policy=VISITORS)
+    auditor = config(tmp_path / "auditor", roles.auditor, stores=stores, policy=VISITORS)
+    recorded = cli(daemon, "erasure", "record", "--subject", "visitor=1", "--by", "alice")
+    assert (0, "") == (recorded.returncode, recorded.stderr)
+    made = recorded.stdout.split("erasure request ", 1)[1].split(" ", 1)[0]
+    before = fingerprint(roles.admin)
+
+    listed = cli(auditor, "erasure", "list", "--json")
+    previewed = cli(auditor, "erasure", "preview", made, "--json")
+    refused_record = cli(auditor, "erasure", "record", "--subject", "visitor=2", "--by", "eve")
+
+    assert ((0, ""), [made]) == ((listed.returncode, listed.stderr),
+                                 [r["id"] for r in json.loads(listed.stdout)])
+    assert ((0, ""), [("events", 1)]) == (
+        (previewed.returncode, previewed.stderr),
+        [(t["table"], t["found"]) for t in json.loads(previewed.stdout)["tables"]])
+    assert (2, True) == (refused_record.returncode,
+                         "permission denied for table" in refused_record.stderr)
+    assert before == fingerprint(roles.admin)

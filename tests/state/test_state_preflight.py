@@ -141,7 +141,8 @@ def test_the_auditor_role_is_refused_for_a_run_and_told_what_to_grant(roles, tmp
 
     assert (2, [f"error: {path}:2: role {roles.name('auditor')} lacks INSERT on audit_log, "
                 "INSERT on holds, UPDATE on holds(released_at), UPDATE on holds(released_by), "
-                "UPDATE on holds(release_reason), INSERT on restore_exemptions, SELECT on "
+                "UPDATE on holds(release_reason), INSERT on restore_exemptions, INSERT on "
+                "erasure_requests, SELECT on "
                 "retentiond_meta in the state "
                 f"database {roles.auditor.replace(':pw@', ':***@')}; grant them as the owner "
                 "with deploy/state-roles.sql (see deploy/README.md, 'PostgreSQL: three roles')",

@@ -103,7 +103,11 @@ class SelectionCompiler:
 
     def selection(self, selection: Selection) -> Compiled:
         """The selection's filter, age bound, guards, blockers and pending checks as expressions."""
-        if selection.age.related is not None:
+        due: ColumnElement[bool]
+        undated: ColumnElement[bool]
+        if selection.age is None:
+            due, undated = sa.true(), sa.false()
+        elif selection.age.related is not None:
             due, undated = self._related_age(selection.age.cutoff, selection.age.related)
         else:
             age, cutoff = self._age(selection.age)
@@ -118,7 +122,10 @@ class SelectionCompiler:
         return Compiled(
             table=self._reflected.table,
             schema=self._schema,
-            passing=self._filter(selection.where) if selection.where is not None else sa.true(),
+            passing=sa.and_(
+                self._filter(selection.where) if selection.where is not None else sa.true(),
+                *([sa.or_(*(self._owned(t, f"subj_{n}") for n, t in enumerate(selection.subject)))]
+                  if selection.subject else [])),
             due=due,
             undated=undated,
             guards=guards,
@@ -274,6 +281,33 @@ class SelectionCompiler:
                                   lookup=self._lookup, alias=alias)
         excluded = sa.not_(sa.func.coalesce(inner.filtered(through.where), sa.true()))
         return sa.not_(sa.exists().where(sa.and_(*joins, excluded)))
+
+    def _owned(self, through: Through, name: str) -> ColumnElement[bool]:
+        """Whether the row plainly belongs where ``through`` says (never NULL; doubt does not).
+
+        The strict counterpart of :meth:`_belongs`: a chain of references that resolves, all
+        the way, to a row the condition is true of.
+        """
+        if not through.path:
+            return sa.func.coalesce(self._filter(through.where), sa.false())
+        if self._lookup is None:
+            raise StoreError(self._store, "a subject through foreign keys needs the other tables")
+        child: sa.FromClause = self._table
+        joins: list[ColumnElement[bool]] = []
+        parent: Reflected | None = None
+        alias: sa.FromClause | None = None
+        for depth, fk in enumerate(through.path):
+            parent = self._lookup(fk.ref_table)
+            alias = parent.table.alias(f"own_{_plain(name)}_{depth}")
+            joins.extend(alias.c[r] == child.c[c]
+                         for c, r in zip(fk.columns, fk.ref_columns, strict=True))
+            child = alias
+        if parent is None or alias is None:
+            raise StoreError(self._store, "a subject through foreign keys has an empty path")
+        inner = SelectionCompiler(self._store, parent, family=self._family,
+                                  lookup=self._lookup, alias=alias)
+        return sa.exists().where(sa.and_(*joins, sa.func.coalesce(
+            inner.filtered(through.where), sa.false())))
 
     def _dated(self, age: KeyedColumnElement[Any]) -> ColumnElement[bool] | None:
         """Whether an age value can be compared as a time at all; None: whenever it is set.

@@ -138,7 +138,7 @@ class SqlWriter(Session, Writer):
                                  f"read as its column's type ({type(exc).__name__})",
                                  "correct the stored value, then run the rule again",
                                  detail=str(exc)) from None
-        if locked and rows and selection.age.related is not None:
+        if locked and rows and selection.age is not None and selection.age.related is not None:
             self._lock_related(selection.table, selection.age.related,
                                [row[:width] for row in rows])
         if not values:  # each row is its key already
