@@ -261,24 +261,9 @@ class SelectionCompiler:
         """Whether the row belongs where ``through`` says (never NULL; doubt belongs)."""
         if not through.path:
             return sa.func.coalesce(self._filter(through.where), sa.true())
-        if self._lookup is None:
-            raise StoreError(self._store, "a hold through foreign keys needs the other tables")
         # It belongs unless its chain of references resolves to a row the condition plainly
         # excludes: a NULL or dangling reference on the way leaves it in doubt, which keeps it.
-        child: sa.FromClause = self._table
-        joins: list[ColumnElement[bool]] = []
-        parent: Reflected | None = None
-        alias: sa.FromClause | None = None
-        for depth, fk in enumerate(through.path):
-            parent = self._lookup(fk.ref_table)
-            alias = parent.table.alias(f"thr_{_plain(name)}_{depth}")
-            joins.extend(alias.c[r] == child.c[c]
-                         for c, r in zip(fk.columns, fk.ref_columns, strict=True))
-            child = alias
-        if parent is None or alias is None:
-            raise StoreError(self._store, "a hold through foreign keys has an empty path")
-        inner = SelectionCompiler(self._store, parent, family=self._family,
-                                  lookup=self._lookup, alias=alias)
+        joins, inner = self._along(through, f"thr_{_plain(name)}")
         excluded = sa.not_(sa.func.coalesce(inner.filtered(through.where), sa.true()))
         return sa.not_(sa.exists().where(sa.and_(*joins, excluded)))
 
@@ -290,24 +275,33 @@ class SelectionCompiler:
         """
         if not through.path:
             return sa.func.coalesce(self._filter(through.where), sa.false())
+        joins, inner = self._along(through, f"own_{_plain(name)}")
+        return sa.exists().where(sa.and_(*joins, sa.func.coalesce(
+            inner.filtered(through.where), sa.false())))
+
+    def _along(self, through: Through, prefix: str,
+               ) -> tuple[list[ColumnElement[bool]], SelectionCompiler]:
+        """The joins from this row along ``through``'s references, and a compiler for the end.
+
+        The tables on the way are aliased ``{prefix}_{depth}``, so a path back into the rule's
+        own table is never mistaken for the enclosing row.
+        """
         if self._lookup is None:
-            raise StoreError(self._store, "a subject through foreign keys needs the other tables")
+            raise StoreError(self._store, "a path through foreign keys needs the other tables")
         child: sa.FromClause = self._table
         joins: list[ColumnElement[bool]] = []
         parent: Reflected | None = None
         alias: sa.FromClause | None = None
         for depth, fk in enumerate(through.path):
             parent = self._lookup(fk.ref_table)
-            alias = parent.table.alias(f"own_{_plain(name)}_{depth}")
+            alias = parent.table.alias(f"{prefix}_{depth}")
             joins.extend(alias.c[r] == child.c[c]
                          for c, r in zip(fk.columns, fk.ref_columns, strict=True))
             child = alias
         if parent is None or alias is None:
-            raise StoreError(self._store, "a subject through foreign keys has an empty path")
-        inner = SelectionCompiler(self._store, parent, family=self._family,
-                                  lookup=self._lookup, alias=alias)
-        return sa.exists().where(sa.and_(*joins, sa.func.coalesce(
-            inner.filtered(through.where), sa.false())))
+            raise StoreError(self._store, "a path through foreign keys is empty")
+        return joins, SelectionCompiler(self._store, parent, family=self._family,
+                                        lookup=self._lookup, alias=alias)
 
     def _dated(self, age: KeyedColumnElement[Any]) -> ColumnElement[bool] | None:
         """Whether an age value can be compared as a time at all; None: whenever it is set.
